@@ -205,7 +205,9 @@ def train_epoch(
     X : (n, n_in) float array
     T : (n, n_out) float array, targets
     SW : (n,) float array of sample weights (>= 0), or empty for unit weights. Each batch
-        minimises ``sum_i w_i E_i / sum_i w_i``; a batch whose weights sum to 0 is skipped.
+        of ``m`` rows minimises ``sum_i w_i E_i / m``: with weights of mean 1 over the data
+        (as ``Model.fit`` rescales them) its gradient is an unbiased estimate of the gradient
+        of the weighted mean ``sum_i w_i E_i / sum_i w_i`` over the whole data set.
     order : (n,) int64 array, row order of this epoch
     params, grads : (n_params,) float arrays
     state : (rows, n_params) float array, optimizer state
@@ -227,7 +229,8 @@ def train_epoch(
     Returns
     -------
     (float, float)
-        Weighted mean over the epoch of the loss measured before each update, and the
+        Weighted mean over the epoch (``sum w_i E_i / sum w_i``) of the loss measured before
+        each update, and the
         fraction of rows classified correctly before each update (0 for regression).
     """
     n = order.shape[0]
@@ -245,8 +248,6 @@ def train_epoch(
             wsum = 0.0
             for r in range(m):
                 wsum += np.float64(w[r])
-            if wsum <= 0:
-                continue
         else:
             w = w_buf[:0]
             wsum = np.float64(m)
@@ -257,9 +258,9 @@ def train_epoch(
         forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m,
                       drop_rates, raw, drop_seed, step)
         a_out = _block(act, sizes, a_off, L, m)
-        total += wsum * output_delta_weighted(
+        total += m * output_delta_weighted(
             z_out[: m * n_out].reshape((m, n_out)), a_out, t, w, loss_code, act_codes[L - 1],
-            1.0 / wsum, _block(delta, sizes, a_off, L, m),
+            1.0 / m, _block(delta, sizes, a_off, L, m),
         )
         wtotal += wsum
         correct += count_correct(a_out, t, loss_code)

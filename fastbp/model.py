@@ -379,7 +379,11 @@ class Model:
         verbose : bool, default False
             Show a tqdm progress bar with the loss and samples per second.
         sample_weight : (n,) array_like, optional
-            Non-negative weight of each sample; each batch minimises the weighted mean loss.
+            Non-negative weight of each sample. Weights are rescaled to mean 1 over the
+            training rows and each batch of ``m`` rows minimises ``sum_i w_i E_i / m``, an
+            unbiased estimate of the weighted mean loss ``sum_i w_i E_i / sum_i w_i`` (which
+            full-batch training and L-BFGS minimise exactly): a weight of 2 acts like a
+            duplicated row, and the learning rate means the same as without weights.
         class_weight : dict or "balanced", optional
             Weight per class (multiplies ``sample_weight``); classification losses only.
         reset : bool, default False
@@ -556,6 +560,8 @@ class Model:
                 import scipy.optimize  # noqa: F401
             except ImportError:
                 raise ImportError("optimizer='lbfgs' needs SciPy: pip install scipy") from None
+        if sw is not None:  # mean 1 over the training rows: batches estimate the weighted mean
+            sw = sw / sw.mean()
         return dict(
             X=X, T=T, SW=np.zeros(0, self.dtype) if sw is None else sw.astype(self.dtype),
             Xv=Xv, Tv=Tv, epochs=epochs, batch_size=batch_size, lr=lr, shuffle=shuffle,
@@ -624,6 +630,10 @@ class Model:
         order = np.arange(n, dtype=np.int64)
         for _ in range(plan["epochs"]):
             if plan["shuffle"]:
+                # shuffle the identity each epoch (not last epoch's order), so an epoch's
+                # order depends only on the RNG state: training split over several fit
+                # calls, or saved and resumed, equals uninterrupted training
+                order[:] = np.arange(n)
                 self._shuffle_rng.shuffle(order)
             lr = float(self._schedule.lr(plan["lr"]))
             t0 = time.perf_counter()
