@@ -13,7 +13,7 @@ import numpy as np
 def offsets(sizes):
     """[(w_lo, w_hi, b_lo, b_hi, n_in, n_out)] per layer."""
     out, pos = [], 0
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
         w_lo = pos
         pos += n_in * n_out
         out.append((w_lo, pos, pos, pos + n_out, n_in, n_out))
@@ -120,8 +120,8 @@ def sgd(p, g, st, t, lr, l2m, momentum=0.0, dampening=0.0, nesterov=False):
 def adam(p, g, st, t, lr, l2m, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, wmask=None):
     b1, b2 = betas
     g = g + l2m * p
-    if weight_decay:
-        p = p * (1 - lr * weight_decay * wmask) if wmask is not None else p * (1 - lr * weight_decay)
+    if weight_decay:  # AdamW: decoupled decay (on weights only when wmask is given)
+        p = p * (1 - lr * weight_decay * (1.0 if wmask is None else wmask))
     st.setdefault("m", np.zeros_like(p))
     st.setdefault("v", np.zeros_like(p))
     st["m"] = b1 * st["m"] + (1 - b1) * g

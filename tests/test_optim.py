@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from naive_train import adagrad, adam, loss_grad, rmsprop, sgd, weight_mask
 
 import fastbp
 from fastbp import Model
 from fastbp.optim import LBFGS, SGD, Adagrad, Adam, AdamW, RMSprop
-from naive_train import adagrad, adam, loss_grad, rmsprop, sgd, weight_mask
 
 SIZES = [3, 4, 2]
 N_STEPS = 100
@@ -242,9 +242,9 @@ def test_matches_torch_optim(case):
     torch = pytest.importorskip("torch")
     X, y, _ = _data()
     m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=3, dtype="float64")
-    layers = [torch.nn.Linear(a, b).double() for a, b in zip(SIZES[:-1], SIZES[1:])]
+    layers = [torch.nn.Linear(a, b).double() for a, b in zip(SIZES[:-1], SIZES[1:], strict=True)]
     with torch.no_grad():
-        for lin, W, b in zip(layers, m.weights, m.biases):
+        for lin, W, b in zip(layers, m.weights, m.biases, strict=True):
             lin.weight.copy_(torch.from_numpy(W))
             lin.bias.copy_(torch.from_numpy(b))
     ws = [lin.weight for lin in layers]

@@ -3,13 +3,13 @@
 import numba
 import numpy as np
 import pytest
+from naive_train import loss_grad, weight_mask
 
 from fastbp import Model
 from fastbp._network import dropout_uniform
 from fastbp._optim import clip_grad_norm, grad_norm
 from fastbp._train import batch_gradient_dropout
 from fastbp._validation import check_targets
-from naive_train import loss_grad, weight_mask
 
 SIZES = [3, 5, 4, 2]
 

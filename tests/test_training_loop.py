@@ -3,10 +3,10 @@ partial_fit, continuation and reset, evaluate, initialisers, argument checking."
 
 import numpy as np
 import pytest
+from naive_train import loss_grad
 
 from fastbp import EarlyStopping, Model
 from fastbp.optim import SGD
-from naive_train import loss_grad
 
 
 def _clf(n=40, seed=0, classes=3):
@@ -28,7 +28,7 @@ def test_validation_data_metrics_are_end_of_epoch_evaluations():
     seen = []
     h = m.fit(X, y, epochs=3, optimizer="adam", validation_data=(Xv, yv),
               callbacks=[lambda e, logs: seen.append((m.evaluate(Xv, yv), logs))])
-    for (ev, logs), vl, va in zip(seen, h["val_loss"], h["val_accuracy"]):
+    for (ev, logs), vl, va in zip(seen, h["val_loss"], h["val_accuracy"], strict=True):
         assert ev["loss"] == logs["val_loss"] == vl
         assert ev["accuracy"] == logs["val_accuracy"] == va
     assert set(h.keys()) >= {"loss", "lr", "time", "accuracy", "val_loss", "val_accuracy"}
