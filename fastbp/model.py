@@ -668,7 +668,6 @@ class Model:
             return loss + penalty[0], grads.astype(np.float64)
 
         t0 = [time.perf_counter()]
-        evals = [0]
 
         def callback(intermediate_result):
             x = intermediate_result.x
@@ -693,7 +692,6 @@ class Model:
                      "gtol": cfg["tol"], "ftol": cfg["ftol"]},
         )
         params[...] = res.x
-        evals[0] = res.nfev
         self.lbfgs_result_ = res
 
     def _accuracy(self, X, T) -> float:

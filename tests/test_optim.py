@@ -263,3 +263,20 @@ def test_matches_torch_optim(case):
     flat = np.concatenate([t.detach().numpy().ravel() for lin in layers
                            for t in (lin.weight, lin.bias)])
     np.testing.assert_allclose(m.params, flat, rtol=0, atol=1e-9)
+
+
+def test_lbfgs_with_validation_callbacks_early_stopping_and_weights():
+    pytest.importorskip("scipy")
+    X, y, T = _data(n=20)
+    w = np.linspace(0.5, 2, 20)
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=9, dtype="float64")
+    seen = []
+    h = m.fit(X, y, epochs=50, optimizer="lbfgs", sample_weight=w, validation_split=0.25,
+              callbacks=[lambda e, logs: seen.append(logs["val_loss"]) or e == 4])
+    assert h.epochs == 5 == len(seen) == m.optimizer_steps
+    assert h["val_loss"] == seen and np.isnan(h["lr"]).all()
+    assert h["loss"] == sorted(h["loss"], reverse=True)  # L-BFGS decreases the objective
+    m2 = Model(SIZES, activation="tanh", loss="cross_entropy", seed=9, dtype="float64")
+    es = fastbp.EarlyStopping(patience=2, min_delta=1e9, monitor="loss")
+    h2 = m2.fit(X, y, epochs=50, optimizer="lbfgs", early_stopping=es)
+    assert h2.epochs == 3 and es.best_epoch == 0
