@@ -609,14 +609,16 @@ class Model:
             es.reset()
         self._best_params = None
         loop = _EpochLoop(self, plan)
-        if isinstance(self._opt, LBFGS):
-            self._fit_lbfgs(plan, loop)
-        else:
-            self._fit_steps(plan, loop)
-        loop.close()
-        if es is not None and es.restore_best and self._best_params is not None:
-            self._params[...] = self._best_params
-        self._best_params = None
+        try:
+            if isinstance(self._opt, LBFGS):
+                self._fit_lbfgs(plan, loop)
+            else:
+                self._fit_steps(plan, loop)
+            if es is not None and es.restore_best and self._best_params is not None:
+                self._params[...] = self._best_params
+        finally:
+            loop.close()
+            self._best_params = None
         return self.history
 
     def _fit_steps(self, plan: dict, loop) -> None:

@@ -184,3 +184,30 @@ def test_clipping_in_training_matches_reference_step():
     gc = g * max_norm / (np.linalg.norm(g) + 1e-6)
     expected = p0 - 0.5 * (gc + 0.1 * weight_mask(SIZES) * p0)
     np.testing.assert_allclose(m.params, expected, atol=1e-14)
+
+
+# ---------------------------------------------------------------- weighted output delta
+@pytest.mark.parametrize("loss", ["squared_error", "cross_entropy", "binary_cross_entropy"])
+def test_output_delta_weighted_folds_row_weights_into_the_scale(loss):
+    from fastbp._network import output_delta, output_delta_weighted
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5, 3))
+    if loss == "cross_entropy":
+        a = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        t, out = np.eye(3)[rng.integers(0, 3, 5)], 5
+    elif loss == "binary_cross_entropy":
+        a, t, out = 1 / (1 + np.exp(-z)), rng.integers(0, 2, (5, 3)).astype(float), 1
+    else:
+        a, t, out = np.tanh(z), rng.normal(size=(5, 3)), 2
+    code = {"squared_error": 0, "cross_entropy": 1, "binary_cross_entropy": 2}[loss]
+    d1, d2, d3 = (np.empty_like(z) for _ in range(3))
+    e1 = output_delta(z, a, t, code, out, 0.2, d1)
+    e2 = output_delta_weighted(z, a, t, np.ones(5), code, out, 0.2, d2)
+    assert e1 == e2 and np.array_equal(d1, d2)  # unit weights: bitwise the unweighted kernel
+    w = np.array([0.0, 1.0, 2.0, 0.5, 3.0])
+    e3 = output_delta_weighted(z, a, t, w, code, out, 0.2, d3)
+    rows = np.array([output_delta(z[i:i + 1], a[i:i + 1], t[i:i + 1], code, out, 1.0,
+                                  np.empty((1, 3))) for i in range(5)])
+    assert e3 == pytest.approx(0.2 * (w * rows).sum(), rel=1e-14)
+    np.testing.assert_allclose(d3, d1 * w[:, None], rtol=1e-14)
