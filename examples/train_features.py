@@ -2,6 +2,10 @@
 schedule, save/load and resumption, then the time per epoch of every optimizer.
 
 Run:  python examples/train_features.py [--epochs 60] [--no-timings]
+
+On a machine shared with other busy processes, parallel regions wait for descheduled
+threads; ``NUMBA_NUM_THREADS=1 python examples/train_features.py`` gives stable timings
+(results are bitwise the same for any thread count).
 """
 
 from __future__ import annotations
