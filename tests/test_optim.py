@@ -280,3 +280,30 @@ def test_lbfgs_with_validation_callbacks_early_stopping_and_weights():
     es = fastbp.EarlyStopping(patience=2, min_delta=1e9, monitor="loss")
     h2 = m2.fit(X, y, epochs=50, optimizer="lbfgs", early_stopping=es)
     assert h2.epochs == 3 and es.best_epoch == 0
+
+
+def test_parallel_update_path_is_independent_of_thread_count():
+    """A layer above the parallel threshold of the step kernel (2**18 elements): Adam with
+    L2, AdamW decay, clipping and dropout give the same bits with 1 and with all threads."""
+    import numba
+
+    from fastbp._optim import _PARALLEL_MIN_ELEMENTS
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 520))
+    y = rng.integers(0, 2, 24)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            m = Model([520, 512, 2], activation="relu", loss="cross_entropy", seed=0,
+                      dropout=0.2)
+            assert m.weights[0].size >= _PARALLEL_MIN_ELEMENTS
+            m.fit(X, y, epochs=2, batch_size=12, optimizer=AdamW(), l2=1e-3, clip_norm=0.5,
+                  learning_rate=1e-3)
+            results.append((m.params.copy(), m.optimizer_state.copy()))
+    finally:
+        numba.set_num_threads(before)
+    for p, s in results[1:]:
+        assert np.array_equal(p, results[0][0]) and np.array_equal(s, results[0][1])
