@@ -479,7 +479,9 @@ class Model:
                 "early_stopping must be None or a fastbp.EarlyStopping(patience=..., ...); got "
                 f"{type(early_stopping).__name__} {early_stopping!r}."
             )
-        if callable(callbacks):
+        if callbacks is None:
+            callbacks = ()
+        elif callable(callbacks):
             callbacks = [callbacks]
         if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
             raise TypeError(f"callbacks must be a list of callables; got {callbacks!r}.")
@@ -830,7 +832,8 @@ class Model:
         return (
             f"Model({list(map(int, self.layer_sizes))}, activation={self.activations}, "
             f"loss={self.loss!r}, output={self.output!r}, dtype={self.dtype.name!r}, "
-            f"seed={self.seed})"
+            f"seed={self.seed}" + (f", dropout={self.dropout}" if any(self.dropout) else "")
+            + ")"
         )
 
 
