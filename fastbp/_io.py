@@ -122,8 +122,14 @@ def save_model(model, path) -> None:
     text = json.dumps(header)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    try:  # mkstemp creates the file 0600; give it the old file's mode, else rw-r--r--
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        mode = 0o644
     fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=directory)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, header=np.array(text), **arrays)
             f.flush()

@@ -180,3 +180,12 @@ def test_pickle_and_deepcopy():
     twin.fit(X, y, epochs=2, batch_size=7)
     _assert_same(m, twin, history=False)
     assert m.history["loss"] == twin.history["loss"]
+
+
+def test_saved_file_mode(tmp_path):
+    path = tmp_path / "m.npz"
+    Model([2, 1], seed=0).save(path)
+    assert path.stat().st_mode & 0o777 == 0o644
+    os.chmod(path, 0o600)
+    Model([2, 1], seed=0).save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
