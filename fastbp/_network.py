@@ -4,6 +4,11 @@
 layer's ``z``/``a`` and the targets into the loss and ``delta^L = dE/dz^L``; ``backward`` runs
 the dynamic-programming sweep ``delta^(l-1) = (W^l)^T delta^l * f'(z^(l-1))`` and writes every
 layer's gradient. See ``fastbp._layout`` for the buffer layout.
+
+Training variants: ``output_delta_weighted`` folds a per-row weight into each row's scale;
+``forward_train``/``backward_train`` add inverted dropout on hidden layers, with masks drawn
+from a counter-based hash (``dropout_uniform``) so that the backward pass regenerates them
+instead of storing them.
 """
 
 import numpy as np
