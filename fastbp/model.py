@@ -351,3 +351,44 @@ class Model:
             f"loss={self.loss!r}, output={self.output!r}, dtype={self.dtype.name!r}, "
             f"seed={self.seed})"
         )
+
+    # ---------------------------------------------------------------- embedding API
+    # (issue 5: hands out what the public kernels in ``fastbp.kernels`` take)
+    def kernel_args(self):
+        """The model's buffers and layout, as the compiled kernels in ``fastbp.kernels`` take them.
+
+        Returns
+        -------
+        fastbp.kernels.KernelArgs
+            Named tuple ``(params, grads, sizes, w_off, b_off, act_codes, loss_code,
+            out_code)``. ``params`` and ``grads`` are the model's own buffers, not copies:
+            kernels that update ``params`` change this model, and assignments through
+            ``model.params`` / ``model.weights`` are seen by the kernels. The tuple can be
+            passed to an ``@njit`` function as it is.
+        """
+        from .kernels import KernelArgs
+
+        return KernelArgs(
+            self._params, self.grads, self.layer_sizes, self._w_off, self._b_off,
+            self._act_codes, int(self._loss_code), int(self._act_codes[-1]),
+        )
+
+    def allocate_workspace(self, batch_size: int):
+        """Fresh activation/delta workspace for batches of up to ``batch_size`` rows.
+
+        Parameters
+        ----------
+        batch_size : int
+            Capacity in rows (>= 1).
+
+        Returns
+        -------
+        fastbp.kernels.WorkspaceArrays
+            Named tuple ``(act, delta, a_off, z_out, t_buf, capacity)`` in the model's dtype,
+            owned by the caller (the model keeps no reference to it).
+        """
+        from .kernels import WorkspaceArrays
+
+        cap = check_int(batch_size, "batch_size")
+        ws = Workspace(self.layer_sizes, cap, self.dtype)
+        return WorkspaceArrays(ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf, cap)

@@ -1,0 +1,277 @@
+"""The public kernels (``fastbp.kernels``) called from user-style ``@njit`` code.
+
+Each test writes the kind of ``@njit`` function a user would write, calls a public kernel
+from it, and compares with the ``Model`` facade. Where the facade runs the very same
+computation the results must be bitwise equal.
+"""
+
+import numpy as np
+import pytest
+from numba import njit
+
+import fastbp
+from fastbp import kernels as K
+
+CASES = [
+    # (layer sizes, hidden activation, loss, output)
+    ([3, 6, 4, 2], "tanh", "squared_error", None),
+    ([3, 5, 4], "relu", "cross_entropy", None),
+    ([3, 7, 3], "logistic", "binary_cross_entropy", None),
+    ([3, 4, 3], "leaky_relu", "squared_error", "softmax"),
+]
+DTYPES = ["float32", "float64"]
+
+
+def _data(sizes, loss, dtype, n=13, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, sizes[0])).astype(dtype)
+    n_out = sizes[-1]
+    if loss == "cross_entropy":
+        T = np.eye(n_out, dtype=dtype)[rng.integers(0, n_out, n)]
+    elif loss == "binary_cross_entropy":
+        T = (rng.random((n, n_out)) < 0.5).astype(dtype)
+    else:
+        T = rng.normal(size=(n, n_out)).astype(dtype)
+    return X, T
+
+
+def _model(case, dtype, seed=3):
+    sizes, act, loss, out = case
+    return fastbp.Model(sizes, activation=act, loss=loss, output=out, dtype=dtype, seed=seed)
+
+
+# --------------------------------------------------------------------- user-style functions
+@njit
+def user_predict(X, k, ws, out):
+    K.predict(X, k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off, ws.z_out, out)
+
+
+@njit
+def user_forward(X, k, ws, out):
+    n = X.shape[0]
+    K.input_block(ws.act, k.sizes, ws.a_off, n)[:, :] = X
+    K.forward(k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off, ws.z_out, n)
+    out[:, :] = K.output_block(ws.act, k.sizes, ws.a_off, n)
+
+
+@njit
+def user_loss(X, T, k, ws):
+    return K.loss(
+        X, T, k.params, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code,
+        ws.act, ws.a_off, ws.z_out,
+    )
+
+
+@njit
+def user_batch_loss(X, T, k, ws):
+    n = X.shape[0]
+    K.input_block(ws.act, k.sizes, ws.a_off, n)[:, :] = X
+    K.forward(k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off, ws.z_out, n)
+    z = K.output_z(ws.z_out, k.sizes, n)
+    a = K.output_block(ws.act, k.sizes, ws.a_off, n)
+    return K.batch_loss(z, a, T, k.loss_code) / n
+
+
+@njit
+def user_manual_gradient(X, T, k, ws):
+    """forward -> output_delta -> backward, written out step by step."""
+    n = X.shape[0]
+    K.input_block(ws.act, k.sizes, ws.a_off, n)[:, :] = X
+    K.forward(k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off, ws.z_out, n)
+    value = K.output_delta(
+        K.output_z(ws.z_out, k.sizes, n), K.output_block(ws.act, k.sizes, ws.a_off, n), T,
+        k.loss_code, k.out_code, 1.0 / n, K.output_block(ws.delta, k.sizes, ws.a_off, n),
+    )
+    K.backward(
+        k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.delta, ws.a_off,
+        n, False,
+    )
+    return value
+
+
+@njit
+def user_loss_and_gradient(X, T, k, ws):
+    return K.loss_and_gradient(
+        X, T, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code,
+        ws.act, ws.delta, ws.a_off, ws.z_out,
+    )
+
+
+@njit
+def user_sgd_loop(X, T, k, ws, batch_size, lr):
+    """Hand-written minibatch loop: loss_and_gradient + sgd_step per batch, rows in order."""
+    n = X.shape[0]
+    total = 0.0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        m = stop - start
+        total += m * K.loss_and_gradient(
+            X[start:stop], T[start:stop], k.params, k.grads, k.sizes, k.w_off, k.b_off,
+            k.act_codes, k.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out,
+        )
+        K.sgd_step(k.params, k.grads, lr)
+    return total / n
+
+
+@njit
+def user_train_step_loop(X, T, k, ws, batch_size, lr):
+    n = X.shape[0]
+    total = 0.0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        total += (stop - start) * K.train_step(
+            X[start:stop], T[start:stop], k.params, k.grads, k.sizes, k.w_off, k.b_off,
+            k.act_codes, k.loss_code, lr, ws.act, ws.delta, ws.a_off, ws.z_out,
+        )
+    return total / n
+
+
+@njit
+def user_train_epochs(X, T, k, ws, order, epochs, batch_size, lr):
+    last = 0.0
+    for _ in range(epochs):
+        last = K.train_epoch(
+            X, T, order, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes,
+            k.loss_code, batch_size, lr, ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf,
+        )
+    return last
+
+
+# --------------------------------------------------------------------- tests
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[2]}-{c[1]}")
+def test_predict_and_forward_match_facade(case, dtype):
+    model = _model(case, dtype)
+    X, _ = _data(case[0], case[2], dtype)
+    expected = model.predict(X)
+    k = model.kernel_args()
+
+    out = np.empty_like(expected)
+    user_predict(X, k, model.allocate_workspace(4), out)  # chunked: capacity < n
+    np.testing.assert_array_equal(out, expected)
+
+    out2 = np.empty_like(expected)
+    user_forward(X, k, model.allocate_workspace(X.shape[0]), out2)
+    np.testing.assert_array_equal(out2, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[2]}-{c[1]}")
+def test_loss_kernels_match_facade(case, dtype):
+    model = _model(case, dtype)
+    X, T = _data(case[0], case[2], dtype)
+    expected = model.loss_value(X, T)
+    k = model.kernel_args()
+    ws = model.allocate_workspace(X.shape[0])
+    assert user_loss(X, T, k, ws) == expected
+    assert user_batch_loss(X, T, k, ws) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[2]}-{c[1]}")
+def test_gradient_kernels_match_facade(case, dtype):
+    model = _model(case, dtype)
+    X, T = _data(case[0], case[2], dtype)
+    loss, grad = model.gradient(X, T)
+    k = model.kernel_args()
+    ws = model.allocate_workspace(X.shape[0])
+
+    model.grads[:] = np.nan
+    assert user_manual_gradient(X, T, k, ws) == loss
+    np.testing.assert_array_equal(model.grads, grad)
+
+    model.grads[:] = np.nan
+    assert user_loss_and_gradient(X, T, k, ws) == loss
+    np.testing.assert_array_equal(model.grads, grad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[2]}-{c[1]}")
+def test_training_kernels_match_fit(case, dtype):
+    X, T = _data(case[0], case[2], dtype, n=23)
+    batch_size, lr = 5, 0.05
+
+    reference = _model(case, dtype)
+    reference.fit(X, T, epochs=1, batch_size=batch_size, learning_rate=lr, shuffle=False)
+    expected_loss = reference.history["loss"][-1]
+
+    for user_loop in (user_sgd_loop, user_train_step_loop):
+        model = _model(case, dtype)
+        ws = model.allocate_workspace(batch_size)
+        got = user_loop(X, T, model.kernel_args(), ws, batch_size, lr)
+        assert got == pytest.approx(expected_loss, rel=1e-12)
+        np.testing.assert_array_equal(model.params, reference.params)
+
+    # train_epoch is the very driver Model.fit calls: bitwise equal over several epochs
+    reference = _model(case, dtype)
+    reference.fit(X, T, epochs=3, batch_size=batch_size, learning_rate=lr, shuffle=False)
+    model = _model(case, dtype)
+    order = np.arange(X.shape[0], dtype=np.int64)
+    got = user_train_epochs(
+        X, T, model.kernel_args(), model.allocate_workspace(batch_size), order, 3, batch_size, lr
+    )
+    assert got == reference.history["loss"][-1]
+    np.testing.assert_array_equal(model.params, reference.params)
+
+
+def test_sgd_step_matches_numpy():
+    model = _model(CASES[0], "float64")
+    k = model.kernel_args()
+    rng = np.random.default_rng(1)
+    k.grads[:] = rng.normal(size=k.grads.shape)
+    before = model.params.copy()
+
+    @njit
+    def step(k, lr):
+        K.sgd_step(k.params, k.grads, lr)
+
+    step(k, 0.1)
+    np.testing.assert_allclose(model.params, before - 0.1 * k.grads, rtol=1e-15, atol=1e-15)
+
+
+def test_buffers_are_shared_both_ways():
+    model = _model(CASES[0], "float64")
+    X, T = _data(CASES[0][0], CASES[0][2], "float64")
+    k = model.kernel_args()
+    assert k.params is model.params and k.grads is model.grads
+    ws = model.allocate_workspace(X.shape[0])
+
+    # kernel -> model: a kernel step changes what the facade predicts
+    before = model.predict(X)
+    user_train_step_loop(X, T, k, ws, X.shape[0], 0.5)
+    assert not np.array_equal(model.predict(X), before)
+
+    # model -> kernel: writes through model.params / model.weights are seen by kernels
+    model.params = np.zeros_like(model.params)
+    model.biases[-1][:] = [1.5, -2.0]
+    out = np.empty((X.shape[0], CASES[0][0][-1]))
+    user_predict(X, k, ws, out)
+    np.testing.assert_array_equal(out, np.tile([1.5, -2.0], (X.shape[0], 1)))
+
+
+def test_kernel_args_layout():
+    model = fastbp.Model([4, 3, 2], activation="relu", loss="cross_entropy", seed=0)
+    k = model.kernel_args()
+    assert k.sizes.dtype == np.int64 and list(k.sizes) == [4, 3, 2]
+    assert list(k.w_off) == [0, 15] and list(k.b_off) == [12, 21]
+    assert list(k.act_codes) == [K.ACT_RELU, K.ACT_SOFTMAX]
+    assert k.loss_code == K.LOSS_CROSS_ENTROPY == K.LOSS_CODES["cross_entropy"]
+    assert k.out_code == K.ACT_SOFTMAX
+    np.testing.assert_array_equal(
+        k.params[k.w_off[1] : k.b_off[1]].reshape(2, 3), model.weights[1]
+    )
+    ws = model.allocate_workspace(7)
+    assert ws.capacity == 7
+    assert ws.act.shape == ws.delta.shape == (7 * 9,)
+    assert ws.z_out.shape == ws.t_buf.shape == (7 * 2,)
+    assert list(ws.a_off) == [0, 28, 49]
+    assert ws.act.dtype == model.dtype
+    with pytest.raises(ValueError, match="batch_size"):
+        model.allocate_workspace(0)
+
+
+def test_public_names_are_documented():
+    for name in K.__all__:
+        obj = getattr(K, name)
+        if callable(obj) and not isinstance(obj, type):
+            assert (getattr(obj, "__doc__", None) or "").strip() or name in K.__doc__
