@@ -51,7 +51,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit
 
 from . import _codes
 from ._network import _block
@@ -98,6 +98,13 @@ __all__ = [
     "LOSS_CROSS_ENTROPY",
     "LOSS_BINARY_CROSS_ENTROPY",
 ]
+
+# Several kernels below are ``parallel=True`` functions loaded from Numba's on-disk cache.
+# Until Numba's threading layer has been started in the process, a user's ``@njit`` function
+# that calls them fails to link (``LLVM ERROR: Symbol not found: allocate_sched``) or, when
+# the user's function is itself cached, segfaults (numba/numba#8578). ``get_num_threads()``
+# starts the threading layer, so importing this module makes the kernels safe to embed.
+get_num_threads()
 
 # ---------------------------------------------------------------------------- code tables
 #: activation name -> int code (``act_codes`` entries)

@@ -275,3 +275,53 @@ def test_public_names_are_documented():
         obj = getattr(K, name)
         if callable(obj) and not isinstance(obj, type):
             assert (getattr(obj, "__doc__", None) or "").strip() or name in K.__doc__
+
+
+USER_MODULE = '''
+import numpy as np
+from numba import njit
+
+import fastbp
+from fastbp import kernels as K
+
+
+@njit(cache=True)
+def user_step(X, T, k, ws, lr):
+    return K.train_step(
+        X, T, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code, lr,
+        ws.act, ws.delta, ws.a_off, ws.z_out,
+    )
+
+
+model = fastbp.Model([2, 3, 1], activation="tanh", dtype="float64", seed=0)
+X = np.arange(8.0).reshape(4, 2) / 8
+T = X[:, :1] - X[:, 1:]
+print(repr(user_step(X, T, model.kernel_args(), model.allocate_workspace(4), 0.1)))
+'''
+
+
+def test_cached_user_function_calling_kernels(tmp_path):
+    """A user's ``cache=True`` function that calls the kernels also runs from the cache.
+
+    Regression test: without ``fastbp.kernels`` starting Numba's threading layer at import,
+    the second run (user function loaded from its cache) crashed (numba/numba#8578).
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "user_code.py"
+    script.write_text(USER_MODULE)
+    env = dict(os.environ)
+    root = str(Path(fastbp.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    outputs = []
+    for _ in range(2):  # first run compiles and caches, second loads from the cache
+        proc = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1]
+    assert list(tmp_path.glob("__pycache__/*.nbi"))  # the user function was really cached
