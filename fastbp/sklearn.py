@@ -336,7 +336,7 @@ class _BaseMLP(BaseEstimator):
                 f"{res.message}. Increase the number of iterations (max_iter) or scale the "
                 "data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self.n_iter_ = min(int(res.nit), self.max_iter)
         model.params[:] = res.x
@@ -384,7 +384,7 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to "
                     "be clipped",
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
@@ -439,7 +439,7 @@ class _BaseMLP(BaseEstimator):
                     f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                     "the optimization hasn't converged yet.",
                     ConvergenceWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
 
         if early_stopping:
