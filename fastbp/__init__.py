@@ -4,8 +4,10 @@ The forward and backward passes are Numba-compiled loop kernels over flat, preal
 buffers; :class:`Model` is the Python facade.
 """
 
+from . import optim, schedules
+from .callbacks import EarlyStopping
 from .model import History, Model, Workspace
 
 __version__ = "0.1.0"
 
-__all__ = ["History", "Model", "Workspace", "__version__"]
+__all__ = ["EarlyStopping", "History", "Model", "Workspace", "optim", "schedules", "__version__"]

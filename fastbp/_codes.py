@@ -47,3 +47,16 @@ ALLOWED_OUTPUTS = {
     "cross_entropy": ("softmax",),
     "binary_cross_entropy": ("logistic",),
 }
+
+# Optimizer kinds understood by the compiled step kernel (``fastbp._optim.optimizer_step``).
+# L-BFGS is not a per-step kernel: it runs through SciPy on the flat buffer (``model.py``).
+OPT_SGD = 0
+OPT_ADAM = 1  # Adam and AdamW (AdamW = Adam with decoupled weight decay, hyper[3] > 0)
+OPT_RMSPROP = 2
+OPT_ADAGRAD = 3
+
+#: rows of the optimizer state buffer (each row shaped like ``params``)
+OPT_STATE_ROWS = {OPT_SGD: 1, OPT_ADAM: 2, OPT_RMSPROP: 3, OPT_ADAGRAD: 1}
+
+#: length of the float64 hyperparameter array passed to the step kernel
+N_HYPER = 4

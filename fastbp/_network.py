@@ -107,10 +107,39 @@ def output_delta(z, a, t, loss_code, out_code, scale, delta):
     float
         ``E`` in float64.
     """
+    return output_delta_weighted(
+        z, a, t, np.empty(0, dtype=delta.dtype), loss_code, out_code, scale, delta
+    )
+
+
+@njit(cache=True, nogil=True)
+def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta):
+    """Weighted loss of a batch and its output delta: ``E = scale * sum_i w_i E_i``.
+
+    As ``output_delta`` with a per-row weight folded into each row's scale (``delta_i``
+    is multiplied by ``scale * w_i``). ``scale = 1 / sum_i w_i`` gives the weighted mean.
+
+    Parameters
+    ----------
+    z, a, t, delta : (n, m) arrays (see ``output_delta``)
+    w : (n,) float array of row weights, or an empty array for unit weights
+    loss_code, out_code : int
+    scale : float
+
+    Returns
+    -------
+    float
+        ``E`` in float64.
+    """
     n, m = a.shape
+    weighted = w.shape[0] > 0
     sc = delta.dtype.type(scale)
     total = 0.0
     for i in range(n):
+        wi = 1.0
+        if weighted:
+            wi = np.float64(w[i])
+            sc = delta.dtype.type(scale * wi)
         if loss_code == CROSS_ENTROPY:
             # d/dz_k sum_j t_j (lse(z) - z_j) = a_k sum_j t_j - t_k  (= a_k - t_k for one-hot)
             tsum = t.dtype.type(0)
@@ -118,18 +147,18 @@ def output_delta(z, a, t, loss_code, out_code, scale, delta):
                 tsum += t[i, j]
             for j in range(m):
                 delta[i, j] = (a[i, j] * tsum - t[i, j]) * sc
-            total += _row_loss(z, t, loss_code, i)
+            row_e = _row_loss(z, t, loss_code, i)
         elif loss_code == BINARY_CROSS_ENTROPY:
             for j in range(m):
                 delta[i, j] = (a[i, j] - t[i, j]) * sc
-            total += _row_loss(z, t, loss_code, i)
+            row_e = _row_loss(z, t, loss_code, i)
         else:  # squared error, any output activation
             row = 0.0
             for j in range(m):
                 g = a[i, j] - t[i, j]
                 delta[i, j] = g
                 row += np.float64(g) * g
-            total += 0.5 * row
+            row_e = 0.5 * row
             if out_code == SOFTMAX:
                 # Jacobian-vector product of softmax: a_k (g_k - sum_j g_j a_j)
                 ga = delta.dtype.type(0)
@@ -141,6 +170,10 @@ def output_delta(z, a, t, loss_code, out_code, scale, delta):
                 multiply_derivative_row(delta[i], a[i], out_code)
             for j in range(m):
                 delta[i, j] *= sc
+        if weighted:
+            total += wi * row_e
+        else:
+            total += row_e
     return total * scale
 
 
@@ -194,3 +227,136 @@ def backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n
                 _block(delta, sizes, a_off, p, n),
             )
         dense_grad(d, a_in, _W(grads, sizes, w_off, p), _b(grads, sizes, b_off, p), accumulate)
+
+
+# ------------------------------------------------------------------ dropout
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_S11 = np.uint64(11)
+_S27 = np.uint64(27)
+_S30 = np.uint64(30)
+_S31 = np.uint64(31)
+_S32 = np.uint64(32)
+
+
+@njit(inline="always", cache=True)
+def _mix64(x):
+    """SplitMix64 finalizer: a bijective scramble of a uint64."""
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+@njit(cache=True, nogil=True)
+def dropout_uniform(seed, step, row, unit):
+    """Counter-based uniform in [0, 1) for one (step, batch row, hidden unit).
+
+    A pure function of its integer arguments (hash of the counters), so a dropout mask can
+    be regenerated in the backward pass and is identical for any thread count or order of
+    evaluation. ``unit`` numbers hidden units across all hidden layers.
+    """
+    h = _mix64(np.uint64(seed) ^ _mix64(np.uint64(step) * _GOLDEN))
+    h = _mix64(h ^ _mix64(np.uint64(row) + (np.uint64(unit) << _S32)))
+    return np.float64(h >> _S11) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True)
+def _apply_dropout(a, raw, rate, seed, step, unit0):
+    """Inverted dropout of the (n, k) block ``a`` in place; ``raw`` keeps the undropped a."""
+    n, k = a.shape
+    s = a.dtype.type(1.0 / (1.0 - rate))
+    for i in range(n):
+        for j in range(k):
+            raw[i, j] = a[i, j]
+            if dropout_uniform(seed, step, i, unit0 + j) < rate:
+                a[i, j] = 0
+            else:
+                a[i, j] = a[i, j] * s
+
+
+@njit(cache=True, nogil=True)
+def _mask_delta(d, rate, seed, step, unit0):
+    """``d *= mask / (1 - rate)`` with the mask regenerated from the counters."""
+    n, k = d.shape
+    s = d.dtype.type(1.0 / (1.0 - rate))
+    for i in range(n):
+        for j in range(k):
+            if dropout_uniform(seed, step, i, unit0 + j) < rate:
+                d[i, j] = 0
+            else:
+                d[i, j] = d[i, j] * s
+
+
+@njit(cache=True, nogil=True)
+def forward_train(
+    params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n, drop_rates, raw, seed, step,
+):
+    """``forward`` with inverted dropout on hidden layers (the training-time pass).
+
+    Hidden layer ``h`` (unit layer ``h + 1``) drops each unit with probability
+    ``drop_rates[h]`` and scales kept units by ``1 / (1 - rate)``; the mask of row ``i`` is
+    ``dropout_uniform(seed, step, i, unit) < rate``. ``act`` receives the dropped activations
+    (what the next layer and the weight gradient see), ``raw`` (same layout as ``act``) the
+    undropped ones (what ``f'`` needs in the backward pass). With all rates 0 this is
+    ``forward`` and ``raw`` is not touched.
+
+    Parameters
+    ----------
+    drop_rates : (L - 1,) float64 array, dropout rate of each hidden layer, in [0, 1)
+    raw : float array, same length as ``act``
+    seed : int, >= 0
+    step : int, the step counter (the mask changes every step)
+    """
+    n_layers = sizes.shape[0] - 1
+    unit0 = 0
+    for p in range(n_layers):
+        if p == n_layers - 1:
+            z_keep = z_out[: n * sizes[p + 1]].reshape((n, sizes[p + 1]))
+        else:
+            z_keep = z_out[:0].reshape((0, sizes[p + 1]))
+        dense_forward(
+            _block(act, sizes, a_off, p, n),
+            _W(params, sizes, w_off, p),
+            _b(params, sizes, b_off, p),
+            _block(act, sizes, a_off, p + 1, n),
+            act_codes[p],
+            z_keep,
+        )
+        if p < n_layers - 1:
+            if drop_rates[p] > 0:
+                _apply_dropout(
+                    _block(act, sizes, a_off, p + 1, n), _block(raw, sizes, a_off, p + 1, n),
+                    drop_rates[p], seed, step, unit0,
+                )
+            unit0 += sizes[p + 1]
+
+
+@njit(cache=True, nogil=True)
+def backward_train(
+    params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n, accumulate,
+    drop_rates, raw, seed, step,
+):
+    """``backward`` through the dropout masks of ``forward_train`` (same arguments).
+
+    For a hidden layer with dropout, ``delta = ((W^T delta_next) * f'(raw)) * mask/(1-rate)``
+    and the weight gradient of the next layer uses the dropped activations in ``act``.
+    """
+    n_layers = sizes.shape[0] - 1
+    unit0 = 0
+    for q in range(1, n_layers):
+        unit0 += sizes[q]
+    for p in range(n_layers - 1, -1, -1):
+        d = _block(delta, sizes, a_off, p + 1, n)
+        a_in = _block(act, sizes, a_off, p, n)
+        dense_grad(d, a_in, _W(grads, sizes, w_off, p), _b(grads, sizes, b_off, p), accumulate)
+        if p > 0:
+            unit0 -= sizes[p]
+            rate = drop_rates[p - 1]
+            d_in = _block(delta, sizes, a_off, p, n)
+            if rate > 0:
+                dense_delta(d, _W(params, sizes, w_off, p), _block(raw, sizes, a_off, p, n),
+                            act_codes[p - 1], d_in)
+                _mask_delta(d_in, rate, seed, step, unit0)
+            else:
+                dense_delta(d, _W(params, sizes, w_off, p), a_in, act_codes[p - 1], d_in)

@@ -1,7 +1,50 @@
-"""Optimizer updates over the whole flat parameter buffer."""
+"""Optimizer updates over the whole flat parameter buffer.
 
+Every optimizer is one fused loop over the flat index, run per parameter segment (each
+layer's weights, then its bias) so that the L2 penalty reaches weights and never biases.
+Segments large enough to repay a parallel launch use ``prange``; each element is updated
+by exactly one iteration from its own state, so results do not depend on the thread count.
+
+The formulas are those of ``torch.optim`` (single-tensor code path), with ``g`` the gradient
+of the data loss (after clipping), ``l2`` the coupled L2 coefficient (torch's
+``weight_decay``; 0 on biases), ``t`` the step number starting at 1 and ``lr`` the step size:
+
+SGD (``hyper = [momentum, dampening, nesterov, 0]``, state row 0 = momentum buffer ``b``)::
+
+    g = g + l2 * p
+    b = g                                   if t == 1
+    b = momentum * b + (1 - dampening) * g  otherwise      (only when momentum != 0)
+    g = g + momentum * b if nesterov else b                (only when momentum != 0)
+    p = p - lr * g
+
+Adam / AdamW (``hyper = [beta1, beta2, eps, weight_decay]``, rows ``m``, ``v``)::
+
+    g = g + l2 * p
+    p = p * (1 - lr * weight_decay)          (AdamW's decoupled decay; weights only)
+    m = m + (1 - beta1) * (g - m)            (= beta1 m + (1 - beta1) g, torch's lerp)
+    v = beta2 * v + (1 - beta2) * g * g
+    p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+RMSprop (``hyper = [alpha, eps, momentum, centered]``, rows ``s``, ``b``, ``ga``)::
+
+    g = g + l2 * p
+    s = alpha * s + (1 - alpha) * g * g
+    ga = ga + (1 - alpha) * (g - ga);  d = sqrt(s - ga * ga) + eps    (centered)
+    d = sqrt(s) + eps                                                  (otherwise)
+    b = momentum * b + g / d;  p = p - lr * b                          (momentum > 0)
+    p = p - lr * g / d                                                 (otherwise)
+
+Adagrad (``hyper = [lr_decay, eps, 0, 0]``, row ``s`` starting at initial_accumulator_value)::
+
+    g = g + l2 * p
+    s = s + g * g
+    p = p - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)
+"""
+
+import numpy as np
 from numba import njit, prange
 
+from ._codes import OPT_ADAGRAD, OPT_ADAM, OPT_RMSPROP, OPT_SGD
 from ._dense import FASTMATH
 
 #: elements below which the update runs serially
@@ -25,3 +68,191 @@ def sgd_update(params, grads, learning_rate):
     else:
         for k in prange(n):
             params[k] -= lr * grads[k]
+
+
+# ------------------------------------------------------------------ per-element updates
+@njit(inline="always", fastmath=FASTMATH)
+def _sgd_one(params, grads, state, k, lr, l2, momentum, dampening1, nesterov, first):
+    g = grads[k] + l2 * params[k]
+    if momentum != 0:
+        if first:
+            b = g
+        else:
+            b = momentum * state[0, k] + dampening1 * g
+        state[0, k] = b
+        if nesterov:
+            g = g + momentum * b
+        else:
+            g = b
+    params[k] -= lr * g
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _adam_one(params, grads, state, k, l2, b1c, b2, b2c, step_size, bc2_sqrt, eps, decay):
+    g = grads[k] + l2 * params[k]
+    p = params[k] * decay
+    m = state[0, k] + b1c * (g - state[0, k])
+    v = b2 * state[1, k] + b2c * g * g
+    state[0, k] = m
+    state[1, k] = v
+    params[k] = p - step_size * (m / (np.sqrt(v) / bc2_sqrt + eps))
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _rmsprop_one(params, grads, state, k, lr, l2, alpha, alpha1, eps, momentum, centered):
+    g = grads[k] + l2 * params[k]
+    s = alpha * state[0, k] + alpha1 * g * g
+    state[0, k] = s
+    if centered:
+        ga = state[2, k] + alpha1 * (g - state[2, k])
+        state[2, k] = ga
+        d = np.sqrt(s - ga * ga) + eps
+    else:
+        d = np.sqrt(s) + eps
+    if momentum > 0:
+        b = momentum * state[1, k] + g / d
+        state[1, k] = b
+        params[k] -= lr * b
+    else:
+        params[k] -= lr * g / d
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _adagrad_one(params, grads, state, k, clr, l2, eps):
+    g = grads[k] + l2 * params[k]
+    s = state[0, k] + g * g
+    state[0, k] = s
+    params[k] -= clr * g / (np.sqrt(s) + eps)
+
+
+# ------------------------------------------------------------------ segment loops
+@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
+    """Update ``params[lo:hi]`` with optimizer ``kind``; ``l2``/``decoupled`` already 0 for
+    biases. Scalars are cast to the buffer dtype once, outside the loop."""
+    ft = params.dtype.type
+    par = hi - lo >= _PARALLEL_MIN_ELEMENTS
+    l2_ = ft(l2)
+    if kind == OPT_SGD:
+        lr_ = ft(lr)
+        momentum = ft(hyper[0])
+        dampening1 = ft(1.0 - hyper[1])
+        nesterov = hyper[2] != 0
+        first = step == 1
+        if par:
+            for k in prange(lo, hi):
+                _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
+        else:
+            for k in range(lo, hi):
+                _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
+    elif kind == OPT_ADAM:
+        beta1, beta2, eps = hyper[0], hyper[1], hyper[2]
+        bc1 = 1.0 - beta1**step
+        bc2 = 1.0 - beta2**step
+        b1c = ft(1.0 - beta1)
+        b2 = ft(beta2)
+        b2c = ft(1.0 - beta2)
+        step_size = ft(lr / bc1)
+        bc2_sqrt = ft(np.sqrt(bc2))
+        eps_ = ft(eps)
+        decay = ft(1.0 - lr * decoupled)
+        if par:
+            for k in prange(lo, hi):
+                _adam_one(params, grads, state, k, l2_, b1c, b2, b2c, step_size, bc2_sqrt,
+                          eps_, decay)
+        else:
+            for k in range(lo, hi):
+                _adam_one(params, grads, state, k, l2_, b1c, b2, b2c, step_size, bc2_sqrt,
+                          eps_, decay)
+    elif kind == OPT_RMSPROP:
+        lr_ = ft(lr)
+        alpha = ft(hyper[0])
+        alpha1 = ft(1.0 - hyper[0])
+        eps_ = ft(hyper[1])
+        momentum = ft(hyper[2])
+        centered = hyper[3] != 0
+        if par:
+            for k in prange(lo, hi):
+                _rmsprop_one(params, grads, state, k, lr_, l2_, alpha, alpha1, eps_, momentum,
+                             centered)
+        else:
+            for k in range(lo, hi):
+                _rmsprop_one(params, grads, state, k, lr_, l2_, alpha, alpha1, eps_, momentum,
+                             centered)
+    elif kind == OPT_ADAGRAD:
+        clr = ft(lr / (1.0 + (step - 1) * hyper[0]))
+        eps_ = ft(hyper[1])
+        if par:
+            for k in prange(lo, hi):
+                _adagrad_one(params, grads, state, k, clr, l2_, eps_)
+        else:
+            for k in range(lo, hi):
+                _adagrad_one(params, grads, state, k, clr, l2_, eps_)
+
+
+@njit(cache=True, nogil=True)
+def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off, b_off):
+    """One optimizer update of the whole flat buffer, in place (formulas: module docstring).
+
+    Parameters
+    ----------
+    params, grads : (n_params,) float arrays; ``grads`` holds the data-loss gradient
+    state : (rows, n_params) float array, optimizer state (``_codes.OPT_STATE_ROWS``)
+    kind : int, optimizer code (``_codes.OPT_*``)
+    hyper : (4,) float64 array, hyperparameters of ``kind`` (module docstring)
+    lr : float, learning rate of this step
+    step : int, the step number ``t`` (1 for the first step with this state)
+    l2 : float, L2 penalty coefficient on weights (``E + l2/2 * sum W**2``); biases get none
+    sizes, w_off, b_off : int64 layout arrays
+    """
+    decoupled = hyper[3] if kind == OPT_ADAM else 0.0
+    for p in range(sizes.shape[0] - 1):
+        n_w = sizes[p] * sizes[p + 1]
+        _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled,
+                      w_off[p], w_off[p] + n_w)
+        _step_segment(params, grads, state, kind, hyper, lr, step, 0.0, 0.0,
+                      b_off[p], b_off[p] + sizes[p + 1])
+
+
+@njit(cache=True, nogil=True)
+def grad_norm(grads):
+    """Global L2 norm of the flat gradient, summed serially in float64 (a fixed order)."""
+    s = 0.0
+    for k in range(grads.shape[0]):
+        g = np.float64(grads[k])
+        s += g * g
+    return np.sqrt(s)
+
+
+@njit(cache=True, nogil=True)
+def clip_grad_norm(grads, max_norm):
+    """Scale ``grads`` in place so that its global L2 norm is at most ``max_norm``.
+
+    As ``torch.nn.utils.clip_grad_norm_``: ``g *= max_norm / (norm + 1e-6)`` when that factor
+    is below 1. Returns the norm before clipping (float64).
+    """
+    norm = grad_norm(grads)
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        c = grads.dtype.type(coef)
+        for k in range(grads.shape[0]):
+            grads[k] *= c
+    return norm
+
+
+@njit(cache=True, nogil=True)
+def add_l2(params, grads, l2, sizes, w_off):
+    """Add the L2 penalty ``l2/2 * sum W**2`` (weights only) to a gradient in place.
+
+    ``grads[w] += l2 * params[w]`` for every weight entry; returns the penalty value
+    (float64, summed in a fixed order) so that it can be added to the loss.
+    """
+    pen = 0.0
+    c = grads.dtype.type(l2)
+    for p in range(sizes.shape[0] - 1):
+        lo = w_off[p]
+        for k in range(lo, lo + sizes[p] * sizes[p + 1]):
+            w = params[k]
+            grads[k] += c * w
+            pen += np.float64(w) * w
+    return 0.5 * l2 * pen

@@ -3,10 +3,21 @@
 Each runs its entire loop in compiled code: Python is entered once per call, not per step.
 """
 
+import numpy as np
 from numba import njit
 
-from ._network import _block, backward, batch_loss, forward, output_delta
-from ._optim import sgd_update
+from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY
+from ._network import (
+    _block,
+    backward,
+    backward_train,
+    batch_loss,
+    forward,
+    forward_train,
+    output_delta,
+    output_delta_weighted,
+)
+from ._optim import clip_grad_norm, optimizer_step, sgd_update
 
 
 @njit(cache=True, nogil=True)
@@ -137,3 +148,185 @@ def dataset_gradient(
         )
         backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, start > 0)
     return total
+
+
+@njit(cache=True, nogil=True)
+def count_correct(a, t, loss_code):
+    """Rows of the (n, m) outputs ``a`` that match the targets ``t``.
+
+    Cross-entropy: ``argmax a == argmax t``. Binary cross-entropy: every label right at the
+    0.5 threshold (exact match, as scikit-learn's multi-label accuracy). Other losses: 0.
+    """
+    n, m = a.shape
+    correct = 0
+    for i in range(n):
+        if loss_code == CROSS_ENTROPY:
+            ja = 0
+            jt = 0
+            for j in range(1, m):
+                if a[i, j] > a[i, ja]:
+                    ja = j
+                if t[i, j] > t[i, jt]:
+                    jt = j
+            if ja == jt:
+                correct += 1
+        elif loss_code == BINARY_CROSS_ENTROPY:
+            ok = True
+            for j in range(m):
+                if (a[i, j] >= 0.5) != (t[i, j] >= 0.5):
+                    ok = False
+            if ok:
+                correct += 1
+    return correct
+
+
+@njit(cache=True, nogil=True)
+def _gather_vec(src, order, start, m, dst):
+    for r in range(m):
+        dst[r] = src[order[start + r]]
+
+
+@njit(cache=True, nogil=True)
+def train_epoch(
+    X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm,
+    drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
+    act, delta, raw, a_off, z_out, t_buf, w_buf,
+):
+    """One epoch of minibatch training with any per-step optimizer.
+
+    Batches are consecutive slices of ``order``; the last, partial batch is used. Each step:
+    gather the batch, ``forward_train`` (dropout), weighted mean loss and output delta,
+    ``backward_train``, optional global-norm clipping of the data gradient, then
+    ``optimizer_step`` with the L2 penalty on weights. ``counters[0]`` (the optimizer's step
+    number ``t``) is incremented before each update and also seeds the dropout mask.
+
+    Parameters
+    ----------
+    X : (n, n_in) float array
+    T : (n, n_out) float array, targets
+    SW : (n,) float array of sample weights (>= 0), or empty for unit weights. Each batch
+        of ``m`` rows minimises ``sum_i w_i E_i / m``: with weights of mean 1 over the data
+        (as ``Model.fit`` rescales them) its gradient is an unbiased estimate of the gradient
+        of the weighted mean ``sum_i w_i E_i / sum_i w_i`` over the whole data set.
+    order : (n,) int64 array, row order of this epoch
+    params, grads : (n_params,) float arrays
+    state : (rows, n_params) float array, optimizer state
+    opt_kind : int, ``_codes.OPT_*``
+    hyper : (4,) float64 array, optimizer hyperparameters (``fastbp._optim``)
+    counters : (1,) int64 array, ``[t]``, updated in place
+    lr : float, learning rate of this epoch
+    l2 : float, L2 coefficient on weights (0 = none)
+    clip_norm : float, maximum global gradient norm (<= 0 = no clipping)
+    drop_rates : (L - 1,) float64 array, hidden-layer dropout rates
+    drop_seed : int >= 0, dropout seed
+    sizes, w_off, b_off, act_codes : int64 layout arrays
+    loss_code : int
+    batch_size : int, 1 <= batch_size <= workspace capacity
+    act, delta, raw, a_off, z_out : workspace for ``batch_size`` rows (``raw`` as ``act``)
+    t_buf : float array of at least ``batch_size * n_out`` elements
+    w_buf : float array of at least ``batch_size`` elements
+
+    Returns
+    -------
+    (float, float)
+        Weighted mean over the epoch (``sum w_i E_i / sum w_i``) of the loss measured before
+        each update, and the
+        fraction of rows classified correctly before each update (0 for regression).
+    """
+    n = order.shape[0]
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    weighted = SW.shape[0] > 0
+    total = 0.0
+    wtotal = 0.0
+    correct = 0
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        if weighted:
+            w = w_buf[:m]
+            _gather_vec(SW, order, start, m, w)
+            wsum = 0.0
+            for r in range(m):
+                wsum += np.float64(w[r])
+        else:
+            w = w_buf[:0]
+            wsum = np.float64(m)
+        _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
+        t = t_buf[: m * n_out].reshape((m, n_out))
+        _gather(T, order, start, m, t)
+        step = counters[0] + 1
+        forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m,
+                      drop_rates, raw, drop_seed, step)
+        a_out = _block(act, sizes, a_off, L, m)
+        total += m * output_delta_weighted(
+            z_out[: m * n_out].reshape((m, n_out)), a_out, t, w, loss_code, act_codes[L - 1],
+            1.0 / m, _block(delta, sizes, a_off, L, m),
+        )
+        wtotal += wsum
+        correct += count_correct(a_out, t, loss_code)
+        backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m,
+                       False, drop_rates, raw, drop_seed, step)
+        if clip_norm > 0:
+            clip_grad_norm(grads, clip_norm)
+        counters[0] = step
+        optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2, sizes, w_off, b_off)
+    if wtotal > 0:
+        total /= wtotal
+    return total, correct / n
+
+
+@njit(cache=True, nogil=True)
+def dataset_gradient_weighted(
+    X, T, SW, params, grads, sizes, w_off, b_off, act_codes, loss_code, act, delta, a_off,
+    z_out,
+):
+    """``dataset_gradient`` with sample weights: loss ``sum_i w_i E_i / sum_i w_i``.
+
+    ``SW`` is an (n,) float array, or empty for unit weights (then identical to
+    ``dataset_gradient``). Chunks of the workspace capacity, accumulated in chunk order.
+    """
+    n = X.shape[0]
+    if SW.shape[0] == 0:
+        return dataset_gradient(X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code,
+                                act, delta, a_off, z_out)
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    cap = (a_off[1] - a_off[0]) // sizes[0]
+    wsum = 0.0
+    for i in range(n):
+        wsum += np.float64(SW[i])
+    total = 0.0
+    for start in range(0, n, cap):
+        m = min(cap, n - start)
+        _block(act, sizes, a_off, 0, m)[:, :] = X[start : start + m]
+        forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
+        total += output_delta_weighted(
+            z_out[: m * n_out].reshape((m, n_out)), _block(act, sizes, a_off, L, m),
+            T[start : start + m], SW[start : start + m], loss_code, act_codes[L - 1],
+            1.0 / wsum, _block(delta, sizes, a_off, L, m),
+        )
+        backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, start > 0)
+    return total
+
+
+@njit(cache=True, nogil=True)
+def batch_gradient_dropout(
+    X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code, drop_rates, drop_seed,
+    step, act, delta, raw, a_off, z_out,
+):
+    """Mean loss of one batch (all rows of ``X``, at most the workspace capacity) and its
+    gradient under the dropout mask of step ``step``: what ``train_epoch`` differentiates.
+    Used to check the dropout backward pass against finite differences."""
+    n = X.shape[0]
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    _block(act, sizes, a_off, 0, n)[:, :] = X
+    forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n,
+                  drop_rates, raw, drop_seed, step)
+    loss = output_delta(
+        z_out[: n * n_out].reshape((n, n_out)), _block(act, sizes, a_off, L, n), T,
+        loss_code, act_codes[L - 1], 1.0 / n, _block(delta, sizes, a_off, L, n),
+    )
+    backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n, False,
+                   drop_rates, raw, drop_seed, step)
+    return loss

@@ -166,3 +166,84 @@ def check_targets(y, n_samples: int, loss: str, n_out: int, dtype, name: str = "
                 f"[{T.min()}, {T.max()}]."
             )
     return T
+
+
+def check_bool(value, name: str) -> bool:
+    """``True``/``False`` (Python or NumPy bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
+    return bool(value)
+
+
+def check_fraction(value, name: str, lo_open: bool = False) -> float:
+    """A real number in ``[0, 1)`` (``(0, 1)`` when ``lo_open``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1); got {type(value).__name__} {value!r}.")
+    v = float(value)
+    if not (np.isfinite(v) and (v > 0 if lo_open else v >= 0) and v < 1):
+        interval = "(0, 1)" if lo_open else "[0, 1)"
+        raise ValueError(f"{name} must be a number in {interval}; got {value!r}.")
+    return v
+
+
+def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
+    """1-D, ``n_samples`` long, finite, non-negative, not all zero; returned in ``dtype``."""
+    arr = _numeric_array(sample_weight, "sample_weight")
+    if arr.ndim != 1 or arr.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight must be 1-D with one weight per sample ({n_samples}); got shape "
+            f"{arr.shape}."
+        )
+    check_finite(arr, "sample_weight")
+    if (arr < 0).any():
+        raise ValueError(
+            f"sample_weight must be >= 0; got a minimum of {arr.min()}. Drop samples instead "
+            "of giving them negative weight."
+        )
+    if not (arr > 0).any():
+        raise ValueError("sample_weight is zero for every sample; at least one must be > 0.")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def class_indices(T: np.ndarray, loss: str) -> np.ndarray:
+    """The class of each target row: argmax for cross-entropy, ``t >= 0.5`` for a single
+    binary cross-entropy output."""
+    if loss == "cross_entropy":
+        return np.argmax(T, axis=1)
+    return (T[:, 0] >= 0.5).astype(np.int64)
+
+
+def check_class_weight(class_weight, T: np.ndarray, loss: str) -> np.ndarray:
+    """Per-row weights (float64) from ``class_weight``: a dict ``{class: weight}`` (missing
+    classes weigh 1) or ``"balanced"`` (``n / (n_classes * count[c])`` over the classes
+    present, as scikit-learn)."""
+    if loss == "squared_error" or (loss == "binary_cross_entropy" and T.shape[1] != 1):
+        raise ValueError(
+            f"class_weight needs single-label classification (loss='cross_entropy', or "
+            f"'binary_cross_entropy' with one output); this model has loss={loss!r} with "
+            f"{T.shape[1]} outputs. Use sample_weight instead."
+        )
+    n_classes = T.shape[1] if loss == "cross_entropy" else 2
+    cls = class_indices(T, loss)
+    if isinstance(class_weight, str):
+        check_choice(class_weight, ("balanced",), "class_weight")
+        counts = np.bincount(cls, minlength=n_classes).astype(np.float64)
+        present = counts > 0
+        table = np.ones(n_classes)
+        table[present] = len(cls) / (present.sum() * counts[present])
+        return table[cls]
+    if not isinstance(class_weight, dict):
+        raise TypeError(
+            f"class_weight must be a dict {{class: weight}} or 'balanced'; got "
+            f"{type(class_weight).__name__} {class_weight!r}."
+        )
+    table = np.ones(n_classes)
+    for key, w in class_weight.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral) or not (
+            0 <= key < n_classes
+        ):
+            raise ValueError(
+                f"class_weight keys must be class labels 0..{n_classes - 1}; got {key!r}."
+            )
+        table[int(key)] = check_positive_float(w, f"class_weight[{key}]", allow_zero=True)
+    return table[cls]

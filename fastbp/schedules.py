@@ -1,0 +1,295 @@
+"""Per-epoch learning-rate schedules.
+
+A schedule maps the base learning rate (``fit``'s ``learning_rate``) to the rate of each
+epoch; the rate is constant within an epoch and recorded in ``history["lr"]``. ``e`` below
+is the number of epochs already trained under the schedule (0 for the first), which keeps
+counting across ``fit``/``partial_fit`` calls as long as an equal schedule is passed (or
+``schedule=None``), so an interrupted run resumes on the same curve.
+
+========================  =================================================================
+``Constant()``            ``lr``
+``InverseScaling(p)``     ``lr / (e + 1) ** p`` (``unit="samples"``: ``e`` counts samples
+                          seen before the epoch, as scikit-learn's ``invscaling``)
+``StepDecay(s, g)``       ``lr * g ** (e // s)``  (``torch.optim.lr_scheduler.StepLR``)
+``ExponentialDecay(g)``   ``lr * g ** e``  (``ExponentialLR``)
+``CosineAnnealing(T, m)`` ``m + (lr - m) * (1 + cos(pi * e / T)) / 2`` (``CosineAnnealingLR``'s
+                          closed form; ``e`` is capped at ``T``, after which the rate stays m)
+``ReduceOnPlateau(...)``  ``lr * factor ** k`` (at least ``min_lr``), ``k`` the number of
+                          reductions so far (``ReduceLROnPlateau``, mode "min")
+========================  =================================================================
+"""
+
+from __future__ import annotations
+
+import math
+
+from ._validation import check_choice, check_int
+from .optim import _real
+
+__all__ = [
+    "Schedule",
+    "Constant",
+    "InverseScaling",
+    "StepDecay",
+    "ExponentialDecay",
+    "CosineAnnealing",
+    "ReduceOnPlateau",
+    "get_schedule",
+]
+
+
+class Schedule:
+    """Base class: ``lr(base_lr)`` gives the current epoch's rate, ``step(metric, n)`` ends
+    an epoch. ``state``/``set_state`` hold the JSON-serialisable progress."""
+
+    name = ""
+    uses_metric = False
+
+    def __init__(self):
+        self._config: dict = {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.epoch = 0
+        self.samples_seen = 0
+
+    def get_config(self) -> dict:
+        return dict(self._config)
+
+    def get_state(self) -> dict:
+        return {"epoch": self.epoch, "samples_seen": self.samples_seen}
+
+    def set_state(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.samples_seen = int(state["samples_seen"])
+
+    def lr(self, base_lr: float) -> float:
+        raise NotImplementedError
+
+    def step(self, metric: float | None, n_samples: int) -> None:
+        """Record the end of an epoch of ``n_samples`` samples with monitored ``metric``."""
+        self.epoch += 1
+        self.samples_seen += int(n_samples)
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self._config.items()))))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        return f"{type(self).__name__}({args})"
+
+
+class Constant(Schedule):
+    """The same rate every epoch."""
+
+    name = "constant"
+
+    def lr(self, base_lr):
+        return base_lr
+
+
+class InverseScaling(Schedule):
+    """``lr / (e + 1) ** power_t``.
+
+    Parameters
+    ----------
+    power_t : float >= 0, default 0.5
+    unit : {"epoch", "samples"}, default "epoch"
+        What ``e`` counts: epochs trained so far, or training samples seen before this epoch
+        (scikit-learn's ``learning_rate="invscaling"``, updated once per epoch).
+    """
+
+    name = "inverse_scaling"
+
+    def __init__(self, power_t: float = 0.5, unit: str = "epoch"):
+        super().__init__()
+        self._config = {
+            "power_t": _real(power_t, "InverseScaling power_t", 0.0),
+            "unit": check_choice(unit, ("epoch", "samples"), "InverseScaling unit"),
+        }
+
+    def lr(self, base_lr):
+        e = self.epoch if self._config["unit"] == "epoch" else self.samples_seen
+        return base_lr / (e + 1) ** self._config["power_t"]
+
+
+class StepDecay(Schedule):
+    """``lr * gamma ** (e // step_size)``.
+
+    Parameters
+    ----------
+    step_size : int >= 1, default 10
+    gamma : float in (0, 1], default 0.1
+    """
+
+    name = "step_decay"
+
+    def __init__(self, step_size: int = 10, gamma: float = 0.1):
+        super().__init__()
+        self._config = {
+            "step_size": check_int(step_size, "StepDecay step_size"),
+            "gamma": _real(gamma, "StepDecay gamma", 0.0, 1.0, lo_open=True),
+        }
+
+    def lr(self, base_lr):
+        c = self._config
+        return base_lr * c["gamma"] ** (self.epoch // c["step_size"])
+
+
+class ExponentialDecay(Schedule):
+    """``lr * gamma ** e``.
+
+    Parameters
+    ----------
+    gamma : float in (0, 1], default 0.95
+    """
+
+    name = "exponential_decay"
+
+    def __init__(self, gamma: float = 0.95):
+        super().__init__()
+        self._config = {"gamma": _real(gamma, "ExponentialDecay gamma", 0.0, 1.0, lo_open=True)}
+
+    def lr(self, base_lr):
+        return base_lr * self._config["gamma"] ** self.epoch
+
+
+class CosineAnnealing(Schedule):
+    """``eta_min + (lr - eta_min) * (1 + cos(pi * min(e, T_max) / T_max)) / 2``.
+
+    Parameters
+    ----------
+    T_max : int >= 1, default 100, epochs from ``lr`` down to ``eta_min``
+    eta_min : float >= 0, default 0
+    """
+
+    name = "cosine_annealing"
+
+    def __init__(self, T_max: int = 100, eta_min: float = 0.0):
+        super().__init__()
+        self._config = {
+            "T_max": check_int(T_max, "CosineAnnealing T_max"),
+            "eta_min": _real(eta_min, "CosineAnnealing eta_min", 0.0),
+        }
+
+    def lr(self, base_lr):
+        c = self._config
+        e = min(self.epoch, c["T_max"])
+        cos = math.cos(math.pi * e / c["T_max"])
+        return c["eta_min"] + (base_lr - c["eta_min"]) * (1 + cos) / 2
+
+
+class ReduceOnPlateau(Schedule):
+    """Multiply the rate by ``factor`` when the monitored loss stops improving.
+
+    The monitored value is the epoch's validation loss when ``fit`` has validation data,
+    else its training loss. An epoch improves when ``metric < best * (1 - threshold)``
+    (``threshold_mode="rel"``) or ``metric < best - threshold`` (``"abs"``); after more
+    than ``patience`` epochs without improvement the rate is reduced (never below
+    ``min_lr``) and ``cooldown`` epochs pass before counting again. Same rules as
+    ``torch.optim.lr_scheduler.ReduceLROnPlateau(mode="min")``; scikit-learn's
+    ``learning_rate="adaptive"`` is close to ``ReduceOnPlateau(factor=0.2,
+    patience=n_iter_no_change, threshold=tol, threshold_mode="abs")`` on the training loss.
+
+    Parameters
+    ----------
+    factor : float in (0, 1), default 0.1
+    patience : int >= 0, default 10
+    threshold : float >= 0, default 1e-4
+    threshold_mode : {"rel", "abs"}, default "rel"
+    cooldown : int >= 0, default 0
+    min_lr : float >= 0, default 0
+    """
+
+    name = "reduce_on_plateau"
+    uses_metric = True
+
+    def __init__(self, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4,
+                 threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0):
+        super().__init__()
+        self._config = {
+            "factor": _real(factor, "ReduceOnPlateau factor", 0.0, 1.0, True, True),
+            "patience": check_int(patience, "ReduceOnPlateau patience", minimum=0),
+            "threshold": _real(threshold, "ReduceOnPlateau threshold", 0.0),
+            "threshold_mode": check_choice(threshold_mode, ("rel", "abs"),
+                                           "ReduceOnPlateau threshold_mode"),
+            "cooldown": check_int(cooldown, "ReduceOnPlateau cooldown", minimum=0),
+            "min_lr": _real(min_lr, "ReduceOnPlateau min_lr", 0.0),
+        }
+
+    def reset(self):
+        super().reset()
+        self.best = math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.n_reductions = 0
+
+    def get_state(self):
+        s = super().get_state()
+        s.update(best=self.best if math.isfinite(self.best) else None,
+                 num_bad_epochs=self.num_bad_epochs, cooldown_counter=self.cooldown_counter,
+                 n_reductions=self.n_reductions)
+        return s
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.best = math.inf if state["best"] is None else float(state["best"])
+        self.num_bad_epochs = int(state["num_bad_epochs"])
+        self.cooldown_counter = int(state["cooldown_counter"])
+        self.n_reductions = int(state["n_reductions"])
+
+    def lr(self, base_lr):
+        c = self._config
+        if self.n_reductions == 0:
+            return base_lr
+        return max(base_lr * c["factor"] ** self.n_reductions, c["min_lr"])
+
+    def step(self, metric, n_samples):
+        super().step(metric, n_samples)
+        c = self._config
+        if c["threshold_mode"] == "rel":
+            better = metric < self.best * (1 - c["threshold"])
+        else:
+            better = metric < self.best - c["threshold"]
+        if better:
+            self.best = metric
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > c["patience"]:
+            self.n_reductions += 1
+            self.cooldown_counter = c["cooldown"]
+            self.num_bad_epochs = 0
+
+
+SCHEDULES = {
+    cls.name: cls
+    for cls in (Constant, InverseScaling, StepDecay, ExponentialDecay, CosineAnnealing,
+                ReduceOnPlateau)
+}
+
+
+def get_schedule(value) -> Schedule:
+    """A ``Schedule`` from a name (default parameters) or a ``Schedule`` instance."""
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, str):
+        return SCHEDULES[check_choice(value, SCHEDULES, "schedule")]()
+    raise TypeError(
+        f"schedule must be a name in {sorted(SCHEDULES)} or an object from fastbp.schedules "
+        f"(e.g. fastbp.schedules.StepDecay(step_size=10, gamma=0.5)); got "
+        f"{type(value).__name__} {value!r}."
+    )
+
+
+def from_config(name: str, config: dict, state: dict) -> Schedule:
+    """Rebuild a schedule with its progress (used when loading)."""
+    s = SCHEDULES[name](**config)
+    s.set_state(state)
+    return s

@@ -1,0 +1,265 @@
+"""Optimizers: each step kernel against a NumPy transcription of the torch.optim formula."""
+
+import numpy as np
+import pytest
+from naive_train import adagrad, adam, loss_grad, rmsprop, sgd, weight_mask
+
+import fastbp
+from fastbp import Model
+from fastbp.optim import LBFGS, SGD, Adagrad, Adam, AdamW, RMSprop
+
+SIZES = [3, 4, 2]
+N_STEPS = 100
+
+
+def _data(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, SIZES[0]))
+    y = rng.integers(0, SIZES[-1], n)
+    T = np.eye(SIZES[-1])[y]
+    return X, y, T
+
+
+# (fastbp optimizer, NumPy reference, reference kwargs, learning rate)
+CASES = {
+    "sgd": (SGD(), sgd, {}, 0.1),
+    "sgd_momentum": (SGD(momentum=0.9, dampening=0.1), sgd,
+                     dict(momentum=0.9, dampening=0.1), 0.05),
+    "sgd_nesterov": (SGD(momentum=0.8, nesterov=True), sgd,
+                     dict(momentum=0.8, nesterov=True), 0.05),
+    "adam": (Adam(betas=(0.8, 0.99), eps=1e-6), adam, dict(betas=(0.8, 0.99), eps=1e-6), 0.01),
+    "adamw": (AdamW(weight_decay=0.1), adam, dict(weight_decay=0.1), 0.01),
+    "rmsprop": (RMSprop(alpha=0.9), rmsprop, dict(alpha=0.9), 0.01),
+    "rmsprop_centered_momentum": (RMSprop(momentum=0.5, centered=True), rmsprop,
+                                  dict(momentum=0.5, centered=True), 0.005),
+    "adagrad": (Adagrad(lr_decay=0.01, initial_accumulator_value=0.1), adagrad,
+                dict(lr_decay=0.01, initial_accumulator_value=0.1), 0.1),
+}
+
+
+def _reference_run(theta0, case, X, T, l2, steps=N_STEPS):
+    _, ref, kw, lr = CASES[case]
+    wm = weight_mask(SIZES)
+    if ref is adam and "weight_decay" in kw:
+        kw = dict(kw, wmask=wm)
+    p, st = theta0.astype(np.float64).copy(), {}
+    for t in range(1, steps + 1):
+        _, g = loss_grad(p, SIZES, "tanh", "cross_entropy", X, T)
+        p = ref(p, g, st, t, lr, l2 * wm, **kw)
+    return p
+
+
+def max_param_diff(case, l2=1e-2, dtype="float64"):
+    """Largest |fastbp - NumPy reference| after 100 full-batch steps (used in the report)."""
+    X, y, T = _data()
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=3, dtype=dtype)
+    theta0 = m.params.copy()
+    opt, _, _, lr = CASES[case]
+    m.fit(X, y, epochs=N_STEPS, batch_size=None, shuffle=False, learning_rate=lr,
+          optimizer=opt, l2=l2)
+    ref = _reference_run(theta0, case, X, T, l2)
+    return np.abs(m.params - ref).max(), np.abs(ref - theta0).max()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_optimizer_matches_numpy_reference_over_100_steps(case):
+    diff, moved = max_param_diff(case)
+    assert moved > 1e-2  # the run really trained
+    assert diff < 1e-10, f"{case}: max |param diff| = {diff:.3g}"
+
+
+@pytest.mark.parametrize("case", ["sgd_momentum", "adam"])
+def test_float32_tracks_float64_reference(case):
+    diff, _ = max_param_diff(case, dtype="float32")
+    assert diff < 1e-4
+
+
+def test_minibatches_and_partial_last_batch_match_reference():
+    X, y, T = _data(n=11)
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=4, dtype="float64")
+    p = m.params.copy()
+    m.fit(X, y, epochs=3, batch_size=4, shuffle=False, learning_rate=0.01, optimizer="adam")
+    st, t = {}, 0
+    for _ in range(3):
+        for s in range(0, 11, 4):
+            t += 1
+            _, g = loss_grad(p, SIZES, "tanh", "cross_entropy", X[s:s + 4], T[s:s + 4])
+            p = adam(p, g, st, t, 0.01, 0.0)
+    assert m.optimizer_steps == 9
+    np.testing.assert_allclose(m.params, p, rtol=0, atol=1e-12)
+
+
+def test_plain_sgd_driver_matches_core_train_epoch_sgd_bitwise():
+    from fastbp._train import train_epoch_sgd
+    from fastbp._validation import check_targets
+
+    X, y, _ = _data(n=20)
+    a = Model(SIZES, activation="relu", loss="cross_entropy", seed=5)
+    b = Model(SIZES, activation="relu", loss="cross_entropy", seed=5)
+    a.fit(X, y, epochs=1, batch_size=6, shuffle=False, learning_rate=0.1)
+    Xc = X.astype(b.dtype)
+    T = check_targets(y, 20, "cross_entropy", 2, b.dtype)
+    ws = b._workspace(6)
+    train_epoch_sgd(Xc, T, np.arange(20), b._params, b.grads, b.layer_sizes, b._w_off,
+                    b._b_off, b._act_codes, b._loss_code, 6, 0.1, ws.act, ws.delta, ws.a_off,
+                    ws.z_out, ws.t_buf)
+    assert np.array_equal(a.params, b.params)
+
+
+def test_state_kept_between_fit_calls_and_reset_on_kind_change():
+    X, y, _ = _data()
+    a = Model(SIZES, activation="tanh", loss="cross_entropy", seed=6)
+    b = Model(SIZES, activation="tanh", loss="cross_entropy", seed=6)
+    a.fit(X, y, epochs=4, batch_size=5, optimizer="adam")
+    b.fit(X, y, epochs=2, batch_size=5, optimizer="adam")
+    b.fit(X, y, epochs=2, batch_size=5)  # optimizer=None keeps Adam and its state
+    assert np.array_equal(a.params, b.params)
+    assert np.array_equal(a.optimizer_state, b.optimizer_state)
+    assert b.optimizer_steps == 12 and isinstance(b.optimizer, Adam)
+    b.fit(X, y, epochs=1, batch_size=5, optimizer=SGD(momentum=0.9))
+    assert b.optimizer_steps == 3 and b.optimizer_state.shape == (1, b.params.size)
+
+
+def test_changed_hyperparameters_keep_state_of_same_kind():
+    X, y, _ = _data()
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=6)
+    m.fit(X, y, epochs=2, batch_size=6, optimizer=Adam())
+    state = m.optimizer_state.copy()
+    m.fit(X, y, epochs=1, batch_size=6, optimizer=Adam(betas=(0.5, 0.9)))
+    assert m.optimizer_steps == 6
+    assert m.optimizer.get_config()["betas"] == [0.5, 0.9]
+    assert not np.array_equal(state, m.optimizer_state)
+
+
+def test_l2_is_not_applied_to_biases():
+    X, y, T = _data()
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=7, dtype="float64")
+    p0 = m.params.copy()
+    _, g = loss_grad(p0, SIZES, "tanh", "cross_entropy", X, T)
+    m.fit(X, y, epochs=1, batch_size=None, shuffle=False, learning_rate=0.5, l2=0.3)
+    expected = p0 - 0.5 * (g + 0.3 * weight_mask(SIZES) * p0)
+    np.testing.assert_allclose(m.params, expected, rtol=0, atol=1e-14)
+
+
+def test_lbfgs_matches_scipy_on_numpy_objective():
+    scipy_opt = pytest.importorskip("scipy.optimize")
+    X, y, T = _data(n=15)
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=8, dtype="float64")
+    p0 = m.params.copy()
+    h = m.fit(X, y, epochs=30, optimizer=LBFGS(m=5), l2=1e-3)
+    wm = weight_mask(SIZES)
+
+    def f(p):
+        loss, g = loss_grad(p, SIZES, "tanh", "cross_entropy", X, T)
+        return loss + 0.5e-3 * (wm * p * p).sum(), g + 1e-3 * wm * p
+
+    res = scipy_opt.minimize(f, p0, jac=True, method="L-BFGS-B",
+                             options=dict(maxiter=30, maxcor=5, gtol=1e-5, ftol=2.2e-9))
+    np.testing.assert_allclose(m.params, res.x, atol=1e-6)
+    assert h.epochs == res.nit == m.optimizer_steps
+    assert h["loss"][-1] < h["loss"][0]
+
+
+def test_lbfgs_refuses_dropout_clipping_and_schedules():
+    X, y, _ = _data()
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=1, dropout=0.5)
+    with pytest.raises(ValueError, match="dropout"):
+        m.fit(X, y, optimizer="lbfgs")
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=1)
+    with pytest.raises(ValueError, match="clip_norm"):
+        m.fit(X, y, optimizer="lbfgs", clip_norm=1.0)
+    with pytest.raises(ValueError, match="schedule"):
+        m.fit(X, y, optimizer="lbfgs", schedule="exponential_decay")
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(optimizer="adamm"), ValueError, "Did you mean 'adam'"),
+        (dict(optimizer=3), TypeError, "optimizer must be a name"),
+        (dict(l2=-1.0), ValueError, "l2"),
+        (dict(clip_norm=0.0), ValueError, "clip_norm"),
+    ],
+)
+def test_bad_optimizer_arguments_are_rejected_without_changes(kwargs, exc, match):
+    X, y, _ = _data()
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=1)
+    m.fit(X, y, epochs=1, optimizer="adam")
+    before = (m.params.copy(), m.optimizer_state.copy(), m.optimizer_steps, m.history.epochs)
+    with pytest.raises(exc, match=match):
+        m.fit(X, y, **kwargs)
+    assert np.array_equal(before[0], m.params)
+    assert np.array_equal(before[1], m.optimizer_state)
+    assert before[2:] == (m.optimizer_steps, m.history.epochs)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: SGD(momentum=-0.1), "momentum"),
+        (lambda: SGD(nesterov=True), "nesterov"),
+        (lambda: Adam(betas=(0.9,)), "betas"),
+        (lambda: Adam(eps=0), "eps"),
+        (lambda: RMSprop(alpha=1.0), "alpha"),
+        (lambda: Adagrad(lr_decay=-1), "lr_decay"),
+        (lambda: LBFGS(m=0), "m"),
+    ],
+)
+def test_bad_hyperparameters(make, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        make()
+
+
+def test_names_give_default_hyperparameters():
+    assert fastbp.optim.get_optimizer("adam") == Adam()
+    assert fastbp.optim.get_optimizer("adamw").get_config()["weight_decay"] == 0.01
+
+
+# ---------------------------------------------------------------- against torch itself
+TORCH_CASES = {
+    "sgd_momentum": lambda t, w, b: t.optim.SGD(
+        [{"params": w, "weight_decay": 1e-2}, {"params": b, "weight_decay": 0}],
+        lr=0.05, momentum=0.9, dampening=0.1),
+    "sgd_nesterov": lambda t, w, b: t.optim.SGD(
+        [{"params": w, "weight_decay": 1e-2}, {"params": b, "weight_decay": 0}],
+        lr=0.05, momentum=0.8, nesterov=True),
+    "adam": lambda t, w, b: t.optim.Adam(
+        [{"params": w, "weight_decay": 1e-2}, {"params": b, "weight_decay": 0}],
+        lr=0.01, betas=(0.8, 0.99), eps=1e-6),
+    "adamw": lambda t, w, b: t.optim.AdamW(
+        [{"params": w, "weight_decay": 0.1}, {"params": b, "weight_decay": 0}], lr=0.01),
+    "rmsprop_centered_momentum": lambda t, w, b: t.optim.RMSprop(
+        [{"params": w, "weight_decay": 1e-2}, {"params": b, "weight_decay": 0}],
+        lr=0.005, momentum=0.5, centered=True),
+    "adagrad": lambda t, w, b: t.optim.Adagrad(
+        [{"params": w, "weight_decay": 1e-2}, {"params": b, "weight_decay": 0}],
+        lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TORCH_CASES))
+def test_matches_torch_optim(case):
+    torch = pytest.importorskip("torch")
+    X, y, _ = _data()
+    m = Model(SIZES, activation="tanh", loss="cross_entropy", seed=3, dtype="float64")
+    layers = [torch.nn.Linear(a, b).double() for a, b in zip(SIZES[:-1], SIZES[1:], strict=True)]
+    with torch.no_grad():
+        for lin, W, b in zip(layers, m.weights, m.biases, strict=True):
+            lin.weight.copy_(torch.from_numpy(W))
+            lin.bias.copy_(torch.from_numpy(b))
+    ws = [lin.weight for lin in layers]
+    bs = [lin.bias for lin in layers]
+    opt = TORCH_CASES[case](torch, ws, bs)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    for _ in range(N_STEPS):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(layers[1](torch.tanh(layers[0](Xt))), yt)
+        loss.backward()
+        opt.step()
+    fb_opt, _, _, lr = CASES[case]
+    l2 = 0.0 if case == "adamw" else 1e-2
+    m.fit(X, y, epochs=N_STEPS, batch_size=None, shuffle=False, learning_rate=lr,
+          optimizer=fb_opt, l2=l2)
+    flat = np.concatenate([t.detach().numpy().ravel() for lin in layers
+                           for t in (lin.weight, lin.bias)])
+    np.testing.assert_allclose(m.params, flat, rtol=0, atol=1e-9)
