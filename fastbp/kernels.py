@@ -59,16 +59,23 @@ from ._network import backward as _backward
 from ._network import batch_loss as _batch_loss
 from ._network import forward as _forward
 from ._network import output_delta as _output_delta
+from ._optim import add_l2 as _add_l2
+from ._optim import clip_grad_norm as _clip_grad_norm
+from ._optim import grad_norm as _grad_norm
+from ._optim import optimizer_step as _optimizer_step
 from ._optim import sgd_update as _sgd_update
 from ._train import dataset_gradient as _dataset_gradient
+from ._train import dataset_gradient_weighted as _dataset_gradient_weighted
 from ._train import dataset_loss as _dataset_loss
 from ._train import predict_into as _predict_into
+from ._train import train_epoch as _train_epoch
 from ._train import train_epoch_sgd as _train_epoch_sgd
 
 __all__ = [
     # argument bundles
     "KernelArgs",
     "WorkspaceArrays",
+    "OptimizerArgs",
     # kernels
     "forward",
     "predict",
@@ -77,8 +84,22 @@ __all__ = [
     "backward",
     "loss",
     "loss_and_gradient",
+    "loss_and_gradient_weighted",
+    "add_l2",
+    "grad_norm",
+    "clip_grad_norm",
     "sgd_step",
+    "optimizer_step",
+    "sgd_momentum_step",
+    "adam_step",
+    "rmsprop_step",
+    "adagrad_step",
+    "sgd_hyper",
+    "adam_hyper",
+    "rmsprop_hyper",
+    "adagrad_hyper",
     "train_step",
+    "train_epoch_sgd",
     "train_epoch",
     # workspace views
     "layer_block",
@@ -97,6 +118,12 @@ __all__ = [
     "LOSS_SQUARED_ERROR",
     "LOSS_CROSS_ENTROPY",
     "LOSS_BINARY_CROSS_ENTROPY",
+    "OPTIMIZER_CODES",
+    "OPT_SGD",
+    "OPT_ADAM",
+    "OPT_RMSPROP",
+    "OPT_ADAGRAD",
+    "OPT_STATE_ROWS",
 ]
 
 # Several kernels below are ``parallel=True`` functions loaded from Numba's on-disk cache.
@@ -123,6 +150,18 @@ LOSS_SQUARED_ERROR = _codes.SQUARED_ERROR
 LOSS_CROSS_ENTROPY = _codes.CROSS_ENTROPY
 LOSS_BINARY_CROSS_ENTROPY = _codes.BINARY_CROSS_ENTROPY
 
+OPT_SGD = _codes.OPT_SGD
+OPT_ADAM = _codes.OPT_ADAM  # also AdamW (decoupled weight decay in hyper[3])
+OPT_RMSPROP = _codes.OPT_RMSPROP
+OPT_ADAGRAD = _codes.OPT_ADAGRAD
+#: optimizer name -> int code (``kind``)
+OPTIMIZER_CODES = {
+    "sgd": OPT_SGD, "adam": OPT_ADAM, "adamw": OPT_ADAM, "rmsprop": OPT_RMSPROP,
+    "adagrad": OPT_ADAGRAD,
+}
+#: optimizer code -> rows of its ``(rows, n_params)`` state buffer
+OPT_STATE_ROWS = dict(_codes.OPT_STATE_ROWS)
+
 
 # ---------------------------------------------------------------------------- argument bundles
 class KernelArgs(NamedTuple):
@@ -144,6 +183,10 @@ class KernelArgs(NamedTuple):
     loss_code : int
     out_code : int
         ``act_codes[-1]``, the output activation (``output_delta`` takes it).
+    drop_rates : (L - 1,) float64 array
+        Dropout rate of each hidden layer (used by ``train_epoch`` only).
+    drop_seed : int
+        Seed of the dropout masks.
     """
 
     params: np.ndarray
@@ -154,6 +197,8 @@ class KernelArgs(NamedTuple):
     act_codes: np.ndarray
     loss_code: int
     out_code: int
+    drop_rates: np.ndarray
+    drop_seed: int
 
 
 class WorkspaceArrays(NamedTuple):
@@ -171,7 +216,11 @@ class WorkspaceArrays(NamedTuple):
     z_out : (cap * n_out,) float array
         The output layer's pre-activation ``z`` (for numerically stable losses).
     t_buf : (cap * n_out,) float array
-        Room for a batch of targets (used by :func:`train_epoch`).
+        Room for a batch of targets (used by the epoch drivers).
+    raw : (cap * sum(sizes),) float array
+        Undropped hidden activations (used by :func:`train_epoch` with dropout).
+    w_buf : (cap,) float array
+        Room for a batch of sample weights (used by :func:`train_epoch`).
     capacity : int
         ``cap``, the most rows a batch may have.
     """
@@ -181,7 +230,30 @@ class WorkspaceArrays(NamedTuple):
     a_off: np.ndarray
     z_out: np.ndarray
     t_buf: np.ndarray
+    raw: np.ndarray
+    w_buf: np.ndarray
     capacity: int
+
+
+class OptimizerArgs(NamedTuple):
+    """A model's optimizer as the step kernels take it (``Model.optimizer_args()``).
+
+    Attributes
+    ----------
+    kind : int
+        ``OPT_SGD``, ``OPT_ADAM`` (Adam and AdamW), ``OPT_RMSPROP`` or ``OPT_ADAGRAD``.
+    hyper : (4,) float64 array
+        Hyperparameters (see :func:`optimizer_step`).
+    state : (rows, n_params) float array
+        The model's optimizer state (momentum buffer, moment estimates), not a copy.
+    counters : (1,) int64 array
+        ``[t]``, the model's count of optimizer steps taken, not a copy.
+    """
+
+    kind: int
+    hyper: np.ndarray
+    state: np.ndarray
+    counters: np.ndarray
 
 
 # ---------------------------------------------------------------------------- workspace views
@@ -287,15 +359,122 @@ loss_and_gradient = _dataset_gradient
 #: ``sgd_step(params, grads, learning_rate) -> None``; both ``(n_params,)``.
 sgd_step = _sgd_update
 
-#: One epoch of minibatch SGD over ``X[order]``, the same computation as ``Model.fit``.
+#: One epoch of plain minibatch SGD over ``X[order]``.
 #:
-#: ``train_epoch(X, T, order, params, grads, sizes, w_off, b_off, act_codes, loss_code,
+#: ``train_epoch_sgd(X, T, order, params, grads, sizes, w_off, b_off, act_codes, loss_code,
 #: batch_size, learning_rate, act, delta, a_off, z_out, t_buf) -> float``
 #:
 #: ``order (n,)`` int64 row order (a permutation, or ``arange(n)``); batches are consecutive
 #: slices of it, the last partial one included; ``batch_size <= cap``. Returns the mean over
 #: the epoch's samples of the loss measured before each update.
-train_epoch = _train_epoch_sgd
+train_epoch_sgd = _train_epoch_sgd
+
+#: One epoch with any step optimizer, L2, clipping, dropout and sample weights: exactly
+#: what ``Model.fit`` runs per epoch.
+#:
+#: ``train_epoch(X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2,
+#: clip_norm, drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
+#: act, delta, raw, a_off, z_out, t_buf, w_buf) -> (mean_loss, accuracy)``
+#:
+#: ``SW (n,)`` sample weights or an empty array; ``state, opt_kind, hyper, counters`` from
+#: ``Model.optimizer_args()``; ``lr`` the step size of this epoch; ``l2`` the L2 coefficient
+#: on weights (0: none); ``clip_norm`` the largest global gradient norm (<= 0: no clipping);
+#: ``drop_rates (L - 1,)`` float64, ``drop_seed`` from ``Model.kernel_args()``. Returns the
+#: epoch's (weighted) mean loss and, for classification losses, the fraction of rows
+#: classified correctly, both measured before each update.
+train_epoch = _train_epoch
+
+#: Weighted mean loss ``sum_i w_i E_i / sum_i w_i`` and its gradient over a data set.
+#:
+#: ``loss_and_gradient_weighted(X, T, SW, params, grads, sizes, w_off, b_off, act_codes,
+#: loss_code, act, delta, a_off, z_out) -> float``; ``SW (n,)`` (empty: unit weights).
+loss_and_gradient_weighted = _dataset_gradient_weighted
+
+#: ``add_l2(params, grads, l2, sizes, w_off) -> float``: adds ``l2 * W`` to the weight entries
+#: of ``grads`` (not biases) and returns the penalty ``l2 / 2 * sum W^2`` (float64).
+add_l2 = _add_l2
+
+#: ``grad_norm(grads) -> float``: global L2 norm of ``grads`` (float64, fixed summation order).
+grad_norm = _grad_norm
+
+#: ``clip_grad_norm(grads, max_norm) -> float``: scales ``grads`` in place so that its global
+#: norm is at most ``max_norm`` (as ``torch.nn.utils.clip_grad_norm_``); returns the norm
+#: before clipping.
+clip_grad_norm = _clip_grad_norm
+
+#: One optimizer update of the whole flat buffer, in place (the formulas of ``torch.optim``).
+#:
+#: ``optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off, b_off)``
+#:
+#: ``state (OPT_STATE_ROWS[kind], n_params)``; ``hyper (4,)`` float64 (build it with
+#: ``sgd_hyper``, ``adam_hyper``, ``rmsprop_hyper``, ``adagrad_hyper``, or take
+#: ``Model.optimizer_args()``); ``step`` the step number ``t`` (1 on the first step with a
+#: fresh state); ``l2`` the coupled L2 coefficient on weights (biases get none). The update
+#: rules are in the docstring of ``fastbp._optim``.
+optimizer_step = _optimizer_step
+
+
+@njit(cache=True, nogil=True)
+def sgd_momentum_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
+    """SGD with (Nesterov) momentum: ``optimizer_step`` with ``kind = OPT_SGD``.
+
+    ``state`` is ``(1, n_params)`` (the momentum buffer); ``hyper = sgd_hyper(...)``.
+    """
+    _optimizer_step(params, grads, state, OPT_SGD, hyper, lr, step, l2, sizes, w_off, b_off)
+
+
+@njit(cache=True, nogil=True)
+def adam_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
+    """Adam / AdamW: ``optimizer_step`` with ``kind = OPT_ADAM``.
+
+    ``state`` is ``(2, n_params)`` (first and second moments); ``hyper = adam_hyper(...)``.
+    """
+    _optimizer_step(params, grads, state, OPT_ADAM, hyper, lr, step, l2, sizes, w_off, b_off)
+
+
+@njit(cache=True, nogil=True)
+def rmsprop_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
+    """RMSprop: ``optimizer_step`` with ``kind = OPT_RMSPROP``.
+
+    ``state`` is ``(3, n_params)``; ``hyper = rmsprop_hyper(...)``.
+    """
+    _optimizer_step(params, grads, state, OPT_RMSPROP, hyper, lr, step, l2, sizes, w_off,
+                    b_off)
+
+
+@njit(cache=True, nogil=True)
+def adagrad_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
+    """Adagrad: ``optimizer_step`` with ``kind = OPT_ADAGRAD``.
+
+    ``state`` is ``(1, n_params)``, the accumulator (start it at the initial accumulator
+    value); ``hyper = adagrad_hyper(...)``.
+    """
+    _optimizer_step(params, grads, state, OPT_ADAGRAD, hyper, lr, step, l2, sizes, w_off,
+                    b_off)
+
+
+@njit(cache=True)
+def sgd_hyper(momentum=0.0, dampening=0.0, nesterov=False):
+    """(4,) float64 hyperparameters of SGD: ``[momentum, dampening, nesterov, 0]``."""
+    return np.array([momentum, dampening, 1.0 if nesterov else 0.0, 0.0])
+
+
+@njit(cache=True)
+def adam_hyper(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """(4,) float64 hyperparameters of Adam (``weight_decay > 0``: AdamW's decoupled decay)."""
+    return np.array([beta1, beta2, eps, weight_decay])
+
+
+@njit(cache=True)
+def rmsprop_hyper(alpha=0.99, eps=1e-8, momentum=0.0, centered=False):
+    """(4,) float64 hyperparameters of RMSprop: ``[alpha, eps, momentum, centered]``."""
+    return np.array([alpha, eps, momentum, 1.0 if centered else 0.0])
+
+
+@njit(cache=True)
+def adagrad_hyper(lr_decay=0.0, eps=1e-10):
+    """(4,) float64 hyperparameters of Adagrad: ``[lr_decay, eps, 0, 0]``."""
+    return np.array([lr_decay, eps, 0.0, 0.0])
 
 
 @njit(cache=True, nogil=True)

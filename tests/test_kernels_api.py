@@ -130,7 +130,7 @@ def user_train_step_loop(X, T, k, ws, batch_size, lr):
 def user_train_epochs(X, T, k, ws, order, epochs, batch_size, lr):
     last = 0.0
     for _ in range(epochs):
-        last = K.train_epoch(
+        last = K.train_epoch_sgd(
             X, T, order, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes,
             k.loss_code, batch_size, lr, ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf,
         )
@@ -202,7 +202,7 @@ def test_training_kernels_match_fit(case, dtype):
         assert got == pytest.approx(expected_loss, rel=1e-12)
         np.testing.assert_array_equal(model.params, reference.params)
 
-    # train_epoch is the very driver Model.fit calls: bitwise equal over several epochs
+    # train_epoch_sgd: bitwise equal to Model.fit's plain SGD over several epochs
     reference = _model(case, dtype)
     reference.fit(X, T, epochs=3, batch_size=batch_size, learning_rate=lr, shuffle=False)
     model = _model(case, dtype)
@@ -262,8 +262,10 @@ def test_kernel_args_layout():
     )
     ws = model.allocate_workspace(7)
     assert ws.capacity == 7
-    assert ws.act.shape == ws.delta.shape == (7 * 9,)
+    assert ws.act.shape == ws.delta.shape == ws.raw.shape == (7 * 9,)
     assert ws.z_out.shape == ws.t_buf.shape == (7 * 2,)
+    assert ws.w_buf.shape == (7,)
+    assert k.drop_rates.shape == (1,) and k.drop_rates.dtype == np.float64
     assert list(ws.a_off) == [0, 28, 49]
     assert ws.act.dtype == model.dtype
     with pytest.raises(ValueError, match="batch_size"):
@@ -325,3 +327,139 @@ def test_cached_user_function_calling_kernels(tmp_path):
         outputs.append(proc.stdout)
     assert outputs[0] == outputs[1]
     assert list(tmp_path.glob("__pycache__/*.nbi"))  # the user function was really cached
+
+
+# --------------------------------------------------------------------- optimizer kernels
+@njit
+def user_train_epochs_opt(X, T, SW, k, ws, o, epochs, batch_size, lr, l2, clip):
+    order = np.arange(X.shape[0])
+    last = 0.0
+    for _ in range(epochs):
+        last, _acc = K.train_epoch(
+            X, T, SW, order, k.params, k.grads, o.state, o.kind, o.hyper, o.counters, lr, l2,
+            clip, k.drop_rates, k.drop_seed, k.sizes, k.w_off, k.b_off, k.act_codes,
+            k.loss_code, batch_size, ws.act, ws.delta, ws.raw, ws.a_off, ws.z_out, ws.t_buf,
+            ws.w_buf,
+        )
+    return last
+
+
+@njit
+def user_full_batch_steps(X, T, k, ws, state, hyper, kind, steps, lr, l2, clip):
+    """Hand-written full-batch loop: gradient, clipping, the named step of each optimizer."""
+    for t in range(1, steps + 1):
+        K.loss_and_gradient(X, T, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes,
+                            k.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out)
+        if clip > 0:
+            K.clip_grad_norm(k.grads, clip)
+        if kind == K.OPT_SGD:
+            K.sgd_momentum_step(k.params, k.grads, state, hyper, lr, t, l2, k.sizes, k.w_off,
+                                k.b_off)
+        elif kind == K.OPT_ADAM:
+            K.adam_step(k.params, k.grads, state, hyper, lr, t, l2, k.sizes, k.w_off, k.b_off)
+        elif kind == K.OPT_RMSPROP:
+            K.rmsprop_step(k.params, k.grads, state, hyper, lr, t, l2, k.sizes, k.w_off,
+                           k.b_off)
+        else:
+            K.adagrad_step(k.params, k.grads, state, hyper, lr, t, l2, k.sizes, k.w_off,
+                           k.b_off)
+
+
+OPTIMIZERS = [
+    ("sgd", dict(momentum=0.9, nesterov=True)),
+    ("adam", dict(betas=(0.8, 0.99), eps=1e-6)),
+    ("adamw", dict(weight_decay=0.1)),
+    ("rmsprop", dict(alpha=0.9, momentum=0.5, centered=True)),
+    ("adagrad", dict(lr_decay=0.01, initial_accumulator_value=0.1)),
+]
+
+
+def _optimizer(name, config):
+    from fastbp import optim
+
+    classes = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
+               "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
+    return classes[name](**config)
+
+
+@pytest.mark.parametrize("name,config", OPTIMIZERS, ids=[o[0] for o in OPTIMIZERS])
+def test_train_epoch_matches_fit_with_optimizers(name, config):
+    case = CASES[1]  # cross-entropy
+    X, T = _data(case[0], case[2], "float64", n=23)
+    SW = np.random.default_rng(5).uniform(0.5, 2.0, X.shape[0])
+    SW = SW / SW.mean()  # Model.fit rescales sample weights to mean 1
+    kw = dict(batch_size=5, learning_rate=0.01, shuffle=False, l2=1e-3, clip_norm=1.0)
+
+    reference = _model(case, "float64")
+    reference.fit(X, T, epochs=3, optimizer=_optimizer(name, config), sample_weight=SW, **kw)
+
+    model = _model(case, "float64")
+    o = model.optimizer_args(_optimizer(name, config))
+    assert o.kind == K.OPTIMIZER_CODES[name] and o.state.shape[0] == K.OPT_STATE_ROWS[o.kind]
+    got = user_train_epochs_opt(X, T, SW, model.kernel_args(), model.allocate_workspace(5), o,
+                                3, 5, 0.01, 1e-3, 1.0)
+    assert got == reference.history["loss"][-1]
+    np.testing.assert_array_equal(model.params, reference.params)
+    np.testing.assert_array_equal(model.optimizer_state, reference.optimizer_state)
+    assert model.optimizer_steps == reference.optimizer_steps == 15
+
+    # the kernels advanced the model's own optimizer: fit continues identically
+    reference.fit(X, T, epochs=1, sample_weight=SW, **kw)
+    model.fit(X, T, epochs=1, sample_weight=SW, **kw)
+    np.testing.assert_array_equal(model.params, reference.params)
+
+
+@pytest.mark.parametrize("name,config", OPTIMIZERS, ids=[o[0] for o in OPTIMIZERS])
+def test_named_optimizer_steps_match_fit(name, config):
+    case = CASES[0]
+    X, T = _data(case[0], case[2], "float64", n=11)
+    opt = _optimizer(name, config)
+    reference = _model(case, "float64")
+    reference.fit(X, T, epochs=4, batch_size=None, learning_rate=0.02, shuffle=False,
+                  optimizer=opt, l2=1e-2, clip_norm=0.5)
+
+    model = _model(case, "float64")
+    state = opt.init_state(model.params.shape[0], model.dtype)
+    hyper = {
+        "sgd": lambda: K.sgd_hyper(0.9, 0.0, True),
+        "adam": lambda: K.adam_hyper(0.8, 0.99, 1e-6, 0.0),
+        "adamw": lambda: K.adam_hyper(0.9, 0.999, 1e-8, 0.1),
+        "rmsprop": lambda: K.rmsprop_hyper(0.9, 1e-8, 0.5, True),
+        "adagrad": lambda: K.adagrad_hyper(0.01, 1e-10),
+    }[name]()
+    np.testing.assert_array_equal(hyper, opt.hyper())
+    user_full_batch_steps(X, T, model.kernel_args(), model.allocate_workspace(11), state,
+                          hyper, K.OPTIMIZER_CODES[name], 4, 0.02, 1e-2, 0.5)
+    np.testing.assert_allclose(model.params, reference.params, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(state, reference.optimizer_state, rtol=1e-12, atol=1e-14)
+
+
+def test_l2_and_norm_kernels():
+    model = _model(CASES[0], "float64")
+    k = model.kernel_args()
+    k.grads[:] = 0.0
+
+    @njit
+    def penalty(k, l2):
+        return K.add_l2(k.params, k.grads, l2, k.sizes, k.w_off)
+
+    value = penalty(k, 0.5)
+    W = np.concatenate([w.ravel() for w in model.weights])
+    assert value == pytest.approx(0.25 * (W @ W), rel=1e-12)
+    np.testing.assert_allclose(np.concatenate([g.ravel() for g in _views(model.grads, model)]),
+                               0.5 * W, rtol=1e-15)
+    assert K.grad_norm(k.grads) == pytest.approx(np.linalg.norm(k.grads), rel=1e-12)
+    before = K.clip_grad_norm(k.grads, 0.1)
+    assert before == pytest.approx(0.5 * np.linalg.norm(W), rel=1e-12)
+    assert np.linalg.norm(k.grads) == pytest.approx(0.1, rel=1e-5)
+
+
+def _views(flat, model):
+    k = model.kernel_args()
+    return [flat[k.w_off[p] : k.b_off[p]] for p in range(len(k.w_off))]
+
+
+def test_optimizer_args_rejects_lbfgs():
+    model = _model(CASES[0], "float64")
+    with pytest.raises(ValueError, match="L-BFGS"):
+        model.optimizer_args("lbfgs")
