@@ -527,32 +527,16 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
-        state = self.__dict__.copy()
-        model = state.pop("_model", None)
+        # coefs_/intercepts_ are views into the model's buffer: pickle the model (which
+        # pickles its flat buffers) and bind the views again after unpickling
+        state = dict(super().__getstate__())
         state.pop("coefs_", None)
         state.pop("intercepts_", None)
-        if model is not None:
-            state["_model_spec"] = {
-                "layer_sizes": [int(s) for s in model.layer_sizes],
-                "activation": list(model.activations),
-                "loss": model.loss,
-                "output": model.output,
-                "dtype": model.dtype.name,
-                "params": model.params.copy(),
-            }
         return state
 
     def __setstate__(self, state):
-        spec = state.pop("_model_spec", None)
-        self.__dict__.update(state)
-        if spec is not None:
-            params = spec.pop("params")
-            activation = spec.pop("activation")
-            self._model = Model(
-                spec["layer_sizes"], activation=activation if activation else "relu",
-                loss=spec["loss"], output=spec["output"], dtype=spec["dtype"], seed=0,
-            )
-            self._model.params[:] = params
+        super().__setstate__(state)
+        if "_model" in state:
             self._bind_views()
 
     def __sklearn_tags__(self):
