@@ -5,12 +5,18 @@ same computation (initial weights, minibatch order, update rules), so they reach
 accuracy; what differs is the time the forward and backward passes take. Shown three ways:
 one fit inside a ``Pipeline``, ``cross_val_score`` and ``GridSearchCV``.
 
-Run: ``python examples/sklearn_compare.py``
+Run: ``python examples/sklearn_compare.py [--threads N]``
+
+``--threads`` sets Numba's thread count (default: Numba's, one per core). On a machine whose
+cores are busy with other work, fastbp's parallel kernels wait for descheduled threads; one
+thread is then much faster (and scikit-learn's BLAS is affected in the same way).
 """
 
+import argparse
 import time
 import warnings
 
+import numba
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -41,12 +47,18 @@ def timed(fn):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="Numba threads")
+    args = parser.parse_args()
+    if args.threads:
+        numba.set_num_threads(args.threads)
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0,
                                                         stratify=y)
     print(f"digits: {X_train.shape[0]} training / {X_test.shape[0]} test samples, "
           f"{X.shape[1]} features, 10 classes")
     print("settings:", SETTINGS)
+    print(f"Numba threads: {numba.get_num_threads()}")
     # compile fastbp's kernels once (Numba caches them on disk for later runs)
     pipeline(FastbpMLP, max_iter=1).fit(X_train[:100], y_train[:100])
     pipeline(FastbpMLP, float32=True, max_iter=1).fit(X_train[:100], y_train[:100])
