@@ -323,12 +323,19 @@ class _BaseMLP(BaseEstimator):
             last["loss"] = data * self._loss_scale() + pen
             return data + pen, k.grads.astype(np.float64)
 
-        iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
         options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
-        if iprint >= 1:
-            options["disp"] = True
+        callback = None
+        if self.verbose:
+            # SciPy deprecates L-BFGS-B's own printing (iprint/disp); print per iteration here
+            iteration = [0]
+
+            def callback(xk):
+                iteration[0] += 1
+                print(f"Iteration {iteration[0]}, loss = {last['loss']:.8f}")
+
         res = scipy.optimize.minimize(
-            fun, model.params.astype(np.float64), method="L-BFGS-B", jac=True, options=options
+            fun, model.params.astype(np.float64), method="L-BFGS-B", jac=True,
+            options=options, callback=callback,
         )
         if res.status != 0:
             warnings.warn(

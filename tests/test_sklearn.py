@@ -255,3 +255,14 @@ def test_import_fastbp_does_not_import_sklearn():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_verbose_prints_progress_without_deprecated_scipy_options(multiclass, solver, capsys):
+    X, y = multiclass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        MLPClassifier(solver=solver, max_iter=3, verbose=True, random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert "Iteration 1, loss = " in out
