@@ -463,3 +463,88 @@ def test_optimizer_args_rejects_lbfgs():
     model = _model(CASES[0], "float64")
     with pytest.raises(ValueError, match="L-BFGS"):
         model.optimizer_args("lbfgs")
+
+
+@njit
+def user_weighted_l2_gradient(X, T, SW, k, ws, l2):
+    value = K.loss_and_gradient_weighted(
+        X, T, SW, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code,
+        ws.act, ws.delta, ws.a_off, ws.z_out,
+    )
+    return value + K.add_l2(k.params, k.grads, l2, k.sizes, k.w_off)
+
+
+@njit
+def user_generic_step(k, state, kind, hyper, lr, l2, max_norm):
+    before = K.grad_norm(k.grads)
+    clipped_from = K.clip_grad_norm(k.grads, max_norm)
+    K.optimizer_step(k.params, k.grads, state, kind, hyper, lr, 1, l2, k.sizes, k.w_off,
+                     k.b_off)
+    return before, clipped_from
+
+
+@njit
+def user_hypers():
+    return (K.sgd_hyper(0.9, 0.1, False), K.adam_hyper(0.8, 0.9, 1e-7, 0.01),
+            K.rmsprop_hyper(0.95, 1e-6, 0.3, True), K.adagrad_hyper(0.1, 1e-9))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[2]}-{c[1]}")
+def test_weighted_gradient_matches_facade(case, dtype):
+    model = _model(case, dtype)
+    X, T = _data(case[0], case[2], dtype)
+    SW = np.random.default_rng(3).uniform(0.1, 3.0, X.shape[0]).astype(dtype)
+    loss, grad = model.gradient(X, T, sample_weight=SW, l2=0.05)
+    model.grads[:] = np.nan
+    # same chunking as the facade (one chunk) for bitwise equality
+    got = user_weighted_l2_gradient(X, T, SW, model.kernel_args(),
+                                    model.allocate_workspace(X.shape[0]), 0.05)
+    assert got == loss
+    np.testing.assert_array_equal(model.grads, grad)
+
+
+def test_generic_optimizer_step_norms_and_hypers_from_njit():
+    from fastbp import optim
+
+    sgd, adam, rms, ada = user_hypers()
+    np.testing.assert_array_equal(sgd, optim.SGD(momentum=0.9, dampening=0.1).hyper())
+    np.testing.assert_array_equal(adam, optim.AdamW(betas=(0.8, 0.9), eps=1e-7,
+                                                    weight_decay=0.01).hyper())
+    np.testing.assert_array_equal(rms, optim.RMSprop(alpha=0.95, eps=1e-6, momentum=0.3,
+                                                     centered=True).hyper())
+    np.testing.assert_array_equal(ada, optim.Adagrad(lr_decay=0.1, eps=1e-9).hyper())
+
+    case = CASES[0]
+    X, T = _data(case[0], case[2], "float64")
+    model, reference = _model(case, "float64"), _model(case, "float64")
+    # one Adam step with clipping and L2, through the generic kernel ...
+    model.gradient(X, T)
+    norm = np.linalg.norm(model.grads)
+    state = np.zeros((K.OPT_STATE_ROWS[K.OPT_ADAM], model.params.size))
+    before, clipped_from = user_generic_step(model.kernel_args(), state, K.OPT_ADAM, adam,
+                                             0.01, 1e-3, 0.5 * norm)
+    assert before == clipped_from == pytest.approx(norm, rel=1e-12)
+    # ... equals one full-batch epoch of Model.fit with the same settings
+    reference.fit(X, T, epochs=1, batch_size=None, learning_rate=0.01, shuffle=False,
+                  optimizer=optim.AdamW(betas=(0.8, 0.9), eps=1e-7, weight_decay=0.01),
+                  l2=1e-3, clip_norm=0.5 * norm)
+    np.testing.assert_allclose(model.params, reference.params, rtol=1e-12, atol=1e-15)
+
+
+def test_layer_block_views():
+    model = _model(CASES[0], "float64")
+    X, _ = _data(CASES[0][0], CASES[0][2], "float64", n=5)
+    ws = model.allocate_workspace(8)
+    k = model.kernel_args()
+
+    @njit
+    def hidden_of(X, k, ws):
+        n = X.shape[0]
+        K.layer_block(ws.act, k.sizes, ws.a_off, 0, n)[:, :] = X
+        K.forward(k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off,
+                  ws.z_out, n)
+        return K.layer_block(ws.act, k.sizes, ws.a_off, 1, n).copy()
+
+    expected = np.tanh(X @ model.weights[0].T + model.biases[0])
+    np.testing.assert_allclose(hidden_of(X, k, ws), expected, rtol=1e-12, atol=1e-14)
