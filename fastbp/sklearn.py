@@ -359,6 +359,12 @@ class _BaseMLP(BaseEstimator):
             self._lr = float(self.learning_rate_init)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        if not hasattr(self, "loss_curve_"):  # warm start after an L-BFGS fit
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            self.best_loss_ = None if self.early_stopping else np.inf
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = -np.inf if self.early_stopping else None
 
         early_stopping = self.early_stopping
         if early_stopping:
