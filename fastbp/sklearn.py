@@ -25,6 +25,14 @@ import warnings
 import numpy as np
 import scipy.optimize
 import scipy.sparse
+import sklearn
+
+if tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit()) < (1, 6):
+    raise ImportError(
+        f"fastbp.sklearn needs scikit-learn >= 1.6 (for validate_data and estimator tags); "
+        f"found {sklearn.__version__}. Upgrade with: pip install -U 'scikit-learn>=1.6'"
+    )
+
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score

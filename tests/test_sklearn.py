@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-sklearn = pytest.importorskip("sklearn")
+sklearn = pytest.importorskip("sklearn", minversion="1.6")
 
 from sklearn import neural_network as sk_nn  # noqa: E402
 from sklearn.base import clone  # noqa: E402
