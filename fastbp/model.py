@@ -894,7 +894,9 @@ class Model:
             float64 hyperparameters, the model's own ``(rows, n_params)`` state buffer and
             ``counters``, the model's own (1,) int64 array holding the step number ``t``.
             Kernels that update ``state``/``counters`` advance the model's optimizer, so a
-            later ``fit`` continues from there.
+            later ``fit`` continues from there. The tuple stays valid while the optimizer
+            kind is unchanged; after ``fit`` with another kind of optimizer or with
+            ``reset=True`` (which start a new state), call ``optimizer_args`` again.
         """
         from .kernels import OptimizerArgs
 
