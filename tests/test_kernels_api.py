@@ -548,3 +548,23 @@ def test_layer_block_views():
 
     expected = np.tanh(X @ model.weights[0].T + model.biases[0])
     np.testing.assert_allclose(hidden_of(X, k, ws), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_train_epoch_with_dropout_matches_fit():
+    sizes, act, loss, out = CASES[0]
+    X, T = _data(sizes, loss, "float32", n=17)
+
+    def new():
+        return fastbp.Model(sizes, activation=act, loss=loss, dtype="float32", seed=4,
+                            dropout=[0.3, 0.1])
+
+    reference = new()
+    reference.fit(X, T, epochs=2, batch_size=4, learning_rate=0.05, shuffle=False,
+                  optimizer="adam")
+    model = new()
+    k = model.kernel_args()
+    assert list(k.drop_rates) == pytest.approx([0.3, 0.1])
+    got = user_train_epochs_opt(X, T, np.zeros(0, np.float32), k, model.allocate_workspace(4),
+                                model.optimizer_args("adam"), 2, 4, 0.05, 0.0, 0.0)
+    assert got == pytest.approx(reference.history["loss"][-1], rel=1e-6)
+    np.testing.assert_array_equal(model.params, reference.params)
