@@ -63,8 +63,8 @@ def forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n):
 
 
 @njit(cache=True, nogil=True)
-def _row_loss(z, t, loss_code, i):
-    """Loss of row ``i`` computed from the output's z (stable for any logits); float64."""
+def _row_loss(z, a, t, loss_code, i):
+    """Loss of row ``i`` in float64; cross-entropies from z, so stable for any logits."""
     m = z.shape[1]
     total = 0.0
     if loss_code == CROSS_ENTROPY:
@@ -83,6 +83,10 @@ def _row_loss(z, t, loss_code, i):
         for j in range(m):
             x = np.float64(z[i, j])
             total += max(x, 0.0) - t[i, j] * x + np.log1p(np.exp(-abs(x)))
+    else:
+        for j in range(m):
+            g = np.float64(a[i, j]) - t[i, j]
+            total += 0.5 * g * g
     return total
 
 
@@ -118,18 +122,12 @@ def output_delta(z, a, t, loss_code, out_code, scale, delta):
                 tsum += t[i, j]
             for j in range(m):
                 delta[i, j] = (a[i, j] * tsum - t[i, j]) * sc
-            total += _row_loss(z, t, loss_code, i)
         elif loss_code == BINARY_CROSS_ENTROPY:
             for j in range(m):
                 delta[i, j] = (a[i, j] - t[i, j]) * sc
-            total += _row_loss(z, t, loss_code, i)
         else:  # squared error, any output activation
-            row = 0.0
             for j in range(m):
-                g = a[i, j] - t[i, j]
-                delta[i, j] = g
-                row += np.float64(g) * g
-            total += 0.5 * row
+                delta[i, j] = a[i, j] - t[i, j]
             if out_code == SOFTMAX:
                 # Jacobian-vector product of softmax: a_k (g_k - sum_j g_j a_j)
                 ga = delta.dtype.type(0)
@@ -141,6 +139,7 @@ def output_delta(z, a, t, loss_code, out_code, scale, delta):
                 multiply_derivative_row(delta[i], a[i], out_code)
             for j in range(m):
                 delta[i, j] *= sc
+        total += _row_loss(z, a, t, loss_code, i)
     return total * scale
 
 
@@ -153,17 +152,9 @@ def batch_loss(z, a, t, loss_code):
     z, a, t : (n, m) arrays
     loss_code : int
     """
-    n, m = a.shape
     total = 0.0
-    for i in range(n):
-        if loss_code == CROSS_ENTROPY or loss_code == BINARY_CROSS_ENTROPY:
-            total += _row_loss(z, t, loss_code, i)
-        else:
-            row = 0.0
-            for j in range(m):
-                g = np.float64(a[i, j]) - t[i, j]
-                row += g * g
-            total += 0.5 * row
+    for i in range(a.shape[0]):
+        total += _row_loss(z, a, t, loss_code, i)
     return total
 
 

@@ -24,14 +24,18 @@ def check_choice(value, choices, name: str) -> str:
     if value not in choices:
         close = difflib.get_close_matches(value, list(choices), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{name}={value!r} is not supported; expected one of {sorted(choices)}.{hint}")
+        raise ValueError(
+            f"{name}={value!r} is not supported; expected one of {sorted(choices)}.{hint}"
+        )
     return value
 
 
 def check_int(value, name: str, minimum: int = 1) -> int:
     """A Python/NumPy integer (not bool) ``>= minimum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}; got {type(value).__name__} {value!r}.")
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}; got {type(value).__name__} {value!r}."
+        )
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
     return int(value)
@@ -88,8 +92,12 @@ def check_X(X, dtype, n_features: int, name: str = "X") -> np.ndarray:
     """2-D, non-empty, finite, ``n_features`` columns; returned C-contiguous in ``dtype``."""
     arr = _numeric_array(X, name)
     if arr.ndim != 2:
-        hint = " Use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample." if arr.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {arr.shape}.{hint}")
+        hint = ""
+        if arr.ndim == 1:
+            hint = " Use X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample."
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features); got shape {arr.shape}.{hint}"
+        )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty (0 samples); pass at least one sample.")
     if arr.shape[1] != n_features:

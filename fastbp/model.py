@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -264,6 +264,7 @@ class Model:
             larger than the data is clamped to the number of samples. The last, partial
             batch of an epoch is used.
         learning_rate : float, default 0.01
+            Step size, ``>= 0`` (0 runs the forward and backward passes without moving).
         shuffle : bool, default True
             Reshuffle the rows each epoch (seeded from ``seed``); else keep their order.
 
@@ -277,7 +278,7 @@ class Model:
         epochs = check_int(epochs, "epochs")
         n = X.shape[0]
         batch_size = n if batch_size is None else min(check_int(batch_size, "batch_size"), n)
-        lr = check_positive_float(learning_rate, "learning_rate")
+        lr = check_positive_float(learning_rate, "learning_rate", allow_zero=True)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False; got {shuffle!r}.")
 

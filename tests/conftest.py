@@ -1,0 +1,37 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # make tests/naive.py importable as `naive`
+
+
+def make_targets(rng, loss, n, n_out, labels=True):
+    """Random targets valid for ``loss``: labels or one-hot for CE, 0/1 for BCE, reals for SE."""
+    if loss == "cross_entropy":
+        y = rng.integers(0, n_out, size=n)
+        if labels:
+            return y
+        T = np.zeros((n, n_out))
+        T[np.arange(n), y] = 1
+        return T
+    if loss == "binary_cross_entropy":
+        T = rng.integers(0, 2, size=(n, n_out)).astype(float)
+        return T
+    return rng.normal(size=(n, n_out))
+
+
+def one_hot_targets(y, loss, n_out):
+    """Targets as the (n, n_out) float64 matrix the kernels see."""
+    y = np.asarray(y)
+    if loss == "cross_entropy" and y.ndim == 1:
+        T = np.zeros((len(y), n_out))
+        T[np.arange(len(y)), y] = 1
+        return T
+    return np.asarray(y, dtype=float).reshape(len(y), n_out)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
