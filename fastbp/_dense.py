@@ -29,8 +29,8 @@ from ._activations import activate_row, multiply_derivative_row
 from ._gemm import BLOCK, FASTMATH, PANEL, column_sums, dot_block, panel_product
 
 #: multiply-adds below which a product runs serially (no parallel-region launch). A launch
-#: costs ~2-5 us (much more when the cores are shared); 2^20 multiply-adds take ~10 us.
-PARALLEL_MIN_WORK = 1 << 20
+#: costs ~2-5 us (much more when the cores are shared); 2^19 multiply-adds take ~5-10 us.
+PARALLEL_MIN_WORK = 1 << 19
 
 #: rows of the batch per parallel tile (forward and delta); a multiple of ``BLOCK``
 TILE_ROWS = 16
