@@ -26,7 +26,7 @@ choice. No BLAS is called: BLAS threads would compete with Numba's for the same 
 from numba import njit, prange
 
 from ._activations import activate_row, multiply_derivative_row
-from ._gemm import BLOCK, FASTMATH, PANEL, column_sums, dot_block, panel_product
+from ._gemm import BLOCK, FASTMATH, PANEL, column_sums, dot_block, panel_product, row_product
 
 #: multiply-adds below which a product runs serially (no parallel-region launch). A launch
 #: costs ~2-5 us (much more when the cores are shared); 2^19 multiply-adds take ~5-10 us.
@@ -88,7 +88,11 @@ def dense_delta(delta, W, a_in, code, delta_in):
     """
     n = delta.shape[0]
     n_out, n_in = W.shape
-    if n * n_out * n_in < PARALLEL_MIN_WORK:
+    if n < BLOCK:  # a few rows (online learning): a plain loop, whatever the size
+        row_product(delta.T, W, delta_in)
+        for i in range(n):
+            multiply_derivative_row(delta_in[i], a_in[i], code)
+    elif n * n_out * n_in < PARALLEL_MIN_WORK:
         panel_product(delta.T, W, delta_in, 0, n, 0, n_in, False)
         for i in range(n):
             multiply_derivative_row(delta_in[i], a_in[i], code)
@@ -123,7 +127,10 @@ def dense_grad(delta, a_in, gW, gb, accumulate):
     """
     n_out, n_in = gW.shape
     n = delta.shape[0]
-    if n * n_out * n_in < PARALLEL_MIN_WORK:
+    if n_out < BLOCK and not accumulate:  # one or a few output units: a plain loop
+        row_product(delta, a_in, gW)
+        column_sums(delta, gb, 0, n_out, accumulate)
+    elif n * n_out * n_in < PARALLEL_MIN_WORK:
         panel_product(delta, a_in, gW, 0, n_out, 0, n_in, accumulate)
         column_sums(delta, gb, 0, n_out, accumulate)
     else:

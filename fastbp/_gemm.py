@@ -499,6 +499,25 @@ def _panel_pass(P, Q, C, r0, r1, k0, k1, s0, s1, acc_s):
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
+def row_product(P, Q, C):
+    """``C = P.T @ Q`` for a ``C`` of fewer than ``BLOCK`` rows (online learning, one output).
+
+    A plain loop that accumulates straight into ``C``: for such shapes the panel kernels'
+    fixed costs dominate. Callers choose it from the whole problem's shape (never per tile),
+    so one product always takes one path whatever the thread count.
+    """
+    S = P.shape[0]
+    K = max(Q.shape[1], 0)
+    for r in range(C.shape[0]):
+        for k in range(np.uint64(K)):
+            C[r, k] = 0
+        for s in range(S):
+            p = P[s, r]
+            for k in range(np.uint64(K)):
+                C[r, k] += p * Q[s, k]
+
+
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
 def column_sums(D, out, j0, j1, accumulate):
     """``out[j] (+)= sum_i D[i, j]`` for ``j0 <= j < j1``, summing rows in order."""
     if not accumulate:
@@ -509,4 +528,5 @@ def column_sums(D, out, j0, j1, accumulate):
             out[j] += D[i, j]
 
 
-__all__ = ["BLOCK", "FASTMATH", "PANEL", "column_sums", "dot_block", "panel_product"]
+__all__ = ["BLOCK", "FASTMATH", "PANEL", "column_sums", "dot_block", "panel_product",
+           "row_product"]
