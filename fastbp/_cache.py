@@ -26,10 +26,12 @@ _stamp: str | None = None
 
 
 def package_stamp() -> str:
-    """SHA-256 over the names and contents of the package's ``.py`` files (computed once)."""
+    """SHA-256 over the package's ``.py`` files and compile-time switches (computed once)."""
     global _stamp
     if _stamp is None:
         h = hashlib.sha256()
+        # compile-time switches read from the environment must invalidate the cache too
+        h.update(os.environ.get("FASTBP_USE_BLAS", "0").encode())
         for name in sorted(os.listdir(_PACKAGE_DIR)):
             if name.endswith(".py"):
                 h.update(name.encode())

@@ -20,12 +20,15 @@ into tiles whose size and number depend only on the shapes, one ``prange`` itera
 tile. Every output element is computed by the same instruction sequence in the same order
 whichever path, tile or thread computes it (tile boundaries are multiples of the blocking),
 so results are bitwise independent of the number of threads -- and of the serial/parallel
-choice. No BLAS is called: BLAS threads would compete with Numba's for the same cores.
+choice. Products of at least ``BLAS_MIN_WORK`` multiply-adds on C-contiguous operands go
+through BLAS instead (``fastbp._blas``), called from serial code only, so BLAS threads and
+Numba threads never run at the same time; the elementwise work around them is serial.
 """
 
 from numba import njit, prange
 
 from ._activations import activate_row, multiply_derivative_row
+from ._blas import BLAS_MIN_WORK, gemm_nn, gemm_nt, gemm_tn
 from ._gemm import BLOCK, FASTMATH, PANEL, column_sums, dot_block, panel_product, row_product
 
 #: multiply-adds below which a product runs serially (no parallel-region launch). A launch
@@ -65,7 +68,16 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
     z_keep : (n, n_out) or (0, n_out) array, written when it has rows
     """
     n, n_in = a_in.shape
-    if n < 2 * TILE_ROWS or n * n_in * W.shape[0] < PARALLEL_MIN_WORK:
+    n_out = W.shape[0]
+    if n >= BLOCK and n * n_in * n_out >= BLAS_MIN_WORK and gemm_nt(a_in, W, a_out):
+        keep = z_keep.shape[0] > 0
+        for i in range(n):
+            for j in range(n_out):
+                a_out[i, j] += b[j]
+                if keep:
+                    z_keep[i, j] = a_out[i, j]
+            activate_row(a_out[i], code)
+    elif n < 2 * TILE_ROWS or n * n_in * n_out < PARALLEL_MIN_WORK:
         _forward_rows(a_in, W, b, a_out, code, z_keep, 0, n)
     else:
         n_tiles = (n + TILE_ROWS - 1) // TILE_ROWS
@@ -90,6 +102,9 @@ def dense_delta(delta, W, a_in, code, delta_in):
     n_out, n_in = W.shape
     if n < BLOCK:  # a few rows (online learning): a plain loop, whatever the size
         row_product(delta.T, W, delta_in)
+        for i in range(n):
+            multiply_derivative_row(delta_in[i], a_in[i], code)
+    elif n * n_out * n_in >= BLAS_MIN_WORK and gemm_nn(delta, W, delta_in):
         for i in range(n):
             multiply_derivative_row(delta_in[i], a_in[i], code)
     elif n * n_out * n_in < PARALLEL_MIN_WORK:
@@ -130,6 +145,9 @@ def dense_grad(delta, a_in, gW, gb, accumulate):
     if n_out < BLOCK and not accumulate:  # one or a few output units: a plain loop
         row_product(delta, a_in, gW)
         column_sums(delta, gb, 0, n_out, accumulate)
+    elif (not accumulate and n * n_out * n_in >= BLAS_MIN_WORK
+          and gemm_tn(delta, a_in, gW)):
+        column_sums(delta, gb, 0, n_out, False)
     elif n * n_out * n_in < PARALLEL_MIN_WORK:
         panel_product(delta, a_in, gW, 0, n_out, 0, n_in, accumulate)
         column_sums(delta, gb, 0, n_out, accumulate)

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 import pytest
 
-from fastbp import _codes, _dense, _gemm
+from fastbp import _blas, _codes, _dense, _gemm
 
 RELU = _codes.ACTIVATIONS["relu"]
 TANH = _codes.ACTIVATIONS["tanh"]
@@ -29,6 +29,7 @@ SHAPES = [
     (33, 600, 70),  # parallel; forward reduction longer than DOT_CHUNK
     (300, 45, 90),  # parallel; gradient reduction longer than PANEL_CHUNK (n = 300 rows)
     (40, 50, 270),  # parallel; delta reduction longer than PANEL_CHUNK (n_out = 270)
+    (128, 300, 120),  # >= BLAS_MIN_WORK: BLAS with FASTBP_USE_BLAS=1, else tiled loops
 ]
 DTYPES = [np.float32, np.float64]
 
@@ -71,6 +72,7 @@ def _uses_parallel(shape):
 
 def test_shapes_cover_both_paths():
     assert any(_uses_parallel(s) for s in SHAPES)
+    assert any(s[0] * s[1] * s[2] >= _blas.BLAS_MIN_WORK for s in SHAPES)
     assert any(not _uses_parallel(s) for s in SHAPES)
     assert any(s[1] > _gemm.DOT_CHUNK and _uses_parallel(s) for s in SHAPES)
     assert any(s[0] > _gemm.PANEL_CHUNK for s in SHAPES)
@@ -98,8 +100,13 @@ def test_kernels_match_numpy(shape, dtype):
     np.testing.assert_allclose(gb2, 2 * D64.sum(0), **_tol(dtype, 2 * n))
 
 
+def _uses_blas(shape):
+    n, n_in, n_out = shape
+    return _blas.HAVE_BLAS and n * n_in * n_out >= _blas.BLAS_MIN_WORK
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [s for s in SHAPES if _uses_parallel(s)])
+@pytest.mark.parametrize("shape", [s for s in SHAPES if _uses_parallel(s) and not _uses_blas(s)])
 def test_parallel_path_equals_serial_micro_kernels(shape, dtype):
     """The tiled prange path gives bitwise the serial micro-kernels' results."""
     n, n_in, n_out = shape
@@ -132,6 +139,20 @@ def test_bitwise_independent_of_thread_count(shape, dtype):
         two = _run_all(shape, dtype)
     finally:
         numba.set_num_threads(before)
+    for x, y in zip(one, two):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blas_path_with_fixed_blas_threads_is_reproducible(dtype):
+    """Opt-in BLAS path: reproducible for a fixed BLAS thread count (not across counts)."""
+    if not _blas.HAVE_BLAS:
+        pytest.skip("BLAS path not enabled (FASTBP_USE_BLAS=1) or SciPy missing")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    shape = next(s for s in SHAPES if _uses_blas(s))
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        one = _run_all(shape, dtype)
+        two = _run_all(shape, dtype)
     for x, y in zip(one, two):
         np.testing.assert_array_equal(x, y)
 
