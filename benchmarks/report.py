@@ -338,6 +338,126 @@ def write_chart(results, names, systems, path):
     return True
 
 
+def render(data, h):
+    """Markdown sections for one results.json (``h``: heading prefix)."""
+    from _workloads import WORKLOADS, training_flops_per_sample
+
+    info, results, scaling = data["info"], data["results"], data.get("scaling", {})
+    startup, memory = data.get("startup", {}), data.get("memory", {})
+    systems = data.get("systems") or list(results)
+    names = data.get("names") or list(next(iter(results.values())))
+    threads = data.get("threads", "?")
+    skipped = data.get("skipped", [])
+    gemm = data["gemm_gflops"]
+    gflops = _median(gemm)
+    scaling = {n: {int(t): v for t, v in row.items()} for n, row in scaling.items()}
+    counts = data.get("counts") or sorted({t for row in scaling.values() for t in row})
+    L = []
+    L.append(f"{h} Machine\n")
+    L.append(f"- CPU: {info['cpu']}, {info['cores']} logical cores; {info['platform']}")
+    L.append(f"- Python {info['python']}, NumPy {info['numpy']}, Numba {info.get('numba')} "
+             f"(threading layer {info.get('numba_threading_layer', '?')}), "
+             + ", ".join(f"{k} {info[k]}" for k in ("torch", "jax", "jaxlib", "sklearn")
+                         if k in info))
+    L.append(f"- threads per system: {threads} (fastbp: Numba threads; PyTorch: "
+             "`torch.set_num_threads`; JAX/XLA and scikit-learn/OpenBLAS: their defaults)")
+    L.append(f"- NumPy float32 GEMM (2048^3, median of the run): **{gflops:.0f} GFLOP/s**; "
+             f"samples: {', '.join(f'{g:.0f}' for g in gemm)}")
+    if skipped:
+        L.append(f"- not installed, skipped: {', '.join(skipped)}")
+    L.append("")
+    L.append(f"{h} Training throughput (samples/s, one epoch of minibatch SGD, median)\n")
+    hdr = "| workload | layers | batch | " + " | ".join(LABELS[s] for s in systems)
+    hdr += " | fastbp / PyTorch | fastbp / JAX | GEMM roofline | fastbp % of roofline |"
+    L.append(hdr)
+    L.append("|" + "---|" * (hdr.count("|") - 1))
+    rows_targets = []
+    for n in names:
+        w = WORKLOADS[n]
+        roof = gflops * 1e9 / training_flops_per_sample(w.sizes)
+        f = results.get("fastbp", {}).get(n, {}).get("train_sps")
+        t = results.get("torch", {}).get(n, {}).get("train_sps")
+        j = results.get("jax", {}).get(n, {}).get("train_sps")
+        rt = f / t if f and t else None
+        rj = f / j if f and j else None
+        rr = f / roof if f else None
+        cells = [_fmt(results.get(s, {}).get(n, {}).get("train_sps")) for s in systems]
+        L.append(f"| {n} | {'-'.join(map(str, w.sizes))} | {w.batch} | " + " | ".join(cells)
+                 + f" | {_fmt(rt)}x | {_fmt(rj)}x | {_fmt(roof)} | "
+                 + (f"{100 * rr:.0f}%" if rr else "—") + " |")
+        rows_targets.append((n, rt, rj, rr))
+    L.append("")
+    L.append("Losses of the timed epoch (all systems start from the same weights and see the "
+             "same batches, so they agree to float32 rounding):\n")
+    L.append("| workload | " + " | ".join(LABELS[s] for s in systems) + " |")
+    L.append("|---|" + "---|" * len(systems))
+    for n in names:
+        L.append(f"| {n} | " + " | ".join(
+            f"{results.get(s, {}).get(n, {}).get('loss', float('nan')):.5f}" for s in systems)
+            + " |")
+    L.append("")
+    L.append(f"{h} Targets (issue 4)\n")
+    L.append("| workload | vs PyTorch (target) | vs JAX (target) | vs roofline (target) |")
+    L.append("|---|---|---|---|")
+    for n, rt, rj, rr in rows_targets:
+        tt, tj, tr = TARGETS[n]
+
+        def cell(v, goal, pct=False):
+            if v is None:
+                return "—"
+            if goal is None:
+                return (f"{100 * v:.0f}%" if pct else f"{v:.2f}x") + " (no target)"
+            ok = "met" if v >= goal else "**missed**"
+            if pct:
+                return f"{100 * v:.0f}% (>= {100 * goal:.0f}%: {ok})"
+            return f"{v:.2f}x (>= {goal}x: {ok})"
+
+        L.append(f"| {n} | {cell(rt, tt)} | {cell(rj, tj)} | {cell(rr, tr, pct=True)} |")
+    L.append("")
+    L.append(f"{h} Inference throughput (predict, all samples of the workload, samples/s)\n")
+    L.append("| workload | " + " | ".join(LABELS[s] for s in systems) + " | fastbp / PyTorch |")
+    L.append("|---|" + "---|" * (len(systems) + 1))
+    for n in names:
+        f = results.get("fastbp", {}).get(n, {}).get("predict_sps")
+        t = results.get("torch", {}).get(n, {}).get("predict_sps")
+        L.append(f"| {n} | " + " | ".join(_fmt(results.get(s, {}).get(n, {}).get("predict_sps"))
+                                         for s in systems)
+                 + f" | {_fmt(f / t if f and t else None)}x |")
+    L.append("")
+    if scaling:
+        L.append(f"{h} fastbp thread scaling (training samples/s)\n")
+        L.append("| workload | " + " | ".join(f"{c} thr" for c in counts)
+                 + " | speed-up | bitwise equal across thread counts |")
+        L.append("|---|" + "---|" * (len(counts) + 2))
+        for n in names:
+            row = scaling.get(n, {})
+            vals = [row.get(c, {}).get("sps") for c in counts]
+            sp = vals[-1] / vals[0] if vals[0] and vals[-1] else None
+            eq = all(row.get(c, {}).get("bitwise_equal_to_first", False) for c in counts)
+            L.append(f"| {n} | " + " | ".join(_fmt(v) for v in vals)
+                     + f" | {_fmt(sp)}x | {'yes' if eq else 'NO'} |")
+        L.append("")
+    if startup:
+        L.append(f"{h} Start-up: `import` + first fit of the small workload (seconds)\n")
+        L.append("| system | cold cache | warm cache |")
+        L.append("|---|---|---|")
+        for s, v in startup.items():
+            L.append(f"| {LABELS[s]} | {v['cold_s']:.2f} | {v['warm_s']:.2f} |")
+        L.append("\nfastbp: Numba's on-disk cache (cold = empty `NUMBA_CACHE_DIR`); JAX: its "
+                 "persistent compilation cache (cold = empty cache directory).\n")
+    if memory:
+        L.append(f"{h} Memory: one training epoch of the mnist workload (MiB, resident)\n")
+        L.append("| system | RSS before the epoch | peak RSS during the epoch | increase |")
+        L.append("|---|---|---|---|")
+        for s, v in memory.items():
+            L.append(f"| {LABELS[s]} | {v['baseline_mib']:.0f} | {v['peak_mib']:.0f} | "
+                     f"{v['increase_mib']:.1f} |")
+        L.append("\nMeasured in a separate process per system, after a warm-up epoch "
+                 "(RSS sampled every 0.5 ms); includes the data set (60,000 x 784 float32, "
+                 "180 MiB) and each library's own footprint.\n")
+    return L
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
@@ -351,6 +471,8 @@ def main(argv=None):
     p.add_argument("--no-startup", action="store_true")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--out", default=HERE, help="folder for RESULTS.md and results.png")
+    p.add_argument("--include", action="append", metavar="RESULTS_JSON=TITLE",
+                   help="append the tables of an earlier run (e.g. another machine)")
     args = p.parse_args(argv)
 
     if args.worker is not None:
@@ -366,7 +488,7 @@ def main(argv=None):
             worker_memory(*rest)
         return
 
-    from _workloads import WORKLOADS, available, training_flops_per_sample
+    from _workloads import WORKLOADS, available
 
     repeats = 3 if args.quick else args.repeats
     names = args.workloads.split(",")
@@ -414,121 +536,26 @@ def main(argv=None):
             rec = _worker(["memory", s, "mnist"])[-1]
             memory[s] = rec
 
-    # ------------------------------------------------------------------ RESULTS.md
-    L = []
-    L.append("# fastbp benchmark results\n")
-    L.append(f"Generated by `benchmarks/report.py` on {info['date']}.\n")
-    L.append("## Machine\n")
-    L.append(f"- CPU: {info['cpu']}, {info['cores']} logical cores; {info['platform']}")
-    L.append(f"- Python {info['python']}, NumPy {info['numpy']}, Numba {info.get('numba')} "
-             f"(threading layer {info.get('numba_threading_layer', '?')}), "
-             + ", ".join(f"{k} {info[k]}" for k in ("torch", "jax", "jaxlib", "sklearn")
-                         if k in info))
-    L.append(f"- threads per system: {threads} (fastbp: Numba threads; PyTorch: "
-             "`torch.set_num_threads`; JAX/XLA and scikit-learn/OpenBLAS: their defaults)")
-    L.append(f"- NumPy float32 GEMM (2048^3, median of the run): **{gflops:.0f} GFLOP/s**; "
-             f"samples: {', '.join(f'{g:.0f}' for g in gemm)}")
-    if skipped:
-        L.append(f"- not installed, skipped: {', '.join(skipped)}")
-    L.append("")
-    L.append("## Training throughput (samples/s, one epoch of minibatch SGD, median)\n")
-    hdr = "| workload | layers | batch | " + " | ".join(LABELS[s] for s in systems)
-    hdr += " | fastbp / PyTorch | fastbp / JAX | GEMM roofline | fastbp % of roofline |"
-    L.append(hdr)
-    L.append("|" + "---|" * (hdr.count("|") - 1))
-    rows_targets = []
-    for n in names:
-        w = WORKLOADS[n]
-        roof = gflops * 1e9 / training_flops_per_sample(w.sizes)
-        f = results.get("fastbp", {}).get(n, {}).get("train_sps")
-        t = results.get("torch", {}).get(n, {}).get("train_sps")
-        j = results.get("jax", {}).get(n, {}).get("train_sps")
-        rt = f / t if f and t else None
-        rj = f / j if f and j else None
-        rr = f / roof if f else None
-        cells = [_fmt(results.get(s, {}).get(n, {}).get("train_sps")) for s in systems]
-        L.append(f"| {n} | {'-'.join(map(str, w.sizes))} | {w.batch} | " + " | ".join(cells)
-                 + f" | {_fmt(rt)}x | {_fmt(rj)}x | {_fmt(roof)} | "
-                 + (f"{100 * rr:.0f}%" if rr else "—") + " |")
-        rows_targets.append((n, rt, rj, rr))
-    L.append("")
-    L.append("Losses of the timed epoch (all systems start from the same weights and see the "
-             "same batches, so they agree to float32 rounding):\n")
-    L.append("| workload | " + " | ".join(LABELS[s] for s in systems) + " |")
-    L.append("|---|" + "---|" * len(systems))
-    for n in names:
-        L.append(f"| {n} | " + " | ".join(
-            f"{results.get(s, {}).get(n, {}).get('loss', float('nan')):.5f}" for s in systems)
-            + " |")
-    L.append("")
-    L.append("## Targets (issue 4)\n")
-    L.append("| workload | vs PyTorch (target) | vs JAX (target) | vs roofline (target) |")
-    L.append("|---|---|---|---|")
-    for n, rt, rj, rr in rows_targets:
-        tt, tj, tr = TARGETS[n]
-
-        def cell(v, goal, pct=False):
-            if v is None:
-                return "—"
-            if goal is None:
-                return (f"{100 * v:.0f}%" if pct else f"{v:.2f}x") + " (no target)"
-            ok = "met" if v >= goal else "**missed**"
-            if pct:
-                return f"{100 * v:.0f}% (>= {100 * goal:.0f}%: {ok})"
-            return f"{v:.2f}x (>= {goal}x: {ok})"
-
-        L.append(f"| {n} | {cell(rt, tt)} | {cell(rj, tj)} | {cell(rr, tr, pct=True)} |")
-    L.append("")
-    L.append("## Inference throughput (predict, all samples of the workload, samples/s)\n")
-    L.append("| workload | " + " | ".join(LABELS[s] for s in systems) + " | fastbp / PyTorch |")
-    L.append("|---|" + "---|" * (len(systems) + 1))
-    for n in names:
-        f = results.get("fastbp", {}).get(n, {}).get("predict_sps")
-        t = results.get("torch", {}).get(n, {}).get("predict_sps")
-        L.append(f"| {n} | " + " | ".join(_fmt(results.get(s, {}).get(n, {}).get("predict_sps"))
-                                         for s in systems)
-                 + f" | {_fmt(f / t if f and t else None)}x |")
-    L.append("")
-    if scaling:
-        L.append("## fastbp thread scaling (training samples/s)\n")
-        L.append("| workload | " + " | ".join(f"{c} thr" for c in counts)
-                 + " | speed-up | bitwise equal across thread counts |")
-        L.append("|---|" + "---|" * (len(counts) + 2))
-        for n in names:
-            row = scaling.get(n, {})
-            vals = [row.get(c, {}).get("sps") for c in counts]
-            sp = vals[-1] / vals[0] if vals[0] and vals[-1] else None
-            eq = all(row.get(c, {}).get("bitwise_equal_to_first", False) for c in counts)
-            L.append(f"| {n} | " + " | ".join(_fmt(v) for v in vals)
-                     + f" | {_fmt(sp)}x | {'yes' if eq else 'NO'} |")
-        L.append("")
-    if startup:
-        L.append("## Start-up: `import` + first fit of the small workload (seconds)\n")
-        L.append("| system | cold cache | warm cache |")
-        L.append("|---|---|---|")
-        for s, v in startup.items():
-            L.append(f"| {LABELS[s]} | {v['cold_s']:.2f} | {v['warm_s']:.2f} |")
-        L.append("\nfastbp: Numba's on-disk cache (cold = empty `NUMBA_CACHE_DIR`); JAX: its "
-                 "persistent compilation cache (cold = empty cache directory).\n")
-    if memory:
-        L.append("## Memory: one training epoch of the mnist workload (MiB, resident)\n")
-        L.append("| system | RSS before the epoch | peak RSS during the epoch | increase |")
-        L.append("|---|---|---|---|")
-        for s, v in memory.items():
-            L.append(f"| {LABELS[s]} | {v['baseline_mib']:.0f} | {v['peak_mib']:.0f} | "
-                     f"{v['increase_mib']:.1f} |")
-        L.append("\nMeasured in a separate process per system, after a warm-up epoch "
-                 "(RSS sampled every 0.5 ms); includes the data set (60,000 x 784 float32, "
-                 "180 MiB) and each library's own footprint.\n")
+    data = {"info": info, "gemm_gflops": gemm, "results": results, "scaling": scaling,
+            "startup": startup, "memory": memory, "threads": threads, "names": names,
+            "systems": systems, "skipped": skipped, "counts": counts}
+    with open(os.path.join(args.out, "results.json"), "w") as fh:
+        json.dump(data, fh, indent=1)
+    L = ["# fastbp benchmark results\n",
+         f"Generated by `benchmarks/report.py` on {info['date']}.\n"]
+    L += render(data, "##")
     chart = os.path.join(args.out, "results.png")
     if write_chart(results, names, systems, chart):
         L.append("![training samples/s per workload and system](results.png)\n")
+    for spec in args.include or []:
+        path, _, title = spec.partition("=")
+        with open(path) as fh:
+            other = json.load(fh)
+        L.append(f"## {title or path}\n")
+        L += render(other, "###")
     md = "\n".join(L) + "\n"
     with open(os.path.join(args.out, "RESULTS.md"), "w") as fh:
         fh.write(md)
-    with open(os.path.join(args.out, "results.json"), "w") as fh:
-        json.dump({"info": info, "gemm_gflops": gemm, "results": results,
-                   "scaling": scaling, "startup": startup, "memory": memory}, fh, indent=1)
     print(md)
 
 
