@@ -272,7 +272,8 @@ def machine_info():
     info = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "python": platform.python_version(), "platform": platform.platform(),
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "numpy": np.__version__}
+            "numpy": np.__version__,
+            "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -363,6 +364,13 @@ def render(data, h):
              "`torch.set_num_threads`; JAX/XLA and scikit-learn/OpenBLAS: their defaults)")
     L.append(f"- NumPy float32 GEMM (2048^3, median of the run): **{gflops:.0f} GFLOP/s**; "
              f"samples: {', '.join(f'{g:.0f}' for g in gemm)}")
+    if data.get("note"):
+        L.append(f"- note: {data['note']}")
+    if info.get("loadavg_start"):
+        L.append(f"- load average (1/5/15 min) at the start: "
+                 f"{', '.join(f'{x:.1f}' for x in info['loadavg_start'])}; at the end: "
+                 f"{', '.join(f'{x:.1f}' for x in info.get('loadavg_end', []))} "
+                 f"(above the core count means other processes shared the cores)")
     if skipped:
         L.append(f"- not installed, skipped: {', '.join(skipped)}")
     L.append("")
@@ -471,6 +479,9 @@ def main(argv=None):
     p.add_argument("--no-startup", action="store_true")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--out", default=HERE, help="folder for RESULTS.md and results.png")
+    p.add_argument("--rerender", action="store_true",
+                   help="measure nothing: rewrite RESULTS.md from OUT/results.json")
+    p.add_argument("--note", default=None, help="a remark printed under the machine description")
     p.add_argument("--include", action="append", metavar="RESULTS_JSON=TITLE",
                    help="append the tables of an earlier run (e.g. another machine)")
     args = p.parse_args(argv)
@@ -489,6 +500,14 @@ def main(argv=None):
         return
 
     from _workloads import WORKLOADS, available
+
+    if args.rerender:
+        with open(os.path.join(args.out, "results.json")) as fh:
+            data = json.load(fh)
+        if args.note:
+            data["note"] = args.note
+        write_results(data, args)
+        return
 
     repeats = 3 if args.quick else args.repeats
     names = args.workloads.split(",")
@@ -536,9 +555,20 @@ def main(argv=None):
             rec = _worker(["memory", s, "mnist"])[-1]
             memory[s] = rec
 
+    if hasattr(os, "getloadavg"):
+        info["loadavg_end"] = list(os.getloadavg())
     data = {"info": info, "gemm_gflops": gemm, "results": results, "scaling": scaling,
             "startup": startup, "memory": memory, "threads": threads, "names": names,
             "systems": systems, "skipped": skipped, "counts": counts}
+    with open(os.path.join(args.out, "results.json"), "w") as fh:
+        json.dump(data, fh, indent=1)
+    write_results(data, args)
+
+
+def write_results(data, args):
+    info, results = data["info"], data["results"]
+    systems = data.setdefault("systems", list(results))
+    names = data.setdefault("names", list(next(iter(results.values()))))
     with open(os.path.join(args.out, "results.json"), "w") as fh:
         json.dump(data, fh, indent=1)
     L = ["# fastbp benchmark results\n",
