@@ -7,6 +7,7 @@ loss is finite and decreases).
 
 import numpy as np
 import pytest
+from _fixtures import rounds, timing, workload_data  # noqa: F401
 from _workloads import (
     WORKLOADS,
     FastbpRunner,
@@ -15,7 +16,6 @@ from _workloads import (
     reference_forward,
     reference_loss_and_grad,
 )
-from conftest import rounds
 
 NAMES = list(WORKLOADS)
 

@@ -5,9 +5,9 @@ import pytest
 
 pytest.importorskip("jax")
 
+from _fixtures import rounds, timing, workload_data  # noqa: E402, F401
 from _peer_checks import check_epoch_loss, check_predict  # noqa: E402
 from _workloads import WORKLOADS, JaxRunner, initial_weights  # noqa: E402
-from conftest import rounds  # noqa: E402
 
 NAMES = list(WORKLOADS)
 

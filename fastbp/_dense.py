@@ -29,7 +29,17 @@ from numba import njit, prange
 
 from ._activations import activate_row, multiply_derivative_row
 from ._blas import BLAS_MIN_WORK, gemm_nn, gemm_nt, gemm_tn
-from ._gemm import BLOCK, FASTMATH, PANEL, column_sums, dot_block, panel_product, row_product
+from ._gemm import (
+    BLOCK,
+    FASTMATH,
+    PANEL,
+    TRANSPOSE_MAX,
+    column_sums,
+    dot_block,
+    panel_product,
+    row_product,
+    transposed_forward,
+)
 
 #: multiply-adds below which a product runs serially (no parallel-region launch). A launch
 #: costs ~2-5 us (much more when the cores are shared); 2^19 multiply-adds take ~5-10 us.
@@ -42,10 +52,22 @@ TILE_ROWS = 16
 TILE_GRAD_ROWS = 16
 
 
+@njit(cache=True, nogil=True)
+def forward_transposes(n, n_in, n_out):
+    """Whether ``dense_forward`` uses the transposed-weights form for these shapes."""
+    return n >= 2 * BLOCK and n_out >= 8 and n_in * n_out <= TRANSPOSE_MAX
+
+
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
-def _forward_rows(a_in, W, b, a_out, code, z_keep, i0, i1):
+def _forward_rows(a_in, W, b, a_out, code, z_keep, i0, i1, transpose):
     """Rows ``i0:i1`` of the forward product, bias, kept ``z`` and activation."""
-    dot_block(a_in, W, b, a_out, i0, i1, 0, W.shape[0])
+    if transpose:
+        transposed_forward(a_in, W, a_out, i0, i1)
+        for i in range(i0, i1):
+            for j in range(a_out.shape[1]):
+                a_out[i, j] += b[j]
+    else:
+        dot_block(a_in, W, b, a_out, i0, i1, 0, W.shape[0])
     keep = z_keep.shape[0] > 0
     for i in range(i0, i1):
         if keep:
@@ -78,12 +100,15 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
                     z_keep[i, j] = a_out[i, j]
             activate_row(a_out[i], code)
     elif n < 2 * TILE_ROWS or n * n_in * n_out < PARALLEL_MIN_WORK:
-        _forward_rows(a_in, W, b, a_out, code, z_keep, 0, n)
+        _forward_rows(a_in, W, b, a_out, code, z_keep, 0, n, forward_transposes(n, n_in, n_out))
     else:
-        n_tiles = (n + TILE_ROWS - 1) // TILE_ROWS
+        transpose = forward_transposes(n, n_in, n_out)
+        # a tile transposes W once for all its rows: bigger tiles when it does
+        rows = 4 * TILE_ROWS if transpose else TILE_ROWS
+        n_tiles = (n + rows - 1) // rows
         for t in prange(n_tiles):
-            i0 = t * TILE_ROWS
-            _forward_rows(a_in, W, b, a_out, code, z_keep, i0, min(n, i0 + TILE_ROWS))
+            i0 = t * rows
+            _forward_rows(a_in, W, b, a_out, code, z_keep, i0, min(n, i0 + rows), transpose)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)

@@ -23,11 +23,11 @@ SHAPES = [
     (1, 16, 32),  # single row, 1 x 4 dot blocks, one 16-wide panel (tiny_online)
     (1, 32, 1),  # single output: 1 x 1 dot, 1-row panels
     (5, 7, 3),  # everything is a remainder (4 x 1 dots, < 8-wide panels)
-    (32, 64, 32),  # serial, exact 4 x 4 blocks and 32-wide panels
+    (32, 64, 32),  # serial, exact 4 x 4 blocks and 32-wide panels; transposed forward
     (37, 131, 67),  # serial, odd: remainders of rows, columns, and 32/16/8/<8 panels
     (64, 130, 131),  # parallel (>= PARALLEL_MIN_WORK) with remainders
     (33, 600, 70),  # parallel; forward reduction longer than DOT_CHUNK
-    (300, 45, 90),  # parallel; gradient reduction longer than PANEL_CHUNK (n = 300 rows)
+    (300, 45, 90),  # parallel; gradient reduction > PANEL_CHUNK (n = 300); transposed forward
     (40, 50, 270),  # parallel; delta reduction longer than PANEL_CHUNK (n_out = 270)
     (128, 300, 120),  # >= BLAS_MIN_WORK: BLAS with FASTBP_USE_BLAS=1, else tiled loops
 ]
@@ -76,6 +76,9 @@ def test_shapes_cover_both_paths():
     assert any(not _uses_parallel(s) for s in SHAPES)
     assert any(s[1] > _gemm.DOT_CHUNK and _uses_parallel(s) for s in SHAPES)
     assert any(s[0] > _gemm.PANEL_CHUNK for s in SHAPES)
+    transposed = [s for s in SHAPES if _dense.forward_transposes(*s)]
+    assert any(_uses_parallel(s) for s in transposed)
+    assert any(not _uses_parallel(s) for s in transposed)
     assert any(s[2] > _gemm.PANEL_CHUNK for s in SHAPES)
 
 
@@ -113,7 +116,11 @@ def test_parallel_path_equals_serial_micro_kernels(shape, dtype):
     a_in, W, b, delta = _data(shape, dtype)
     a_out, z, d_in, gW, gb = _run_all(shape, dtype)
     z_ser = np.empty_like(z)
-    _gemm.dot_block(a_in, W, b, z_ser, 0, n, 0, n_out)
+    if _dense.forward_transposes(n, n_in, n_out):
+        _gemm.transposed_forward(a_in, W, z_ser, 0, n)
+        z_ser += b
+    else:
+        _gemm.dot_block(a_in, W, b, z_ser, 0, n, 0, n_out)
     np.testing.assert_array_equal(z, z_ser)
     d_id = np.empty_like(d_in)  # identity activation: the bare product
     _dense.dense_delta(delta, W, a_in, IDENTITY, d_id)

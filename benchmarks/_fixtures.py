@@ -1,4 +1,7 @@
-"""Shared fixtures of the benchmark profiles.
+"""Shared fixtures of the benchmark profiles (imported by each ``bench_*.py``).
+
+Not a ``conftest.py``: ``tests/`` imports helpers with ``from conftest import ...``, and a
+second module named ``conftest`` on the path would shadow its conftest.
 
 With timing disabled (the default ``--benchmark-disable`` of the test suite) every profile
 runs once, as a plain correctness test, on a small stand-in of its workload (narrower
@@ -7,24 +10,8 @@ layers, a few steps) so that the suite stays fast. With timing enabled
 excluded by a warm-up call before the timed rounds.
 """
 
-import os
-import sys
-
 import pytest
-
-sys.path.insert(0, os.path.dirname(__file__))  # make _workloads importable
-
-from _workloads import WORKLOADS, make_data  # noqa: E402
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "benchmarks" in str(item.fspath):
-            item.add_marker(pytest.mark.benchmark_profile)
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "benchmark_profile: a pytest-benchmark profile")
+from _workloads import WORKLOADS, make_data
 
 
 @pytest.fixture(scope="session")
