@@ -55,7 +55,9 @@ TILE_GRAD_ROWS = 16
 @njit(cache=True, nogil=True)
 def forward_transposes(n, n_in, n_out):
     """Whether ``dense_forward`` uses the transposed-weights form for these shapes."""
-    return n >= 2 * BLOCK and n_out >= 8 and n_in * n_out <= TRANSPOSE_MAX
+    # measured: pays off for short reductions (n_in < 64) and outputs that split into
+    # register-resident panels (n_out a multiple of 8); slower otherwise
+    return n >= 2 * BLOCK and n_out % 8 == 0 and n_in < 64 and n_in * n_out <= TRANSPOSE_MAX
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True)

@@ -23,11 +23,13 @@ SHAPES = [
     (1, 16, 32),  # single row, 1 x 4 dot blocks, one 16-wide panel (tiny_online)
     (1, 32, 1),  # single output: 1 x 1 dot, 1-row panels
     (5, 7, 3),  # everything is a remainder (4 x 1 dots, < 8-wide panels)
-    (32, 64, 32),  # serial, exact 4 x 4 blocks and 32-wide panels; transposed forward
+    (32, 64, 32),  # serial, exact 4 x 4 blocks and 32-wide panels
+    (40, 24, 16),  # serial, transposed-weights forward
     (37, 131, 67),  # serial, odd: remainders of rows, columns, and 32/16/8/<8 panels
     (64, 130, 131),  # parallel (>= PARALLEL_MIN_WORK) with remainders
     (33, 600, 70),  # parallel; forward reduction longer than DOT_CHUNK
-    (300, 45, 90),  # parallel; gradient reduction > PANEL_CHUNK (n = 300); transposed forward
+    (300, 45, 90),  # parallel; gradient reduction longer than PANEL_CHUNK (n = 300 rows)
+    (1024, 16, 32),  # parallel, transposed-weights forward (predict of tiny_online)
     (40, 50, 270),  # parallel; delta reduction longer than PANEL_CHUNK (n_out = 270)
     (128, 300, 120),  # >= BLAS_MIN_WORK: BLAS with FASTBP_USE_BLAS=1, else tiled loops
 ]
