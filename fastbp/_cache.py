@@ -19,9 +19,15 @@ import os
 from numba.core import caching
 
 
+#: environment switches read when kernels are compiled; they are part of the stamp
+COMPILE_SWITCHES = ("FASTBP_USE_BLAS",)
+
+
 def package_stamp(package_dir: str) -> str:
-    """SHA-256 over the relative paths and contents of all ``.py`` files in the package."""
+    """SHA-256 over the package's ``.py`` files (paths and contents) and compile switches."""
     h = hashlib.sha256()
+    for name in COMPILE_SWITCHES:
+        h.update(f"{name}={os.environ.get(name, '')};".encode())
     for root, dirs, files in os.walk(package_dir):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):

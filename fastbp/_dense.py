@@ -1,47 +1,86 @@
 """The three matrix products of one dense layer, with the elementwise work fused in.
 
-All three are ``parallel=True`` Numba functions that fall back to a plain serial loop when
-the layer is too small to repay a parallel launch (``PARALLEL_MIN_WORK`` multiply-adds).
-Each parallel iteration owns a disjoint output row and sums in a fixed order, so results are
-bitwise independent of the number of threads.
-
 Shapes (``n`` = rows in the batch):
 
 - ``dense_forward``:   a_out (n, n_out) = f(a_in (n, n_in) @ W.T + b)
 - ``dense_delta``:     delta_in (n, n_in) = (delta (n, n_out) @ W) * f'(a_in)
 - ``dense_grad``:      gW (n_out, n_in) (+)= delta.T @ a_in,  gb (n_out,) (+)= delta.sum(0)
+
+How they are computed (see ``fastbp._gemm`` for the register-blocked micro-kernels):
+
+- the forward product is a dot-product form (both operands contiguous along ``n_in``),
+  computed in 4 x 4 output blocks: 16 vector accumulators, each loaded value used 4 times;
+- the delta and gradient products are rank-1-update forms, computed in panels of 4 output
+  rows x ``PANEL`` columns whose accumulators live in a fixed-size stack buffer, so LLVM
+  keeps them in vector registers for the whole reduction (no load/store per step).
+
+Strategy by size: a product of fewer than ``PARALLEL_MIN_WORK`` multiply-adds runs serially
+(no parallel-region launch, which costs more than such a product); a larger one is split
+into tiles whose size and number depend only on the shapes, one ``prange`` iteration per
+tile. Every output element is computed by the same instruction sequence in the same order
+whichever path, tile or thread computes it (tile boundaries are multiples of the blocking),
+so results are bitwise independent of the number of threads -- and of the serial/parallel
+choice. Products of at least ``BLAS_MIN_WORK`` multiply-adds on C-contiguous operands go
+through BLAS instead (``fastbp._blas``), called from serial code only, so BLAS threads and
+Numba threads never run at the same time; the elementwise work around them is serial.
 """
 
 from numba import njit, prange
 
 from ._activations import activate_row, multiply_derivative_row
+from ._blas import BLAS_MIN_WORK, gemm_nn, gemm_nt, gemm_tn
+from ._gemm import (
+    BLOCK,
+    FASTMATH,
+    PANEL,
+    TRANSPOSE_MAX,
+    column_sums,
+    dot_block,
+    panel_product,
+    row_product,
+    transposed_forward,
+)
 
-#: fastmath flags that keep NaN and inf meaningful (DESIGN.md): reassociation lets LLVM
-#: vectorise the dot-product reductions; results stay independent of the thread count.
-FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+#: multiply-adds below which a product runs serially (no parallel-region launch). A launch
+#: costs ~2-5 us (much more when the cores are shared); 2^19 multiply-adds take ~5-10 us.
+PARALLEL_MIN_WORK = 1 << 19
 
-#: multiply-adds below which a product runs serially (no parallel-region launch)
-PARALLEL_MIN_WORK = 1 << 16
+#: rows of the batch per parallel tile (forward and delta); a multiple of ``BLOCK``
+TILE_ROWS = 16
+
+#: gradient rows per parallel tile; a multiple of ``BLOCK``
+TILE_GRAD_ROWS = 16
+
+
+@njit(cache=True, nogil=True)
+def forward_transposes(n, n_in, n_out):
+    """Whether ``dense_forward`` uses the transposed-weights form for these shapes."""
+    # measured: pays off for short reductions (n_in < 64) and outputs that split into
+    # register-resident panels (n_out a multiple of 8); slower otherwise
+    return n >= 2 * BLOCK and n_out % 8 == 0 and n_in < 64 and n_in * n_out <= TRANSPOSE_MAX
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
-def _forward_row(a_in, W, b, a_out, code, z_keep, i):
-    n_in = a_in.shape[1]
-    n_out = W.shape[0]
-    for j in range(n_out):
-        s = b[j]
-        for k in range(n_in):
-            s += a_in[i, k] * W[j, k]
-        a_out[i, j] = s
-    if z_keep.shape[0] > 0:
-        for j in range(n_out):
-            z_keep[i, j] = a_out[i, j]
-    activate_row(a_out[i], code)
+def _forward_rows(a_in, W, b, a_out, code, z_keep, i0, i1, transpose):
+    """Rows ``i0:i1`` of the forward product, bias, kept ``z`` and activation."""
+    if transpose:
+        transposed_forward(a_in, W, a_out, i0, i1)
+        for i in range(i0, i1):
+            for j in range(a_out.shape[1]):
+                a_out[i, j] += b[j]
+    else:
+        dot_block(a_in, W, b, a_out, i0, i1, 0, W.shape[0])
+    keep = z_keep.shape[0] > 0
+    for i in range(i0, i1):
+        if keep:
+            for j in range(a_out.shape[1]):
+                z_keep[i, j] = a_out[i, j]
+        activate_row(a_out[i], code)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def dense_forward(a_in, W, b, a_out, code, z_keep):
-    """``a_out = f(a_in @ W.T + b)`` row by row; ``z_keep`` receives z if it has rows.
+    """``a_out = f(a_in @ W.T + b)``; ``z_keep`` receives z if it has rows.
 
     Parameters
     ----------
@@ -53,24 +92,25 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
     z_keep : (n, n_out) or (0, n_out) array, written when it has rows
     """
     n, n_in = a_in.shape
-    if n < 2 or n * n_in * W.shape[0] < PARALLEL_MIN_WORK:
+    n_out = W.shape[0]
+    if n >= BLOCK and n * n_in * n_out >= BLAS_MIN_WORK and gemm_nt(a_in, W, a_out):
+        keep = z_keep.shape[0] > 0
         for i in range(n):
-            _forward_row(a_in, W, b, a_out, code, z_keep, i)
+            for j in range(n_out):
+                a_out[i, j] += b[j]
+                if keep:
+                    z_keep[i, j] = a_out[i, j]
+            activate_row(a_out[i], code)
+    elif n < 2 * TILE_ROWS or n * n_in * n_out < PARALLEL_MIN_WORK:
+        _forward_rows(a_in, W, b, a_out, code, z_keep, 0, n, forward_transposes(n, n_in, n_out))
     else:
-        for i in prange(n):
-            _forward_row(a_in, W, b, a_out, code, z_keep, i)
-
-
-@njit(fastmath=FASTMATH, cache=True, nogil=True)
-def _delta_row(delta, W, a_in, code, delta_in, i):
-    n_out, n_in = W.shape
-    for k in range(n_in):
-        delta_in[i, k] = 0
-    for j in range(n_out):
-        d = delta[i, j]
-        for k in range(n_in):
-            delta_in[i, k] += d * W[j, k]
-    multiply_derivative_row(delta_in[i], a_in[i], code)
+        transpose = forward_transposes(n, n_in, n_out)
+        # a tile transposes W once for all its rows: bigger tiles when it does
+        rows = 4 * TILE_ROWS if transpose else TILE_ROWS
+        n_tiles = (n + rows - 1) // rows
+        for t in prange(n_tiles):
+            i0 = t * rows
+            _forward_rows(a_in, W, b, a_out, code, z_keep, i0, min(n, i0 + rows), transpose)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -86,26 +126,33 @@ def dense_delta(delta, W, a_in, code, delta_in):
     delta_in : (n, n_in) array, written with dE/dz of the previous layer
     """
     n = delta.shape[0]
-    if n < 2 or n * W.shape[0] * W.shape[1] < PARALLEL_MIN_WORK:
+    n_out, n_in = W.shape
+    if n < BLOCK:  # a few rows (online learning): a plain loop, whatever the size
+        row_product(delta.T, W, delta_in)
         for i in range(n):
-            _delta_row(delta, W, a_in, code, delta_in, i)
+            multiply_derivative_row(delta_in[i], a_in[i], code)
+    elif n * n_out * n_in >= BLAS_MIN_WORK and gemm_nn(delta, W, delta_in):
+        for i in range(n):
+            multiply_derivative_row(delta_in[i], a_in[i], code)
+    elif n * n_out * n_in < PARALLEL_MIN_WORK:
+        panel_product(delta.T, W, delta_in, 0, n, 0, n_in, False)
+        for i in range(n):
+            multiply_derivative_row(delta_in[i], a_in[i], code)
     else:
-        for i in prange(n):
-            _delta_row(delta, W, a_in, code, delta_in, i)
-
-
-@njit(fastmath=FASTMATH, cache=True, nogil=True)
-def _grad_row(delta, a_in, gW, gb, accumulate, j):
-    n, n_in = a_in.shape
-    if not accumulate:
-        gb[j] = 0
-        for k in range(n_in):
-            gW[j, k] = 0
-    for i in range(n):
-        d = delta[i, j]
-        gb[j] += d
-        for k in range(n_in):
-            gW[j, k] += d * a_in[i, k]
+        # tiles of TILE_ROWS rows x PANEL columns: a W panel (n_out x PANEL) stays in cache
+        # while the tile's row blocks stream past it
+        n_tr = (n + TILE_ROWS - 1) // TILE_ROWS
+        n_tk = (n_in + PANEL - 1) // PANEL
+        for t in prange(n_tr * n_tk):
+            tr = t // n_tk
+            tk = t - tr * n_tk
+            i0 = tr * TILE_ROWS
+            k0 = tk * PANEL
+            i1 = min(n, i0 + TILE_ROWS)
+            k1 = min(n_in, k0 + PANEL)
+            panel_product(delta.T, W, delta_in, i0, i1, k0, k1, False)
+            for i in range(i0, i1):
+                multiply_derivative_row(delta_in[i, k0:k1], a_in[i, k0:k1], code)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -121,9 +168,29 @@ def dense_grad(delta, a_in, gW, gb, accumulate):
     accumulate : bool
     """
     n_out, n_in = gW.shape
-    if n_out < 2 or delta.shape[0] * n_out * n_in < PARALLEL_MIN_WORK:
-        for j in range(n_out):
-            _grad_row(delta, a_in, gW, gb, accumulate, j)
+    n = delta.shape[0]
+    if n_out < BLOCK and not accumulate:  # one or a few output units: a plain loop
+        row_product(delta, a_in, gW)
+        column_sums(delta, gb, 0, n_out, accumulate)
+    elif (not accumulate and n * n_out * n_in >= BLAS_MIN_WORK
+          and gemm_tn(delta, a_in, gW)):
+        column_sums(delta, gb, 0, n_out, False)
+    elif n * n_out * n_in < PARALLEL_MIN_WORK:
+        panel_product(delta, a_in, gW, 0, n_out, 0, n_in, accumulate)
+        column_sums(delta, gb, 0, n_out, accumulate)
     else:
-        for j in prange(n_out):
-            _grad_row(delta, a_in, gW, gb, accumulate, j)
+        n_tj = (n_out + TILE_GRAD_ROWS - 1) // TILE_GRAD_ROWS
+        n_tk = (n_in + PANEL - 1) // PANEL
+        for t in prange(n_tj * n_tk):
+            tj = t // n_tk
+            tk = t - tj * n_tk
+            j0 = tj * TILE_GRAD_ROWS
+            k0 = tk * PANEL
+            j1 = min(n_out, j0 + TILE_GRAD_ROWS)
+            panel_product(delta, a_in, gW, j0, j1, k0, min(n_in, k0 + PANEL), accumulate)
+            if tk == 0:
+                column_sums(delta, gb, j0, j1, accumulate)
+
+
+__all__ = ["BLOCK", "FASTMATH", "PANEL", "PARALLEL_MIN_WORK", "dense_delta", "dense_forward",
+           "dense_grad"]

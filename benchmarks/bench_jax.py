@@ -1,0 +1,57 @@
+"""JAX (CPU; the whole epoch jitted with lax.scan) on the same workloads; skipped without jax."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+
+from _fixtures import rounds, timing, workload_data  # noqa: E402, F401
+from _peer_checks import check_epoch_loss, check_predict  # noqa: E402
+from _workloads import WORKLOADS, JaxRunner, initial_weights  # noqa: E402
+
+NAMES = list(WORKLOADS)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jax_epoch(benchmark, workload_data, timing, name):
+    w, X, y = workload_data(name)
+    r = JaxRunner(w, X, y)
+    r.epoch()  # warm-up
+    benchmark.extra_info["samples"] = w.samples
+    loss = benchmark.pedantic(r.epoch, setup=r.reset, rounds=rounds(timing, w), iterations=1)
+    check_epoch_loss(loss, w, X, y, timing)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jax_forward(benchmark, workload_data, timing, name):
+    w, X, y = workload_data(name)
+    r = JaxRunner(w, X, y)
+    r.forward()
+    benchmark.extra_info["samples"] = r.nb
+    out = np.asarray(benchmark.pedantic(r.forward, rounds=rounds(timing, w) * 20, iterations=1))
+    check_predict(out if w.regression else _softmax(out), initial_weights(w), w, X[: r.nb])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jax_backward(benchmark, workload_data, timing, name):
+    w, X, y = workload_data(name)
+    r = JaxRunner(w, X, y)
+    r.backward()
+    benchmark.extra_info["samples"] = r.nb
+    loss = benchmark.pedantic(r.backward, rounds=rounds(timing, w) * 20, iterations=1)
+    assert np.isfinite(loss)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jax_predict(benchmark, workload_data, timing, name):
+    w, X, y = workload_data(name)
+    r = JaxRunner(w, X, y)
+    r.predict(X[:10])
+    benchmark.extra_info["samples"] = X.shape[0]
+    out = benchmark.pedantic(r.predict, args=(X,), rounds=rounds(timing, w), iterations=1)
+    check_predict(out, initial_weights(w), w, X)

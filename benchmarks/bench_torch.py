@@ -1,0 +1,58 @@
+"""PyTorch (CPU, eager training loop) on the same workloads; skipped without torch."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from _fixtures import rounds, timing, workload_data  # noqa: E402, F401
+from _peer_checks import check_epoch_loss, check_predict  # noqa: E402
+from _workloads import WORKLOADS, TorchRunner, initial_weights  # noqa: E402
+
+NAMES = list(WORKLOADS)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_epoch(benchmark, workload_data, timing, name):
+    w, X, y = workload_data(name)
+    r = TorchRunner(w, X, y)
+    r.epoch()  # warm-up
+    benchmark.extra_info["samples"] = w.samples
+    loss = benchmark.pedantic(r.epoch, setup=r.reset, rounds=rounds(timing, w), iterations=1)
+    check_epoch_loss(loss, w, X, y, timing)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_forward(benchmark, workload_data, timing, name):
+    w, X, y = workload_data(name)
+    r = TorchRunner(w, X, y)
+    r.forward()
+    benchmark.extra_info["samples"] = r.nb
+    out = benchmark.pedantic(r.forward, rounds=rounds(timing, w) * 20, iterations=1).numpy()
+    check_predict(out if w.regression else _softmax(out), initial_weights(w), w, X[: r.nb])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_backward(benchmark, workload_data, timing, name):
+    w, X, y = workload_data(name)
+    r = TorchRunner(w, X, y)
+    r.backward()
+    benchmark.extra_info["samples"] = r.nb
+    loss = benchmark.pedantic(r.backward, rounds=rounds(timing, w) * 20, iterations=1)
+    assert np.isfinite(loss)
+    assert all(p.grad is not None and bool(p.grad.isfinite().all()) for p in r.net.parameters())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_predict(benchmark, workload_data, timing, name):
+    w, X, y = workload_data(name)
+    r = TorchRunner(w, X, y)
+    r.predict(X[:10])
+    benchmark.extra_info["samples"] = X.shape[0]
+    out = benchmark.pedantic(r.predict, args=(X,), rounds=rounds(timing, w), iterations=1)
+    check_predict(out, initial_weights(w), w, X)

@@ -1,0 +1,69 @@
+"""No allocation per training step: the Numba runtime's allocation count of a ``fit`` call
+must not grow with the number of steps.
+
+``NUMBA_NRT_STATS`` must be set before Numba is imported, so the measurement runs in a fresh
+subprocess. Layer sizes cover both the serial kernels (tiny, online) and the tiled parallel
+ones (every product >= ``PARALLEL_MIN_WORK``).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = r"""
+import json, sys
+import numpy as np
+from numba.core.runtime import rtsys
+import fastbp
+from fastbp import _dense
+
+sizes, batch, loss = json.loads(sys.argv[1])
+few, many = 3, 30  # steps per fit
+rng = np.random.default_rng(0)
+n = many * batch
+X = rng.standard_normal((n, sizes[0])).astype(np.float32)
+y = rng.standard_normal((n, sizes[-1])).astype(np.float32) if loss == "squared_error" \
+    else rng.integers(0, sizes[-1], n)
+m = fastbp.Model(sizes, loss=loss, seed=0)
+m.fit(X[: few * batch], y[: few * batch], batch_size=batch)  # compile / load the cache
+
+def allocs(k):
+    before = rtsys.get_allocation_stats()
+    m.fit(X[: k * batch], y[: k * batch], batch_size=batch, shuffle=False)
+    after = rtsys.get_allocation_stats()
+    return after.alloc - before.alloc, after.free - before.free
+
+a_few, f_few = allocs(few)
+a_many, f_many = allocs(many)
+big = sizes[0] * sizes[1] * batch >= _dense.PARALLEL_MIN_WORK
+print(json.dumps({"few": a_few, "many": a_many, "free_few": f_few, "free_many": f_many,
+                  "parallel": big}))
+"""
+
+
+@pytest.mark.parametrize(
+    "sizes,batch,loss",
+    [
+        ([16, 32, 1], 1, "squared_error"),  # tiny, online: serial kernels
+        ([64, 32, 10], 32, "cross_entropy"),  # small: serial kernels
+        ([64, 128, 96, 10], 64, "cross_entropy"),  # tiled parallel kernels
+    ],
+)
+def test_fit_allocations_do_not_grow_with_steps(sizes, batch, loss):
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    p = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps([sizes, batch, loss])],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+    )
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["parallel"] == (sizes[1] == 128)
+    # the same (small, constant) number of allocations for 3 and for 30 steps
+    assert res["many"] == res["few"], res
+    assert res["free_many"] == res["free_few"], res
