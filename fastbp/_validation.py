@@ -101,7 +101,8 @@ def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None)
 def as_finite(arr: np.ndarray, dtype, name: str) -> np.ndarray:
     """``arr`` as a C-contiguous array of ``dtype``, checked finite after the conversion (a
     float64 value beyond float32's range becomes inf there)."""
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(out, name, arr)
     return out
 
