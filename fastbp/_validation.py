@@ -131,9 +131,12 @@ def check_path(path, name: str = "path"):
 
 def rescale_sample_weight(sw: np.ndarray, dtype) -> np.ndarray:
     """Per-row weights (float64, >= 0, some > 0) rescaled to mean 1, in ``dtype``."""
-    sw = sw / sw.max()  # no overflow in the sum below
-    sw = sw / sw.mean()
-    out = np.ascontiguousarray(sw, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = sw / sw.mean()
+    if not np.isfinite(scaled).all():  # the sum overflowed: scale down first
+        scaled = sw / sw.max()
+        scaled = scaled / scaled.mean()
+    out = np.ascontiguousarray(scaled, dtype=dtype)
     if not np.isfinite(out).all() or not (out > 0).any():
         raise ValueError("sample_weight (times class_weight) spans too many orders of "
                          "magnitude to rescale to mean 1; clip the extreme weights.")
