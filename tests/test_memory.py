@@ -31,6 +31,10 @@ def test_repeated_fit_predict_memory_is_bounded():
         grown = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()
-    # the history keeps ~4 floats per epoch (150 epochs); anything else is a leak
-    assert grown < 250_000, grown
+    # bounded: the workspace cache holds at most MAX_WORKSPACES workspaces (of random
+    # capacities here, up to 1024 rows), and the history ~4 floats per epoch; without the
+    # bound, every new capacity would keep its workspace (tens of MB over this loop)
+    ws = fastbp.Workspace(m.layer_sizes, 1024, m.dtype)
+    largest = 3 * (ws.act.nbytes + ws.z_out.nbytes + ws.t_buf.nbytes + ws.w_buf.nbytes)
+    assert grown < MAX_WORKSPACES * largest + 100_000, grown
     assert len(m._workspaces) <= MAX_WORKSPACES

@@ -100,3 +100,44 @@ def test_n_threads_is_applied_and_restored_even_on_error():
     with pytest.raises(TypeError, match="n_threads"):
         m.fit(X, y, n_threads=1.5)
     assert numba.get_num_threads() == before and m.history.epochs == 1  # the first fit
+
+
+WORKQUEUE_SCRIPT = """
+import threading
+import numpy as np
+import fastbp
+from fastbp import _threads
+
+def train(seed, out):
+    rng = np.random.default_rng(seed)
+    X, y = rng.normal(size=(256, 64)), rng.integers(0, 10, 256)
+    m = fastbp.Model([64, 128, 10], loss="cross_entropy", seed=seed)
+    m.fit(X, y, epochs=2, batch_size=64)
+    out[seed] = m.params.copy()
+
+seq, par = {}, {}
+for s in range(3):
+    train(s, seq)
+ts = [threading.Thread(target=train, args=(s, par)) for s in range(3)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print(_threads.threading_layer(), _threads.serialize_kernels(),
+      all(np.array_equal(seq[s], par[s]) for s in range(3)))
+"""
+
+
+def test_workqueue_layer_is_serialised_instead_of_aborting():
+    """workqueue aborts the process on concurrent parallel launches; fastbp takes turns."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(fastbp.__file__)), env.get("PYTHONPATH", "")])
+    res = subprocess.run([sys.executable, "-c", WORKQUEUE_SCRIPT], env=env, text=True,
+                         capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["workqueue", "True", "True"], res.stdout
