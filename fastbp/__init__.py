@@ -12,9 +12,13 @@ from . import _cache
 _cache.install(_os.path.dirname(_os.path.abspath(__file__)))
 
 from . import optim, schedules  # noqa: E402
+from ._errors import DivergenceError, DivergenceWarning, ModelFileError  # noqa: E402
 from .callbacks import EarlyStopping  # noqa: E402
 from .model import History, Model, Workspace  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["EarlyStopping", "History", "Model", "Workspace", "optim", "schedules", "__version__"]
+__all__ = [
+    "DivergenceError", "DivergenceWarning", "EarlyStopping", "History", "Model",
+    "ModelFileError", "Workspace", "optim", "schedules", "__version__",
+]

@@ -18,7 +18,6 @@ import os
 
 from numba.core import caching
 
-
 #: environment switches read when kernels are compiled; they are part of the stamp
 COMPILE_SWITCHES = ("FASTBP_USE_BLAS",)
 

@@ -194,11 +194,62 @@ def train_epoch(
 ):
     """One epoch of minibatch training with any per-step optimizer.
 
-    Batches are consecutive slices of ``order``; the last, partial batch is used. Each step:
-    gather the batch, ``forward_train`` (dropout), weighted mean loss and output delta,
-    ``backward_train``, optional global-norm clipping of the data gradient, then
-    ``optimizer_step`` with the L2 penalty on weights. ``counters[0]`` (the optimizer's step
-    number ``t``) is incremented before each update and also seeds the dropout mask.
+    ``train_steps`` over all batches of the epoch (see there for the parameters); no
+    divergence check stops it early.
+
+    Returns
+    -------
+    (float, float)
+        Weighted mean over the epoch (``sum w_i E_i / sum w_i``) of the loss measured before
+        each update, and the
+        fraction of rows classified correctly before each update (0 for regression).
+    """
+    n = order.shape[0]
+    acc = np.zeros(3)
+    n_batches = (n + batch_size - 1) // batch_size
+    train_steps(
+        X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm,
+        drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
+        act, delta, raw, a_off, z_out, t_buf, w_buf, 0, n_batches, acc, False,
+    )
+    total = acc[0]
+    if acc[1] > 0:
+        total /= acc[1]
+    return total, acc[2] / n
+
+
+#: ``train_steps`` status codes
+STATUS_OK = 0
+STATUS_NONFINITE_LOSS = 1
+STATUS_NONFINITE_PARAMS = 2
+
+
+@njit(cache=True, nogil=True)
+def all_finite(a):
+    """True when every element of the contiguous array ``a`` is finite."""
+    flat = a.reshape(-1)
+    for i in range(flat.shape[0]):
+        if not np.isfinite(flat[i]):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def train_steps(
+    X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm,
+    drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
+    act, delta, raw, a_off, z_out, t_buf, w_buf, start_batch, stop_batch, acc, check,
+):
+    """Batches ``start_batch .. stop_batch - 1`` of an epoch of minibatch training.
+
+    Batch ``b`` is the rows ``order[b * batch_size : (b + 1) * batch_size]``; the last,
+    partial batch is used. Each step: gather the batch, ``forward_train`` (dropout),
+    weighted mean loss and output delta, ``backward_train``, optional global-norm clipping
+    of the data gradient, then ``optimizer_step`` with the L2 penalty on weights.
+    ``counters[0]`` (the optimizer's step number ``t``) is incremented before each update
+    and also seeds the dropout mask. Running an epoch as several calls over consecutive
+    batch ranges gives bitwise the same result as one call over all of them (``Model.fit``
+    does this so that an interrupt is honoured between calls of bounded duration).
 
     Parameters
     ----------
@@ -225,22 +276,26 @@ def train_epoch(
     act, delta, raw, a_off, z_out : workspace for ``batch_size`` rows (``raw`` as ``act``)
     t_buf : float array of at least ``batch_size * n_out`` elements
     w_buf : float array of at least ``batch_size`` elements
+    start_batch, stop_batch : int, the range of batches to run
+    acc : (3,) float64 array, accumulated in place: ``[sum_batches m * loss, sum of the
+        weights (rows when unweighted), rows classified correctly]``
+    check : bool
+        Divergence check: stop before the update of the first batch whose loss is not
+        finite, and check after the last batch that ``params`` and ``state`` are finite.
 
     Returns
     -------
-    (float, float)
-        Weighted mean over the epoch (``sum w_i E_i / sum w_i``) of the loss measured before
-        each update, and the
-        fraction of rows classified correctly before each update (0 for regression).
+    (int, int)
+        Status (``STATUS_OK``, ``STATUS_NONFINITE_LOSS``, ``STATUS_NONFINITE_PARAMS``) and
+        the index of the batch after the last one whose update was applied
+        (``stop_batch`` unless a non-finite loss stopped the run early).
     """
     n = order.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     weighted = SW.shape[0] > 0
-    total = 0.0
-    wtotal = 0.0
-    correct = 0
-    for start in range(0, n, batch_size):
+    for b in range(start_batch, stop_batch):
+        start = b * batch_size
         m = min(batch_size, n - start)
         if weighted:
             w = w_buf[:m]
@@ -258,21 +313,24 @@ def train_epoch(
         forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m,
                       drop_rates, raw, drop_seed, step)
         a_out = _block(act, sizes, a_off, L, m)
-        total += m * output_delta_weighted(
+        batch_loss_value = output_delta_weighted(
             z_out[: m * n_out].reshape((m, n_out)), a_out, t, w, loss_code, act_codes[L - 1],
             1.0 / m, _block(delta, sizes, a_off, L, m),
         )
-        wtotal += wsum
-        correct += count_correct(a_out, t, loss_code)
+        if check and not np.isfinite(batch_loss_value):
+            return STATUS_NONFINITE_LOSS, b
+        acc[0] += m * batch_loss_value
+        acc[1] += wsum
+        acc[2] += count_correct(a_out, t, loss_code)
         backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m,
                        False, drop_rates, raw, drop_seed, step)
         if clip_norm > 0:
             clip_grad_norm(grads, clip_norm)
         counters[0] = step
         optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2, sizes, w_off, b_off)
-    if wtotal > 0:
-        total /= wtotal
-    return total, correct / n
+    if check and not (all_finite(params) and all_finite(state)):
+        return STATUS_NONFINITE_PARAMS, stop_batch
+    return STATUS_OK, stop_batch
 
 
 @njit(cache=True, nogil=True)

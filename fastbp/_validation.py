@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import os
 
 import numpy as np
 
@@ -30,14 +31,16 @@ def check_choice(value, choices, name: str) -> str:
     return value
 
 
-def check_int(value, name: str, minimum: int = 1) -> int:
-    """A Python/NumPy integer (not bool) ``>= minimum``."""
+def check_int(value, name: str, minimum: int = 1, maximum: int | None = 2**62) -> int:
+    """A Python/NumPy integer (not bool) in ``[minimum, maximum]``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(
             f"{name} must be an integer >= {minimum}; got {type(value).__name__} {value!r}."
         )
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}; got {value}.")
     return int(value)
 
 
@@ -56,8 +59,8 @@ def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
 def check_dtype(dtype) -> type:
     """``"float32"``/``"float64"`` or the NumPy equivalents."""
     try:
-        name = np.dtype(dtype).name
-    except TypeError:
+        name = None if dtype is None else np.dtype(dtype).name
+    except Exception:  # np.dtype raises TypeError, ValueError, SyntaxError, ...
         name = None
     if name not in FLOAT_DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.")
@@ -79,13 +82,65 @@ def _numeric_array(value, name: str) -> np.ndarray:
     return arr
 
 
-def check_finite(arr: np.ndarray, name: str) -> None:
+def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None) -> None:
+    """NaN/inf in ``arr`` raise; ``original`` (the array before conversion to ``arr``'s
+    dtype) tells an overflow in the conversion from a non-finite input."""
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        if original is not None and np.isfinite(original[bad]):
+            raise ValueError(
+                f"{name}{list(bad)} = {original[bad]!r} does not fit in {arr.dtype} (it "
+                f"overflows to {arr[bad]}); rescale the data or use a float64 model."
+            )
         raise ValueError(
-            f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)}); "
+            f"{name} contains NaN or infinity (first at index {bad}); "
             "remove or impute those values before calling."
         )
+
+
+def as_finite(arr: np.ndarray, dtype, name: str) -> np.ndarray:
+    """``arr`` as a C-contiguous array of ``dtype``, checked finite after the conversion (a
+    float64 value beyond float32's range becomes inf there)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(out, name, arr)
+    return out
+
+
+def check_n_threads(value):
+    """``None`` or an integer in ``[1, numba.config.NUMBA_NUM_THREADS]``."""
+    if value is None:
+        return None
+    from numba import config
+
+    return check_int(value, "n_threads", 1, int(config.NUMBA_NUM_THREADS))
+
+
+def check_path(path, name: str = "path"):
+    """A ``str``, ``bytes`` or ``os.PathLike`` file name."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"{name} must be a file name (str or os.PathLike); got {type(path).__name__} "
+            f"{path!r}."
+        )
+    path = os.fspath(path)
+    if not path or "\x00" in (path if isinstance(path, str) else path.decode("latin-1")):
+        raise ValueError(f"{name} must be a non-empty file name without NUL bytes; got {path!r}.")
+    return path
+
+
+def rescale_sample_weight(sw: np.ndarray, dtype) -> np.ndarray:
+    """Per-row weights (float64, >= 0, some > 0) rescaled to mean 1, in ``dtype``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = sw / sw.mean()
+    if not np.isfinite(scaled).all():  # the sum overflowed: scale down first
+        scaled = sw / sw.max()
+        scaled = scaled / scaled.mean()
+    out = np.ascontiguousarray(scaled, dtype=dtype)
+    if not np.isfinite(out).all() or not (out > 0).any():
+        raise ValueError("sample_weight (times class_weight) spans too many orders of "
+                         "magnitude to rescale to mean 1; clip the extreme weights.")
+    return out
 
 
 def check_X(X, dtype, n_features: int, name: str = "X") -> np.ndarray:
@@ -106,8 +161,7 @@ def check_X(X, dtype, n_features: int, name: str = "X") -> np.ndarray:
             "pass data with matching columns or build the model with layer_sizes[0] = "
             f"{arr.shape[1]}."
         )
-    check_finite(arr, name)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return as_finite(arr, dtype, name)
 
 
 def check_targets(y, n_samples: int, loss: str, n_out: int, dtype, name: str = "y") -> np.ndarray:
@@ -160,7 +214,7 @@ def check_targets(y, n_samples: int, loss: str, n_out: int, dtype, name: str = "
         raise ValueError(
             f"{name} has {arr.shape[1]} columns but the output layer has {n_out} units."
         )
-    T = np.ascontiguousarray(arr, dtype=dtype)
+    T = as_finite(arr, dtype, name)
     if loss == "cross_entropy":
         if (T < 0).any() or not np.allclose(T.sum(axis=1), 1, atol=1e-3):
             raise ValueError(
@@ -210,7 +264,11 @@ def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
         )
     if not (arr > 0).any():
         raise ValueError("sample_weight is zero for every sample; at least one must be > 0.")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    out = as_finite(arr, dtype, "sample_weight")
+    if not (out > 0).any():
+        raise ValueError(f"sample_weight is zero for every sample once converted to {out.dtype}"
+                         " (the weights are too small); rescale them.")
+    return out
 
 
 def class_indices(T: np.ndarray, loss: str) -> np.ndarray:

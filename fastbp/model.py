@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import copy
 import numbers
+import os
+import threading
 import time
+import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
 from . import _codes
+from ._errors import DivergenceError, DivergenceWarning
 from ._init import INITIALIZERS, default_initializer
+from ._interrupt import DeferredInterrupt
 from ._layout import param_offsets, workspace_offsets
 from ._optim import add_l2
+from ._threads import kernel_threads
 from ._train import (
     count_correct,
     dataset_gradient_weighted,
     dataset_loss,
     predict_into,
-    train_epoch,
+    train_steps,
 )
 from ._validation import (
     check_bool,
@@ -27,10 +34,12 @@ from ._validation import (
     check_dtype,
     check_fraction,
     check_int,
+    check_n_threads,
     check_positive_float,
     check_sample_weight,
     check_targets,
     check_X,
+    rescale_sample_weight,
 )
 from .callbacks import EarlyStopping
 from .optim import LBFGS, SGD, get_optimizer
@@ -39,6 +48,13 @@ from .schedules import Constant, get_schedule
 #: rows per chunk when predicting or computing a whole-data-set gradient; fixed (not tied
 #: to the thread count) so that chunked sums are reproducible
 CHUNK_ROWS = 1024
+
+#: target duration of one compiled training call; ``fit`` runs each epoch as calls of about
+#: this long (measured), so Ctrl-C is honoured within a fraction of a second
+CALL_SECONDS = 0.2
+
+#: workspaces (one per batch capacity) kept per model; the least recently used is dropped
+MAX_WORKSPACES = 4
 
 
 class History:
@@ -53,6 +69,11 @@ class History:
 
     def __init__(self):
         self.metrics: dict[str, list] = {"loss": [], "time": []}
+        #: interruptions and divergences, each a dict with ``event`` ("interrupted" or
+        #: "diverged"), ``epoch`` (index of the epoch it happened in), ``batch`` (batches of
+        #: that epoch whose updates were kept), ``n_batches``, ``step`` (optimizer steps
+        #: kept) and for divergence ``reason`` and ``bad_batch``
+        self.events: list[dict] = []
 
     def append(self, **values) -> None:
         """Add one epoch; metrics absent from this epoch (or from earlier ones) read NaN,
@@ -79,7 +100,8 @@ class History:
 
     def __repr__(self) -> str:
         last = self.metrics["loss"][-1] if self.epochs else None
-        return f"History(epochs={self.epochs}, last_loss={last})"
+        extra = f", events={len(self.events)}" if self.events else ""
+        return f"History(epochs={self.epochs}, last_loss={last}{extra})"
 
 
 class Workspace:
@@ -172,7 +194,8 @@ class Model:
         if isinstance(activation, str):
             hidden = [check_choice(activation, _codes.HIDDEN_ACTIVATIONS, "activation")] * n_hidden
         else:
-            hidden = list(activation) if not isinstance(activation, (bytes,)) else None
+            hidden = (list(activation) if isinstance(activation, (list, tuple, np.ndarray))
+                      else None)
             if hidden is None or len(hidden) != n_hidden:
                 raise ValueError(
                     f"activation must be one name or a list of {n_hidden} names (one per "
@@ -192,12 +215,13 @@ class Model:
                 f"output in {list(_codes.ALLOWED_OUTPUTS[loss])} (leave output=None to get it)."
             )
         dt = check_dtype(dtype)
+        self._check_memory(sizes, np.dtype(dt).itemsize)
         if init is not None:
             check_choice(init, INITIALIZERS, "init")
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**63))
         else:
-            seed = check_int(seed, "seed", minimum=0)
+            seed = check_int(seed, "seed", minimum=0, maximum=None)
 
         self.layer_sizes = sizes
         self.activations = hidden
@@ -213,7 +237,9 @@ class Model:
         self._w_off, self._b_off, n_params = param_offsets(sizes)
         self._params = np.zeros(n_params, dtype=dt)
         self.grads = np.zeros(n_params, dtype=dt)
-        self._workspaces: dict[int, Workspace] = {}
+        self._workspaces: OrderedDict[int, Workspace] = OrderedDict()
+        self._lock = threading.RLock()  # one call at a time per model, across threads
+        self._seconds_per_batch: dict[int, float] = {}
         self.dropout = [float(r) for r in drop_rates]
         self._drop_rates = drop_rates
         # children (0,) and (1,) are the streams the core model always used (init, shuffle)
@@ -253,6 +279,24 @@ class Model:
         )
 
     @staticmethod
+    def _check_memory(sizes: np.ndarray, itemsize: int) -> None:
+        """Refuse architectures whose parameter and gradient buffers cannot fit in memory
+        (rather than let the operating system kill the process while initialising)."""
+        s = [int(v) for v in sizes]
+        n_params = sum(a * b + b for a, b in zip(s[:-1], s[1:]))
+        need = 2 * n_params * itemsize
+        try:
+            physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):
+            physical = 1 << 46
+        if need > physical:
+            raise MemoryError(
+                f"layer_sizes={s} has {n_params} parameters, needing {need / 2**30:.1f} GiB "
+                f"for parameters and gradients, more than this machine's "
+                f"{physical / 2**30:.1f} GiB of memory; use smaller layers."
+            )
+
+    @staticmethod
     def _check_dropout(dropout, n_hidden: int) -> np.ndarray:
         if isinstance(dropout, numbers.Real) and not isinstance(dropout, (bool, np.bool_)):
             rates = [check_fraction(dropout, "dropout")] * n_hidden
@@ -286,6 +330,10 @@ class Model:
         ws = self._workspaces.get(capacity)
         if ws is None:
             ws = self._workspaces[capacity] = Workspace(self.layer_sizes, capacity, self.dtype)
+            while len(self._workspaces) > MAX_WORKSPACES:  # bounded memory
+                self._workspaces.popitem(last=False)
+        else:
+            self._workspaces.move_to_end(capacity)
         return ws
 
     # ---------------------------------------------------------------- public API
@@ -333,6 +381,8 @@ class Model:
         sample_weight=None,
         class_weight=None,
         reset: bool = False,
+        on_divergence: str = "raise",
+        n_threads: int | None = None,
     ) -> History:
         """Train by minibatch backpropagation (or full-batch L-BFGS).
 
@@ -389,6 +439,20 @@ class Model:
             Weight per class (multiplies ``sample_weight``); classification losses only.
         reset : bool, default False
             Re-initialise weights, optimizer, schedule, shuffling and history first.
+        on_divergence : {"raise", "warn"}, default "raise"
+            What to do when the loss or the parameters become non-finite: training stops
+            at once, the parameters, optimizer state and step count are restored to the last
+            finite state (the end of the last compiled call whose result was finite), an
+            event is appended to ``history.events``, and ``fastbp.DivergenceError`` is
+            raised (``"raise"``) or a ``fastbp.DivergenceWarning`` issued and the history
+            returned (``"warn"``).
+        n_threads : int, optional
+            Numba threads for this call (1 .. ``numba.config.NUMBA_NUM_THREADS``); the
+            previous count is restored afterwards. Results do not depend on it.
+
+        Ctrl-C (``KeyboardInterrupt``) stops training between compiled calls of about
+        ``CALL_SECONDS``: the model keeps every completed step, ``history`` holds the
+        completed epochs plus an ``"interrupted"`` event, and the interrupt is re-raised.
 
         Returns
         -------
@@ -396,12 +460,17 @@ class Model:
             ``model.history``, extended by this call's epochs (keys ``loss``, ``lr``,
             ``time``, and ``accuracy``, ``val_loss``, ``val_accuracy`` where applicable).
         """
-        plan = self._plan(
-            X, y, epochs, batch_size, learning_rate, shuffle, optimizer, schedule, l2,
-            clip_norm, validation_data, validation_split, early_stopping, callbacks, verbose,
-            sample_weight, class_weight, reset,
-        )
-        return self._run(plan)
+        with self._lock:
+            plan = self._plan(
+                X, y, epochs, batch_size, learning_rate, shuffle, optimizer, schedule, l2,
+                clip_norm, validation_data, validation_split, early_stopping, callbacks,
+                verbose, sample_weight, class_weight, reset,
+            )
+            plan["on_divergence"] = check_choice(on_divergence, ("raise", "warn"),
+                                                 "on_divergence")
+            n_threads = check_n_threads(n_threads)
+            with kernel_threads(n_threads):
+                return self._run(plan)
 
     def partial_fit(
         self,
@@ -418,6 +487,8 @@ class Model:
         sample_weight=None,
         class_weight=None,
         callbacks=(),
+        on_divergence: str = "raise",
+        n_threads: int | None = None,
     ) -> History:
         """One pass over ``(X, y)``, keeping the weights and optimizer state.
 
@@ -428,7 +499,8 @@ class Model:
         return self.fit(
             X, y, 1, batch_size, learning_rate, shuffle, optimizer=optimizer,
             schedule=schedule, l2=l2, clip_norm=clip_norm, sample_weight=sample_weight,
-            class_weight=class_weight, callbacks=callbacks,
+            class_weight=class_weight, callbacks=callbacks, on_divergence=on_divergence,
+            n_threads=n_threads,
         )
 
     @property
@@ -460,6 +532,11 @@ class Model:
               sample_weight, class_weight, reset) -> dict:
         """Check every argument and prepare the arrays; changes nothing in the model."""
         n_in, n_out = int(self.layer_sizes[0]), int(self.layer_sizes[-1])
+        if not (reset is True or np.isfinite(self._params).all()):
+            raise ValueError(
+                "the model's parameters contain NaN or infinity (set through model.params or "
+                "model.weights); assign finite values, or pass reset=True to start over."
+            )
         X = check_X(X, self.dtype, n_in)
         T = check_targets(y, X.shape[0], self.loss, n_out, self.dtype)
         epochs = check_int(epochs, "epochs")
@@ -564,7 +641,7 @@ class Model:
             except ImportError:
                 raise ImportError("optimizer='lbfgs' needs SciPy: pip install scipy") from None
         if sw is not None:  # mean 1 over the training rows: batches estimate the weighted mean
-            sw = sw / sw.mean()
+            sw = rescale_sample_weight(sw, self.dtype)
         return dict(
             X=X, T=T, SW=np.zeros(0, self.dtype) if sw is None else sw.astype(self.dtype),
             Xv=Xv, Tv=Tv, epochs=epochs, batch_size=batch_size, lr=lr, shuffle=shuffle,
@@ -613,46 +690,120 @@ class Model:
         self._best_params = None
         loop = _EpochLoop(self, plan)
         try:
-            if isinstance(self._opt, LBFGS):
-                self._fit_lbfgs(plan, loop)
-            else:
-                self._fit_steps(plan, loop)
-            if es is not None and es.restore_best and self._best_params is not None:
-                self._params[...] = self._best_params
+            with DeferredInterrupt() as interrupt:
+                plan["interrupt"] = interrupt
+                if isinstance(self._opt, LBFGS):
+                    self._fit_lbfgs(plan, loop)
+                else:
+                    self._fit_steps(plan, loop)
+                if es is not None and es.restore_best and self._best_params is not None:
+                    self._params[...] = self._best_params
         finally:
             loop.close()
             self._best_params = None
         return self.history
 
+    def _interrupted(self, epoch: int, batch: int, n_batches: int) -> None:
+        """Record an interruption (the model is at a step boundary) in the history."""
+        self.history.events.append({
+            "event": "interrupted", "epoch": epoch, "batch": batch, "n_batches": n_batches,
+            "step": int(self._opt_counters[0]),
+        })
+
+    def _diverged(self, plan: dict, event: dict) -> None:
+        """Record a divergence (state already restored), then raise or warn."""
+        self.history.events.append(event)
+        msg = (
+            f"training diverged in epoch {event['epoch']} (batch {event['bad_batch']} of "
+            f"{event['n_batches']}): {event['reason']}. Parameters and optimizer state were "
+            f"restored to the last finite state (optimizer step {event['step']}, "
+            f"{event['batch']} batches into that epoch). Lower the learning rate, clip "
+            "gradients (clip_norm=...) or scale the inputs."
+        )
+        if plan["on_divergence"] == "raise":
+            raise DivergenceError(msg, event)
+        warnings.warn(msg, DivergenceWarning, stacklevel=4)
+
     def _fit_steps(self, plan: dict, loop) -> None:
         X, T, SW, bs = plan["X"], plan["T"], plan["SW"], plan["batch_size"]
         n = X.shape[0]
+        n_batches = -(-n // bs)
         ws = self._workspace(bs)
         raw = ws.raw if any(self.dropout) else ws.act
         hyper = self._opt.hyper()
         kind = self._opt.kind
         clip = plan["clip_norm"] or 0.0
+        interrupt = plan["interrupt"]
         order = np.arange(n, dtype=np.int64)
-        for _ in range(plan["epochs"]):
-            if plan["shuffle"]:
-                # shuffle the identity each epoch (not last epoch's order), so an epoch's
-                # order depends only on the RNG state: training split over several fit
-                # calls, or saved and resumed, equals uninterrupted training
-                order[:] = np.arange(n)
-                self._shuffle_rng.shuffle(order)
-            lr = float(self._schedule.lr(plan["lr"]))
-            t0 = time.perf_counter()
-            loss, acc = train_epoch(
-                X, T, SW, order, self._params, self.grads, self._opt_state, kind, hyper,
-                self._opt_counters, lr, plan["l2"], clip, self._drop_rates, self._drop_seed,
-                self.layer_sizes, self._w_off, self._b_off, self._act_codes, self._loss_code,
-                bs, ws.act, ws.delta, raw, ws.a_off, ws.z_out, ws.t_buf, ws.w_buf,
-            )
-            logs = {"loss": float(loss), "lr": lr, "time": time.perf_counter() - t0}
-            if self._classification:
-                logs["accuracy"] = float(acc)
-            if loop.end_epoch(logs):
-                break
+        acc = np.zeros(3)
+        # the last finite state: restored if the loss or the parameters become non-finite
+        good_params = self._params.copy()
+        good_state = self._opt_state.copy()
+        good_step = int(self._opt_counters[0])
+        per_batch = self._seconds_per_batch.get(bs)
+        chunk = 1 if per_batch is None else max(1, int(CALL_SECONDS / per_batch))
+        epoch, step0, done = self.history.epochs, good_step, 0
+        try:
+            for _ in range(plan["epochs"]):
+                epoch, step0, done = self.history.epochs, int(self._opt_counters[0]), 0
+                if plan["shuffle"]:
+                    # shuffle the identity each epoch (not last epoch's order), so an epoch's
+                    # order depends only on the RNG state: training split over several fit
+                    # calls, or saved and resumed, equals uninterrupted training
+                    order[:] = np.arange(n)
+                    self._shuffle_rng.shuffle(order)
+                lr = float(self._schedule.lr(plan["lr"]))
+                acc[:] = 0.0
+                seconds = 0.0
+                while done < n_batches:
+                    stop = min(n_batches, done + chunk)
+                    t0 = time.perf_counter()
+                    status, reached = train_steps(
+                        X, T, SW, order, self._params, self.grads, self._opt_state, kind,
+                        hyper, self._opt_counters, lr, plan["l2"], clip, self._drop_rates,
+                        self._drop_seed, self.layer_sizes, self._w_off, self._b_off,
+                        self._act_codes, self._loss_code, bs, ws.act, ws.delta, raw, ws.a_off,
+                        ws.z_out, ws.t_buf, ws.w_buf, done, stop, acc, True,
+                    )
+                    dt = time.perf_counter() - t0
+                    if status != 0:
+                        self._params[...] = good_params
+                        self._opt_state[...] = good_state
+                        self._opt_counters[0] = good_step
+                        reason = ("the loss became non-finite" if status == 1 else
+                                  "the parameters or optimizer state became non-finite")
+                        self._diverged(plan, {
+                            "event": "diverged", "epoch": epoch, "reason": reason,
+                            "bad_batch": int(reached), "batch": good_step - step0,
+                            "n_batches": n_batches, "step": good_step,
+                        })
+                        return
+                    np.copyto(good_params, self._params)
+                    np.copyto(good_state, self._opt_state)
+                    good_step = int(self._opt_counters[0])
+                    seconds += dt
+                    ran = stop - done
+                    done = stop
+                    if dt > 0:  # next call: about CALL_SECONDS, growing at most 4-fold
+                        self._seconds_per_batch[bs] = dt / ran
+                        chunk = max(1, min(4 * ran, int(CALL_SECONDS * ran / dt)))
+                    if interrupt.pending and done < n_batches:
+                        raise KeyboardInterrupt
+                total = acc[0] / acc[1] if acc[1] > 0 else acc[0]
+                logs = {"loss": float(total), "lr": lr, "time": seconds}
+                if self._classification:
+                    logs["accuracy"] = float(acc[2] / n)
+                stop_training = loop.end_epoch(logs)
+                if interrupt.pending:
+                    raise KeyboardInterrupt
+                if stop_training:
+                    break
+        except KeyboardInterrupt:
+            if self.history.epochs > epoch:  # the epoch was recorded before the interrupt
+                self._interrupted(self.history.epochs, 0, n_batches)
+            else:
+                self._interrupted(epoch, int(self._opt_counters[0]) - step0, n_batches)
+            raise
 
     def _fit_lbfgs(self, plan: dict, loop) -> None:
         from scipy.optimize import minimize
@@ -662,8 +813,12 @@ class Model:
         ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
         params, grads = self._params, self.grads
         penalty = [0.0]
+        interrupt = plan["interrupt"]
+        last_good = params.copy()  # the last accepted (finite) iterate
 
         def objective(x):
+            if interrupt.pending:
+                raise KeyboardInterrupt
             params[...] = x
             loss = dataset_gradient_weighted(
                 X, T, SW, params, grads, self.layer_sizes, self._w_off, self._b_off,
@@ -684,20 +839,37 @@ class Model:
             logs = {"loss": loss, "lr": float("nan"), "time": time.perf_counter() - t0[0]}
             if self._classification:
                 logs["accuracy"] = self._accuracy(X, T)
+            if np.isfinite(loss) and np.isfinite(params).all():
+                last_good[...] = params
             self._opt_counters[0] += 1
             stop = loop.end_epoch(logs)
             t0[0] = time.perf_counter()
             if stop:
                 raise StopIteration
 
-        res = minimize(
-            objective, params.astype(np.float64), jac=True, method="L-BFGS-B",
-            callback=callback,
-            options={"maxiter": plan["epochs"], "maxfun": cfg["max_fun"], "maxcor": cfg["m"],
-                     "gtol": cfg["tol"], "ftol": cfg["ftol"]},
-        )
+        try:
+            res = minimize(
+                objective, params.astype(np.float64), jac=True, method="L-BFGS-B",
+                callback=callback,
+                options={"maxiter": plan["epochs"], "maxfun": cfg["max_fun"],
+                         "maxcor": cfg["m"], "gtol": cfg["tol"], "ftol": cfg["ftol"]},
+            )
+        except KeyboardInterrupt:  # back to the last accepted iterate (not a line-search trial)
+            params[...] = last_good
+            self._interrupted(self.history.epochs, 0, 1)
+            raise
         params[...] = res.x
         self.lbfgs_result_ = res
+        if not (np.isfinite(res.fun) and np.isfinite(params).all()):
+            params[...] = last_good
+            self._diverged(plan, {
+                "event": "diverged", "epoch": self.history.epochs, "reason":
+                "the loss or the parameters became non-finite", "bad_batch": 0, "batch": 0,
+                "n_batches": 1, "step": int(self._opt_counters[0]),
+            })
+        if interrupt.pending:
+            self._interrupted(self.history.epochs, 0, 1)
+            raise KeyboardInterrupt
 
     def _accuracy(self, X, T) -> float:
         ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
@@ -706,12 +878,15 @@ class Model:
                      self._act_codes, ws.act, ws.a_off, ws.z_out, out)
         return count_correct(out, T, self._loss_code) / X.shape[0]
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, *, n_threads: int | None = None) -> np.ndarray:
         """Output-layer activations.
 
         Parameters
         ----------
         X : (n, n_in) array_like
+            Any real dtype, order or byte order (converted once to the model dtype).
+        n_threads : int, optional
+            Numba threads for this call; the previous count is restored afterwards.
 
         Returns
         -------
@@ -720,25 +895,28 @@ class Model:
             cross-entropy, regression outputs for squared error.
         """
         X = check_X(X, self.dtype, int(self.layer_sizes[0]))
-        out = np.empty((X.shape[0], int(self.layer_sizes[-1])), dtype=self.dtype)
-        ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
-        predict_into(
-            X, self._params, self.layer_sizes, self._w_off, self._b_off, self._act_codes,
-            ws.act, ws.a_off, ws.z_out, out,
-        )
+        with self._lock, kernel_threads(n_threads):
+            out = np.empty((X.shape[0], int(self.layer_sizes[-1])), dtype=self.dtype)
+            ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+            predict_into(
+                X, self._params, self.layer_sizes, self._w_off, self._b_off, self._act_codes,
+                ws.act, ws.a_off, ws.z_out, out,
+            )
         return out
 
-    def loss_value(self, X, y) -> float:
+    def loss_value(self, X, y, *, n_threads: int | None = None) -> float:
         """Mean loss over ``(X, y)`` (float), with the current parameters."""
         X = check_X(X, self.dtype, int(self.layer_sizes[0]))
         T = check_targets(y, X.shape[0], self.loss, int(self.layer_sizes[-1]), self.dtype)
-        ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
-        return float(dataset_loss(
-            X, T, self._params, self.layer_sizes, self._w_off, self._b_off, self._act_codes,
-            self._loss_code, ws.act, ws.a_off, ws.z_out,
-        ))
+        with self._lock, kernel_threads(n_threads):
+            ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+            return float(dataset_loss(
+                X, T, self._params, self.layer_sizes, self._w_off, self._b_off,
+                self._act_codes, self._loss_code, ws.act, ws.a_off, ws.z_out,
+            ))
 
-    def gradient(self, X, y, sample_weight=None, l2: float = 0.0) -> tuple[float, np.ndarray]:
+    def gradient(self, X, y, sample_weight=None, l2: float = 0.0, *,
+                 n_threads: int | None = None) -> tuple[float, np.ndarray]:
         """Mean loss over ``(X, y)`` and its gradient with respect to ``params``.
 
         The objective is ``sum_i w_i E_i / sum_i w_i + l2/2 * sum W**2`` (the data loss with
@@ -756,16 +934,18 @@ class Model:
         SW = (np.zeros(0, self.dtype) if sample_weight is None
               else check_sample_weight(sample_weight, X.shape[0], self.dtype))
         l2 = check_positive_float(l2, "l2", allow_zero=True)
-        ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
-        loss = dataset_gradient_weighted(
-            X, T, SW, self._params, self.grads, self.layer_sizes, self._w_off, self._b_off,
-            self._act_codes, self._loss_code, ws.act, ws.delta, ws.a_off, ws.z_out,
-        )
-        if l2:
-            loss += add_l2(self._params, self.grads, l2, self.layer_sizes, self._w_off)
-        return float(loss), self.grads.copy()
+        with self._lock, kernel_threads(n_threads):
+            ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+            loss = dataset_gradient_weighted(
+                X, T, SW, self._params, self.grads, self.layer_sizes, self._w_off,
+                self._b_off, self._act_codes, self._loss_code, ws.act, ws.delta, ws.a_off,
+                ws.z_out,
+            )
+            if l2:
+                loss += add_l2(self._params, self.grads, l2, self.layer_sizes, self._w_off)
+            return float(loss), self.grads.copy()
 
-    def evaluate(self, X, y, sample_weight=None) -> dict:
+    def evaluate(self, X, y, sample_weight=None, *, n_threads: int | None = None) -> dict:
         """Loss (and accuracy for classification losses) of the current weights on ``(X, y)``.
 
         Returns
@@ -777,22 +957,24 @@ class Model:
         """
         X = check_X(X, self.dtype, int(self.layer_sizes[0]))
         T = check_targets(y, X.shape[0], self.loss, int(self.layer_sizes[-1]), self.dtype)
-        ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
-        if sample_weight is None:
-            loss = dataset_loss(
-                X, T, self._params, self.layer_sizes, self._w_off, self._b_off,
-                self._act_codes, self._loss_code, ws.act, ws.a_off, ws.z_out,
-            )
-        else:
-            SW = check_sample_weight(sample_weight, X.shape[0], self.dtype)
-            loss = dataset_gradient_weighted(
-                X, T, SW, self._params, np.empty_like(self.grads), self.layer_sizes,
-                self._w_off, self._b_off, self._act_codes, self._loss_code, ws.act, ws.delta,
-                ws.a_off, ws.z_out,
-            )
-        out = {"loss": float(loss)}
-        if self._classification:
-            out["accuracy"] = float(self._accuracy(X, T))
+        SW = (None if sample_weight is None
+              else check_sample_weight(sample_weight, X.shape[0], self.dtype))
+        with self._lock, kernel_threads(n_threads):
+            ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+            if SW is None:
+                loss = dataset_loss(
+                    X, T, self._params, self.layer_sizes, self._w_off, self._b_off,
+                    self._act_codes, self._loss_code, ws.act, ws.a_off, ws.z_out,
+                )
+            else:
+                loss = dataset_gradient_weighted(
+                    X, T, SW, self._params, np.empty_like(self.grads), self.layer_sizes,
+                    self._w_off, self._b_off, self._act_codes, self._loss_code, ws.act,
+                    ws.delta, ws.a_off, ws.z_out,
+                )
+            out = {"loss": float(loss)}
+            if self._classification:
+                out["accuracy"] = float(self._accuracy(X, T))
         return out
 
     # ---------------------------------------------------------------- persistence
@@ -806,7 +988,8 @@ class Model:
         """
         from ._io import save_model
 
-        save_model(self, path)
+        with self._lock:
+            save_model(self, path)
 
     @classmethod
     def load(cls, path) -> Model:

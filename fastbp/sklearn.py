@@ -105,6 +105,25 @@ def _check_bool(est, name):
         )
 
 
+def _rejects_atomically(method):
+    """A call that raises ``ValueError``/``TypeError`` (bad input or parameters) puts every
+    attribute of the estimator back, so a rejected call leaves a fitted estimator usable and
+    unchanged (validation runs before training touches the model's buffers)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        try:
+            return method(self, *args, **kwargs)
+        except (ValueError, TypeError):
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    return wrapper
+
+
 class _BaseMLP(BaseEstimator):
     """Shared implementation of :class:`MLPClassifier` and :class:`MLPRegressor`."""
 
@@ -527,6 +546,7 @@ class _BaseMLP(BaseEstimator):
             )
         return True
 
+    @_rejects_atomically
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
@@ -798,6 +818,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.inverse_transform(y_pred)
 
     @available_if(lambda est: est._check_solver())
+    @_rejects_atomically
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single iteration over the given data.
 
@@ -995,6 +1016,7 @@ out_activation_
         return y_pred
 
     @available_if(lambda est: est._check_solver())
+    @_rejects_atomically
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single iteration over the given data.
 

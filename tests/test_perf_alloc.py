@@ -4,6 +4,11 @@ must not grow with the number of steps.
 ``NUMBA_NRT_STATS`` must be set before Numba is imported, so the measurement runs in a fresh
 subprocess. Layer sizes cover both the serial kernels (tiny, online) and the tiled parallel
 ones (every product >= ``PARALLEL_MIN_WORK``).
+
+``fit`` runs an epoch as compiled calls of about ``fastbp.model.CALL_SECONDS`` each (so
+Ctrl-C is honoured promptly); every call from Python unboxes its array arguments, which
+Numba counts as allocations. The number of calls depends on the machine's speed, so the
+measurement pins one call per epoch: what remains can only grow with the steps.
 """
 
 import json
@@ -29,6 +34,7 @@ n = many * batch
 X = rng.standard_normal((n, sizes[0])).astype(np.float32)
 y = rng.standard_normal((n, sizes[-1])).astype(np.float32) if loss == "squared_error" \
     else rng.integers(0, sizes[-1], n)
+fastbp.model.CALL_SECONDS = 1e9  # one compiled call per epoch, whatever the machine load
 m = fastbp.Model(sizes, loss=loss, seed=0)
 m.fit(X[: few * batch], y[: few * batch], batch_size=batch)  # compile / load the cache
 

@@ -84,7 +84,7 @@ def test_file_format_is_documented_npz_with_json_header(tmp_path):
     path = tmp_path / "m.npz"
     m.save(path)
     with np.load(path, allow_pickle=False) as data:
-        assert set(data.files) == {"header", "params", "optimizer_state"}
+        assert set(data.files) == {"header", "params", "optimizer_state", "checksum"}
         header = json.loads(str(data["header"][()]))
         assert data["optimizer_state"].shape == (2, m.params.size)
     assert header["format"] == "fastbp.model" and header["version"] == 1
@@ -97,7 +97,8 @@ def test_file_format_is_documented_npz_with_json_header(tmp_path):
     assert header["shuffle_rng"]["bit_generator"] == "PCG64"
     assert len(header["history"]["val_loss"]) == 3
     with zipfile.ZipFile(path) as z:  # plain .npy members only
-        assert sorted(z.namelist()) == ["header.npy", "optimizer_state.npy", "params.npy"]
+        assert sorted(z.namelist()) == ["checksum.npy", "header.npy", "optimizer_state.npy",
+                                        "params.npy"]
 
 
 def test_fresh_model_round_trip(tmp_path):
@@ -112,13 +113,13 @@ def test_load_never_unpickles(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, header=np.array([{"format": "fastbp.model"}], dtype=object),
              params=np.zeros(3), optimizer_state=np.zeros((0, 3)))
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(ValueError, match="not a valid fastbp model file.*object"):
         Model.load(path)
 
 
 def test_load_rejects_other_files(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(2))
-    with pytest.raises(ValueError, match="not a fastbp model file"):
+    with pytest.raises(ValueError, match="not a valid fastbp model file"):
         Model.load(tmp_path / "other.npz")
     m = _trained()
     m.save(tmp_path / "m.npz")

@@ -78,3 +78,58 @@ def test_zero_learning_rate_leaves_parameters_unchanged(net, n, batch, dtype):
               batch_size=batch, learning_rate=0.0)
     assert np.array_equal(m.params, before)
     assert np.isfinite(h["loss"]).all() and h["loss"][0] == pytest.approx(h["loss"][1], rel=1e-6)
+
+
+@SETTINGS
+@given(net=networks(), n=st.integers(1, 30), batch=st.integers(1, 12),
+       optimizer=st.sampled_from(["sgd", "adam", "rmsprop", "adagrad"]),
+       dropout=st.sampled_from([0.0, 0.3]), dtype=st.sampled_from(["float32", "float64"]))
+def test_epoch_split_into_compiled_calls_gives_the_same_bits(net, n, batch, optimizer, dropout,
+                                                             dtype):
+    """fit runs each epoch as several bounded compiled calls (for Ctrl-C and divergence
+    checks); how the batches are split over calls must not change a single bit."""
+    import fastbp.model as model_mod
+
+    sizes, hidden, loss, output = net
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, sizes[0]))
+    y = make_targets(rng, loss, n, sizes[-1])
+    results = []
+    saved = model_mod.CALL_SECONDS
+    try:
+        for seconds in (0.0, 1e9):  # one batch per call / calls growing 4-fold to a whole epoch
+            model_mod.CALL_SECONDS = seconds
+            m = fastbp.Model(sizes, activation=hidden, loss=loss, output=output, dtype=dtype,
+                             seed=3, dropout=dropout if len(sizes) > 2 else 0.0)
+            m.fit(X, y, epochs=2, batch_size=batch, learning_rate=0.01, optimizer=optimizer)
+            results.append((m.params.copy(), m.optimizer_state.copy(), m.history["loss"]))
+    finally:
+        model_mod.CALL_SECONDS = saved
+    (p0, s0, l0), (p1, s1, l1) = results
+    assert np.array_equal(p0, p1) and np.array_equal(s0, s1) and l0 == l1
+
+
+INPUT_FORMS = st.sampled_from(["int64", "int8", "bool", "float16", ">f8", ">f4", "fortran",
+                               "strided", "list", "uint32"])
+
+
+@SETTINGS
+@given(net=networks(), n=st.integers(1, 20), form=INPUT_FORMS,
+       dtype=st.sampled_from(["float32", "float64"]))
+def test_accepted_input_forms_are_converted_like_float64(net, n, form, dtype):
+    sizes, hidden, loss, output = net
+    m = fastbp.Model(sizes, activation=hidden, loss=loss, output=output, dtype=dtype, seed=0)
+    X = np.random.default_rng(n).normal(size=(n, sizes[0])) * 3
+    if form == "fortran":
+        Xc = np.asfortranarray(X)
+    elif form == "strided":
+        Xc = np.repeat(X, 2, axis=1)[:, ::2]
+    elif form == "list":
+        Xc = X.tolist()
+    elif form == "bool":
+        Xc = X > 0
+    else:
+        Xc = X.astype(form)
+    out = m.predict(Xc)
+    assert out.shape == (n, sizes[-1]) and out.dtype == np.dtype(dtype)
+    assert np.array_equal(out, m.predict(np.asarray(Xc, dtype=np.float64).astype(dtype)))
