@@ -837,6 +837,88 @@ class Model:
             + ")"
         )
 
+    # ---------------------------------------------------------------- embedding API
+    # (issue 5: hands out what the public kernels in ``fastbp.kernels`` take)
+    def kernel_args(self):
+        """The model's buffers and layout, as the compiled kernels in ``fastbp.kernels`` take them.
+
+        Returns
+        -------
+        fastbp.kernels.KernelArgs
+            Named tuple ``(params, grads, sizes, w_off, b_off, act_codes, loss_code,
+            out_code, drop_rates, drop_seed)``. ``params`` and ``grads`` are the model's own
+            buffers, not copies: kernels that update ``params`` change this model, and
+            assignments through ``model.params`` / ``model.weights`` are seen by the kernels.
+            The tuple can be passed to an ``@njit`` function as it is.
+        """
+        from .kernels import KernelArgs
+
+        return KernelArgs(
+            self._params, self.grads, self.layer_sizes, self._w_off, self._b_off,
+            self._act_codes, int(self._loss_code), int(self._act_codes[-1]),
+            self._drop_rates, int(self._drop_seed),
+        )
+
+    def allocate_workspace(self, batch_size: int):
+        """Fresh activation/delta workspace for batches of up to ``batch_size`` rows.
+
+        Parameters
+        ----------
+        batch_size : int
+            Capacity in rows (>= 1).
+
+        Returns
+        -------
+        fastbp.kernels.WorkspaceArrays
+            Named tuple ``(act, delta, a_off, z_out, t_buf, raw, w_buf, capacity)`` in the
+            model's dtype, owned by the caller (the model keeps no reference to it).
+        """
+        from .kernels import WorkspaceArrays
+
+        cap = check_int(batch_size, "batch_size")
+        ws = Workspace(self.layer_sizes, cap, self.dtype)
+        return WorkspaceArrays(
+            ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf, ws.raw, ws.w_buf, cap
+        )
+
+    def optimizer_args(self, optimizer=None):
+        """The model's optimizer as the step kernels in ``fastbp.kernels`` take it.
+
+        Parameters
+        ----------
+        optimizer : str or fastbp.optim.Optimizer, optional
+            Make this the model's optimizer first (as ``fit(optimizer=...)`` would: the
+            state is kept when the kind is unchanged, else started afresh). Default: the
+            model's current optimizer, or plain SGD if it has none yet.
+
+        Returns
+        -------
+        fastbp.kernels.OptimizerArgs
+            Named tuple ``(kind, hyper, state, counters)``: the optimizer code, its (4,)
+            float64 hyperparameters, the model's own ``(rows, n_params)`` state buffer and
+            ``counters``, the model's own (1,) int64 array holding the step number ``t``.
+            Kernels that update ``state``/``counters`` advance the model's optimizer, so a
+            later ``fit`` continues from there. The tuple stays valid while the optimizer
+            kind is unchanged; after ``fit`` with another kind of optimizer or with
+            ``reset=True`` (which start a new state), call ``optimizer_args`` again.
+        """
+        from .kernels import OptimizerArgs
+
+        if optimizer is not None:
+            opt = get_optimizer(optimizer)
+        else:
+            opt = self._opt if self._opt is not None else SGD()
+        if isinstance(opt, LBFGS):
+            raise ValueError(
+                "L-BFGS has no per-step kernel (it runs through SciPy); use "
+                "fastbp.kernels.loss_and_gradient with scipy.optimize.minimize instead, or "
+                "choose a step optimizer such as 'sgd' or 'adam'."
+            )
+        self._adopt_optimizer(opt)
+        return OptimizerArgs(
+            int(self._opt.kind), self._opt.hyper(), self._opt_state, self._opt_counters
+        )
+
 
 class _EpochLoop:
     """End-of-epoch bookkeeping shared by the step-based and L-BFGS paths: validation,

@@ -1,0 +1,508 @@
+"""Public compiled kernels, callable from your own ``@njit`` code.
+
+Every function here is a Numba ``@njit`` function that takes only NumPy arrays and scalars:
+the network's layout is a handful of ``int64`` offset arrays and the activation and loss are
+small integer codes (module constants below). A user's ``@njit`` function can therefore call
+them inside its own loops with no Python in between. These names and signatures are the
+stable public surface; the modules they come from (``fastbp._network``, ``fastbp._train``,
+...) are internal.
+
+Getting the arguments
+---------------------
+``Model.kernel_args()`` returns a :class:`KernelArgs` named tuple of the model's own buffers
+(``params``, ``grads``) and layout (``sizes``, ``w_off``, ``b_off``, ``act_codes``,
+``loss_code``, ``out_code``); ``Model.allocate_workspace(batch_size)`` returns a
+:class:`WorkspaceArrays` named tuple (``act``, ``delta``, ``a_off``, ``z_out``, ``t_buf``) for
+batches of up to ``batch_size`` rows. ``params`` and ``grads`` are the model's buffers, not
+copies: what a kernel writes there is what ``Model.predict`` uses next, and the other way
+round. Both named tuples can be passed to an ``@njit`` function as they are.
+
+Shapes
+------
+``L`` weight layers, ``sizes = [n_in, h_1, ..., n_out]`` (``L + 1`` entries), ``n_params`` the
+total number of weights and biases, ``cap`` the workspace capacity (rows), ``n`` the rows of
+a batch (``n <= cap``). ``X`` is ``(n, n_in)`` and targets ``T`` are ``(n, n_out)`` in the
+model's float dtype; for ``LOSS_CROSS_ENTROPY`` the targets are one-hot rows (or
+probabilities), for ``LOSS_BINARY_CROSS_ENTROPY`` 0/1 values. All float arrays passed to one
+call must share one dtype (float32 or float64) and be C-contiguous.
+
+Example
+-------
+>>> import numpy as np
+>>> from numba import njit
+>>> import fastbp
+>>> from fastbp import kernels as K
+>>> @njit
+... def online_sgd(X, T, k, ws, lr):
+...     total = 0.0
+...     for i in range(X.shape[0]):          # one sample per step, no Python in the loop
+...         total += K.train_step(X[i:i + 1], T[i:i + 1], k.params, k.grads, k.sizes,
+...                               k.w_off, k.b_off, k.act_codes, k.loss_code, lr,
+...                               ws.act, ws.delta, ws.a_off, ws.z_out)
+...     return total / X.shape[0]
+>>> model = fastbp.Model([2, 8, 1], activation="tanh", seed=0)
+>>> X = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
+>>> T = X[:, :1] * X[:, 1:]
+>>> mean_loss = online_sgd(X, T, model.kernel_args(), model.allocate_workspace(1), 0.05)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import get_num_threads, njit
+
+from . import _codes
+from ._network import _block
+from ._network import backward as _backward
+from ._network import batch_loss as _batch_loss
+from ._network import forward as _forward
+from ._network import output_delta as _output_delta
+from ._optim import add_l2 as _add_l2
+from ._optim import clip_grad_norm as _clip_grad_norm
+from ._optim import grad_norm as _grad_norm
+from ._optim import optimizer_step as _optimizer_step
+from ._optim import sgd_update as _sgd_update
+from ._train import dataset_gradient as _dataset_gradient
+from ._train import dataset_gradient_weighted as _dataset_gradient_weighted
+from ._train import dataset_loss as _dataset_loss
+from ._train import predict_into as _predict_into
+from ._train import train_epoch as _train_epoch
+from ._train import train_epoch_sgd as _train_epoch_sgd
+
+__all__ = [
+    # argument bundles
+    "KernelArgs",
+    "WorkspaceArrays",
+    "OptimizerArgs",
+    # kernels
+    "forward",
+    "predict",
+    "output_delta",
+    "batch_loss",
+    "backward",
+    "loss",
+    "loss_and_gradient",
+    "loss_and_gradient_weighted",
+    "add_l2",
+    "grad_norm",
+    "clip_grad_norm",
+    "sgd_step",
+    "optimizer_step",
+    "sgd_momentum_step",
+    "adam_step",
+    "rmsprop_step",
+    "adagrad_step",
+    "sgd_hyper",
+    "adam_hyper",
+    "rmsprop_hyper",
+    "adagrad_hyper",
+    "train_step",
+    "train_epoch_sgd",
+    "train_epoch",
+    # workspace views
+    "layer_block",
+    "input_block",
+    "output_block",
+    "output_z",
+    # code tables
+    "ACTIVATION_CODES",
+    "LOSS_CODES",
+    "ACT_IDENTITY",
+    "ACT_LOGISTIC",
+    "ACT_TANH",
+    "ACT_RELU",
+    "ACT_LEAKY_RELU",
+    "ACT_SOFTMAX",
+    "LOSS_SQUARED_ERROR",
+    "LOSS_CROSS_ENTROPY",
+    "LOSS_BINARY_CROSS_ENTROPY",
+    "OPTIMIZER_CODES",
+    "OPT_SGD",
+    "OPT_ADAM",
+    "OPT_RMSPROP",
+    "OPT_ADAGRAD",
+    "OPT_STATE_ROWS",
+]
+
+# Several kernels below are ``parallel=True`` functions loaded from Numba's on-disk cache.
+# Until Numba's threading layer has been started in the process, a user's ``@njit`` function
+# that calls them fails to link (``LLVM ERROR: Symbol not found: allocate_sched``) or, when
+# the user's function is itself cached, segfaults (numba/numba#8578). ``get_num_threads()``
+# starts the threading layer, so importing this module makes the kernels safe to embed.
+get_num_threads()
+
+# ---------------------------------------------------------------------------- code tables
+#: activation name -> int code (``act_codes`` entries)
+ACTIVATION_CODES = dict(_codes.ACTIVATIONS)
+#: loss name -> int code (``loss_code``)
+LOSS_CODES = dict(_codes.LOSSES)
+
+ACT_IDENTITY = _codes.IDENTITY
+ACT_LOGISTIC = _codes.LOGISTIC
+ACT_TANH = _codes.TANH
+ACT_RELU = _codes.RELU
+ACT_LEAKY_RELU = _codes.LEAKY_RELU
+ACT_SOFTMAX = _codes.SOFTMAX
+
+LOSS_SQUARED_ERROR = _codes.SQUARED_ERROR
+LOSS_CROSS_ENTROPY = _codes.CROSS_ENTROPY
+LOSS_BINARY_CROSS_ENTROPY = _codes.BINARY_CROSS_ENTROPY
+
+OPT_SGD = _codes.OPT_SGD
+OPT_ADAM = _codes.OPT_ADAM  # also AdamW (decoupled weight decay in hyper[3])
+OPT_RMSPROP = _codes.OPT_RMSPROP
+OPT_ADAGRAD = _codes.OPT_ADAGRAD
+#: optimizer name -> int code (``kind``)
+OPTIMIZER_CODES = {
+    "sgd": OPT_SGD, "adam": OPT_ADAM, "adamw": OPT_ADAM, "rmsprop": OPT_RMSPROP,
+    "adagrad": OPT_ADAGRAD,
+}
+#: optimizer code -> rows of its ``(rows, n_params)`` state buffer
+OPT_STATE_ROWS = dict(_codes.OPT_STATE_ROWS)
+
+
+# ---------------------------------------------------------------------------- argument bundles
+class KernelArgs(NamedTuple):
+    """A model's buffers and layout, as the kernels take them (``Model.kernel_args()``).
+
+    Attributes
+    ----------
+    params : (n_params,) float array
+        The model's parameter buffer itself (not a copy).
+    grads : (n_params,) float array
+        The model's gradient buffer, same layout as ``params``.
+    sizes : (L + 1,) int64 array
+        Units per layer, input first.
+    w_off, b_off : (L,) int64 arrays
+        Start of layer ``p``'s weights ``W`` (row-major ``(sizes[p+1], sizes[p])``) and bias
+        in ``params``/``grads``.
+    act_codes : (L,) int64 array
+        Activation code of each layer; the last entry is the output activation.
+    loss_code : int
+    out_code : int
+        ``act_codes[-1]``, the output activation (``output_delta`` takes it).
+    drop_rates : (L - 1,) float64 array
+        Dropout rate of each hidden layer (used by ``train_epoch`` only).
+    drop_seed : int
+        Seed of the dropout masks.
+    """
+
+    params: np.ndarray
+    grads: np.ndarray
+    sizes: np.ndarray
+    w_off: np.ndarray
+    b_off: np.ndarray
+    act_codes: np.ndarray
+    loss_code: int
+    out_code: int
+    drop_rates: np.ndarray
+    drop_seed: int
+
+
+class WorkspaceArrays(NamedTuple):
+    """Scratch buffers for batches of up to ``capacity`` rows (``Model.allocate_workspace``).
+
+    Attributes
+    ----------
+    act : (cap * sum(sizes),) float array
+        Activations; unit layer ``l`` is the row-major ``(n, sizes[l])`` block starting at
+        ``a_off[l]`` (layer 0 holds the input rows). See :func:`layer_block`.
+    delta : (cap * sum(sizes),) float array
+        ``dE/dz`` of every layer, same layout as ``act``.
+    a_off : (L + 1,) int64 array
+        Block offsets, ``a_off[l] = cap * sum(sizes[:l])``.
+    z_out : (cap * n_out,) float array
+        The output layer's pre-activation ``z`` (for numerically stable losses).
+    t_buf : (cap * n_out,) float array
+        Room for a batch of targets (used by the epoch drivers).
+    raw : (cap * sum(sizes),) float array
+        Undropped hidden activations (used by :func:`train_epoch` with dropout).
+    w_buf : (cap,) float array
+        Room for a batch of sample weights (used by :func:`train_epoch`).
+    capacity : int
+        ``cap``, the most rows a batch may have.
+    """
+
+    act: np.ndarray
+    delta: np.ndarray
+    a_off: np.ndarray
+    z_out: np.ndarray
+    t_buf: np.ndarray
+    raw: np.ndarray
+    w_buf: np.ndarray
+    capacity: int
+
+
+class OptimizerArgs(NamedTuple):
+    """A model's optimizer as the step kernels take it (``Model.optimizer_args()``).
+
+    Attributes
+    ----------
+    kind : int
+        ``OPT_SGD``, ``OPT_ADAM`` (Adam and AdamW), ``OPT_RMSPROP`` or ``OPT_ADAGRAD``.
+    hyper : (4,) float64 array
+        Hyperparameters (see :func:`optimizer_step`).
+    state : (rows, n_params) float array
+        The model's optimizer state (momentum buffer, moment estimates), not a copy.
+    counters : (1,) int64 array
+        ``[t]``, the model's count of optimizer steps taken, not a copy.
+    """
+
+    kind: int
+    hyper: np.ndarray
+    state: np.ndarray
+    counters: np.ndarray
+
+
+# ---------------------------------------------------------------------------- workspace views
+@njit(cache=True, nogil=True)
+def layer_block(ws, sizes, a_off, l, n):
+    """View of unit layer ``l``'s ``(n, sizes[l])`` block in ``ws`` (``act`` or ``delta``).
+
+    Parameters
+    ----------
+    ws : (cap * sum(sizes),) float array
+    sizes, a_off : (L + 1,) int64 arrays
+    l : int, 0 (input) .. L (output)
+    n : int, rows, ``n <= cap``
+
+    Returns
+    -------
+    (n, sizes[l]) float array view
+    """
+    return _block(ws, sizes, a_off, l, n)
+
+
+@njit(cache=True, nogil=True)
+def input_block(act, sizes, a_off, n):
+    """``(n, sizes[0])`` view of the input rows in ``act`` (fill it before ``forward``)."""
+    return _block(act, sizes, a_off, 0, n)
+
+
+@njit(cache=True, nogil=True)
+def output_block(act, sizes, a_off, n):
+    """``(n, sizes[-1])`` view of the output activations in ``act`` (after ``forward``).
+
+    Applied to ``delta`` instead of ``act`` it is the output delta that ``output_delta``
+    writes and ``backward`` reads.
+    """
+    return _block(act, sizes, a_off, sizes.shape[0] - 1, n)
+
+
+@njit(cache=True, nogil=True)
+def output_z(z_out, sizes, n):
+    """``(n, sizes[-1])`` view of the output layer's pre-activation ``z`` (after ``forward``)."""
+    m = sizes[sizes.shape[0] - 1]
+    return z_out[: n * m].reshape((n, m))
+
+
+# ---------------------------------------------------------------------------- kernels
+#: Forward pass of the ``n`` rows already written into ``input_block(act, sizes, a_off, n)``.
+#:
+#: ``forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n) -> None``
+#:
+#: Fills every layer's block of ``act`` (``a^l = f_l(W^l a^(l-1) + b^l)``) and the output's
+#: ``z`` into ``z_out``. Shapes: ``params (n_params,)``, ``act (cap * sum(sizes),)``,
+#: ``z_out (>= n * n_out,)``, ``n <= cap``.
+forward = _forward
+
+#: Loss of a batch and the output delta ``dE/dz^L``.
+#:
+#: ``output_delta(z, a, t, loss_code, out_code, scale, delta) -> float``
+#:
+#: ``z, a, t, delta`` are ``(n, n_out)`` (use ``output_z``, ``output_block(act, ...)``,
+#: ``output_block(delta, ...)``); returns ``E = scale * sum_i E_i`` (float64) and writes
+#: ``delta = dE/dz``. ``scale = 1 / n`` gives the batch mean (what ``Model`` uses).
+output_delta = _output_delta
+
+#: ``batch_loss(z, a, t, loss_code) -> float``: sum over the ``n`` rows of the per-row loss
+#: (float64), no delta. ``z, a, t`` are ``(n, n_out)``.
+batch_loss = _batch_loss
+
+#: Backward sweep from the output delta to every layer's gradient.
+#:
+#: ``backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n, accumulate)``
+#:
+#: Needs the activations of a ``forward`` of the same ``n`` rows in ``act`` and the output
+#: delta in ``output_block(delta, ...)``. Writes ``grads`` (``(n_params,)``, layout of
+#: ``params``), adding to it when ``accumulate`` is true.
+backward = _backward
+
+#: Batched prediction of any number of rows, in workspace-sized chunks.
+#:
+#: ``predict(X, params, sizes, w_off, b_off, act_codes, act, a_off, z_out, out) -> None``
+#:
+#: ``X (n, n_in)``, ``out (n, n_out)`` written; ``n`` may exceed the workspace capacity.
+predict = _predict_into
+
+#: Mean loss over a data set, in workspace-sized chunks.
+#:
+#: ``loss(X, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a_off, z_out) -> float``
+#:
+#: ``X (n, n_in)``, ``T (n, n_out)``; ``n`` may exceed the workspace capacity.
+loss = _dataset_loss
+
+#: Mean loss over a data set and its gradient, written into ``grads``.
+#:
+#: ``loss_and_gradient(X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code,
+#: act, delta, a_off, z_out) -> float``
+#:
+#: ``X (n, n_in)``, ``T (n, n_out)``, ``grads (n_params,)`` written with ``dE/dparams`` of
+#: ``E = 1/n sum_i E_i``; ``n`` may exceed the workspace capacity (chunks are accumulated in
+#: a fixed order). The same computation as ``Model.gradient``.
+loss_and_gradient = _dataset_gradient
+
+#: Plain gradient-descent step ``params -= learning_rate * grads`` (in place).
+#:
+#: ``sgd_step(params, grads, learning_rate) -> None``; both ``(n_params,)``.
+sgd_step = _sgd_update
+
+#: One epoch of plain minibatch SGD over ``X[order]``.
+#:
+#: ``train_epoch_sgd(X, T, order, params, grads, sizes, w_off, b_off, act_codes, loss_code,
+#: batch_size, learning_rate, act, delta, a_off, z_out, t_buf) -> float``
+#:
+#: ``order (n,)`` int64 row order (a permutation, or ``arange(n)``); batches are consecutive
+#: slices of it, the last partial one included; ``batch_size <= cap``. Returns the mean over
+#: the epoch's samples of the loss measured before each update.
+train_epoch_sgd = _train_epoch_sgd
+
+#: One epoch with any step optimizer, L2, clipping, dropout and sample weights: exactly
+#: what ``Model.fit`` runs per epoch.
+#:
+#: ``train_epoch(X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2,
+#: clip_norm, drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
+#: act, delta, raw, a_off, z_out, t_buf, w_buf) -> (mean_loss, accuracy)``
+#:
+#: ``SW (n,)`` sample weights or an empty array; ``state, opt_kind, hyper, counters`` from
+#: ``Model.optimizer_args()``; ``lr`` the step size of this epoch; ``l2`` the L2 coefficient
+#: on weights (0: none); ``clip_norm`` the largest global gradient norm (<= 0: no clipping);
+#: ``drop_rates (L - 1,)`` float64, ``drop_seed`` from ``Model.kernel_args()``. Returns the
+#: epoch's (weighted) mean loss and, for classification losses, the fraction of rows
+#: classified correctly, both measured before each update.
+train_epoch = _train_epoch
+
+#: Weighted mean loss ``sum_i w_i E_i / sum_i w_i`` and its gradient over a data set.
+#:
+#: ``loss_and_gradient_weighted(X, T, SW, params, grads, sizes, w_off, b_off, act_codes,
+#: loss_code, act, delta, a_off, z_out) -> float``; ``SW (n,)`` (empty: unit weights).
+loss_and_gradient_weighted = _dataset_gradient_weighted
+
+#: ``add_l2(params, grads, l2, sizes, w_off) -> float``: adds ``l2 * W`` to the weight entries
+#: of ``grads`` (not biases) and returns the penalty ``l2 / 2 * sum W^2`` (float64).
+add_l2 = _add_l2
+
+#: ``grad_norm(grads) -> float``: global L2 norm of ``grads`` (float64, fixed summation order).
+grad_norm = _grad_norm
+
+#: ``clip_grad_norm(grads, max_norm) -> float``: scales ``grads`` in place so that its global
+#: norm is at most ``max_norm`` (as ``torch.nn.utils.clip_grad_norm_``); returns the norm
+#: before clipping.
+clip_grad_norm = _clip_grad_norm
+
+#: One optimizer update of the whole flat buffer, in place (the formulas of ``torch.optim``).
+#:
+#: ``optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off, b_off)``
+#:
+#: ``state (OPT_STATE_ROWS[kind], n_params)``; ``hyper (4,)`` float64 (build it with
+#: ``sgd_hyper``, ``adam_hyper``, ``rmsprop_hyper``, ``adagrad_hyper``, or take
+#: ``Model.optimizer_args()``); ``step`` the step number ``t`` (1 on the first step with a
+#: fresh state); ``l2`` the coupled L2 coefficient on weights (biases get none). The update
+#: rules are in the docstring of ``fastbp._optim``.
+optimizer_step = _optimizer_step
+
+
+@njit(cache=True, nogil=True)
+def sgd_momentum_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
+    """SGD with (Nesterov) momentum: ``optimizer_step`` with ``kind = OPT_SGD``.
+
+    ``state`` is ``(1, n_params)`` (the momentum buffer); ``hyper = sgd_hyper(...)``.
+    """
+    _optimizer_step(params, grads, state, OPT_SGD, hyper, lr, step, l2, sizes, w_off, b_off)
+
+
+@njit(cache=True, nogil=True)
+def adam_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
+    """Adam / AdamW: ``optimizer_step`` with ``kind = OPT_ADAM``.
+
+    ``state`` is ``(2, n_params)`` (first and second moments); ``hyper = adam_hyper(...)``.
+    """
+    _optimizer_step(params, grads, state, OPT_ADAM, hyper, lr, step, l2, sizes, w_off, b_off)
+
+
+@njit(cache=True, nogil=True)
+def rmsprop_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
+    """RMSprop: ``optimizer_step`` with ``kind = OPT_RMSPROP``.
+
+    ``state`` is ``(3, n_params)``; ``hyper = rmsprop_hyper(...)``.
+    """
+    _optimizer_step(params, grads, state, OPT_RMSPROP, hyper, lr, step, l2, sizes, w_off,
+                    b_off)
+
+
+@njit(cache=True, nogil=True)
+def adagrad_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
+    """Adagrad: ``optimizer_step`` with ``kind = OPT_ADAGRAD``.
+
+    ``state`` is ``(1, n_params)``, the accumulator (start it at the initial accumulator
+    value); ``hyper = adagrad_hyper(...)``.
+    """
+    _optimizer_step(params, grads, state, OPT_ADAGRAD, hyper, lr, step, l2, sizes, w_off,
+                    b_off)
+
+
+@njit(cache=True)
+def sgd_hyper(momentum=0.0, dampening=0.0, nesterov=False):
+    """(4,) float64 hyperparameters of SGD: ``[momentum, dampening, nesterov, 0]``."""
+    return np.array([momentum, dampening, 1.0 if nesterov else 0.0, 0.0])
+
+
+@njit(cache=True)
+def adam_hyper(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """(4,) float64 hyperparameters of Adam (``weight_decay > 0``: AdamW's decoupled decay)."""
+    return np.array([beta1, beta2, eps, weight_decay])
+
+
+@njit(cache=True)
+def rmsprop_hyper(alpha=0.99, eps=1e-8, momentum=0.0, centered=False):
+    """(4,) float64 hyperparameters of RMSprop: ``[alpha, eps, momentum, centered]``."""
+    return np.array([alpha, eps, momentum, 1.0 if centered else 0.0])
+
+
+@njit(cache=True)
+def adagrad_hyper(lr_decay=0.0, eps=1e-10):
+    """(4,) float64 hyperparameters of Adagrad: ``[lr_decay, eps, 0, 0]``."""
+    return np.array([lr_decay, eps, 0.0, 0.0])
+
+
+@njit(cache=True, nogil=True)
+def train_step(
+    X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code, learning_rate,
+    act, delta, a_off, z_out,
+):
+    """One SGD step on one batch: mean loss and gradient of ``(X, T)``, then update ``params``.
+
+    Equivalent to ``loss_and_gradient`` followed by ``sgd_step``.
+
+    Parameters
+    ----------
+    X : (n, n_in) float array, ``n <= cap``
+    T : (n, n_out) float array
+    params, grads : (n_params,) float arrays, updated / overwritten
+    sizes, w_off, b_off, act_codes : int64 layout arrays
+    loss_code : int
+    learning_rate : float
+    act, delta, a_off, z_out : workspace with capacity ``>= n``
+
+    Returns
+    -------
+    float
+        The batch's mean loss before the update (float64).
+    """
+    value = _dataset_gradient(
+        X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code, act, delta, a_off, z_out
+    )
+    _sgd_update(params, grads, learning_rate)
+    return value

@@ -1,0 +1,1016 @@
+"""scikit-learn estimators backed by fastbp: :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+They take the parameters of ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` with
+the same names, defaults and meaning, so that switching is a change of import::
+
+    from fastbp.sklearn import MLPClassifier   # instead of sklearn.neural_network
+
+and they follow scikit-learn's definitions exactly: the same objective (mean loss plus
+``alpha / (2 n_batch) * sum ||W||^2``), the same SGD-with-momentum and Adam update rules,
+the same learning-rate schedules, stopping rules, early stopping and L-BFGS call
+(``scipy.optimize.minimize``). Given the same ``random_state`` they even draw the same
+initial weights, the same minibatch order and the same validation split as scikit-learn,
+so the two reach the same weights up to floating-point rounding. The forward and backward
+passes run in fastbp's compiled kernels (:mod:`fastbp.kernels`).
+
+Differences from scikit-learn are listed in the class docstrings (``Notes``).
+scikit-learn is an optional dependency of fastbp: it is imported by this module only.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+import sklearn
+
+if tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit()) < (1, 6):
+    raise ImportError(
+        f"fastbp.sklearn needs scikit-learn >= 1.6 (for validate_data and estimator tags); "
+        f"found {sklearn.__version__}. Upgrade with: pip install -U 'scikit-learn>=1.6'"
+    )
+
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils import shuffle as _sk_shuffle
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from . import _sk_solvers
+from .model import Model
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+_SOLVERS = ("sgd", "adam", "lbfgs")
+_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+_LEARNING_RATES = ("constant", "invscaling", "adaptive")
+#: rows per chunk when evaluating the full-batch (L-BFGS) objective
+_LBFGS_CHUNK = 1024
+
+
+# ------------------------------------------------------------------------- validation
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_real(est, name, lo=None, hi=None, lo_open=False, hi_open=False):
+    v = getattr(est, name)
+    ok = _is_real(v) and np.isfinite(v)
+    if ok and lo is not None:
+        ok = v > lo if lo_open else v >= lo
+    if ok and hi is not None:
+        ok = v < hi if hi_open else v <= hi
+    if not ok:
+        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
+        rng = f"{lb}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{rb}"
+        raise ValueError(
+            f"The '{name}' parameter of {type(est).__name__} must be a real number in "
+            f"{rng}; got {v!r}."
+        )
+
+
+def _check_option(est, name, options):
+    v = getattr(est, name)
+    if not isinstance(v, str) or v not in options:
+        raise ValueError(
+            f"The '{name}' parameter of {type(est).__name__} must be one of "
+            f"{list(options)}; got {v!r}."
+        )
+
+
+def _check_bool(est, name):
+    v = getattr(est, name)
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(
+            f"The '{name}' parameter of {type(est).__name__} must be True or False; "
+            f"got {v!r}."
+        )
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared implementation of :class:`MLPClassifier` and :class:`MLPRegressor`."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        activation,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        loss,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        max_fun,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ------------------------------------------------------------------ parameters
+    def _validate_hyperparameters(self) -> list[int]:
+        hls = self.hidden_layer_sizes
+        if _is_int(hls):
+            hls = [hls]
+        try:
+            hls = list(hls)
+        except TypeError:
+            raise ValueError(
+                "The 'hidden_layer_sizes' parameter must be an int or a sequence of ints, "
+                f"such as (100,) or (64, 32); got {self.hidden_layer_sizes!r}."
+            ) from None
+        if not all(_is_int(h) for h in hls):
+            raise ValueError(
+                f"hidden_layer_sizes must contain integers; got {self.hidden_layer_sizes!r}."
+            )
+        if any(h <= 0 for h in hls):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hls}.")
+        _check_option(self, "activation", _ACTIVATIONS)
+        _check_option(self, "solver", _SOLVERS)
+        _check_real(self, "alpha", 0)
+        bs = self.batch_size
+        if not (bs == "auto" or (_is_int(bs) and bs >= 1)):
+            raise ValueError(
+                f"The 'batch_size' parameter of {type(self).__name__} must be 'auto' or an "
+                f"int >= 1; got {bs!r}."
+            )
+        _check_option(self, "learning_rate", _LEARNING_RATES)
+        _check_real(self, "learning_rate_init", 0, lo_open=True)
+        _check_real(self, "power_t", 0)
+        if not (_is_int(self.max_iter) and self.max_iter >= 1):
+            raise ValueError(
+                f"The 'max_iter' parameter of {type(self).__name__} must be an int >= 1; "
+                f"got {self.max_iter!r}."
+            )
+        _check_bool(self, "shuffle")
+        _check_real(self, "tol", 0)
+        if not (_is_int(self.verbose) or isinstance(self.verbose, (bool, np.bool_))):
+            raise ValueError(f"verbose must be a bool or an int; got {self.verbose!r}.")
+        _check_bool(self, "warm_start")
+        _check_real(self, "momentum", 0, 1)
+        _check_bool(self, "nesterovs_momentum")
+        _check_bool(self, "early_stopping")
+        _check_real(self, "validation_fraction", 0, 1, hi_open=True)
+        _check_real(self, "beta_1", 0, 1, hi_open=True)
+        _check_real(self, "beta_2", 0, 1, hi_open=True)
+        _check_real(self, "epsilon", 0, lo_open=True)
+        nic = self.n_iter_no_change
+        if not ((_is_int(nic) and nic >= 1) or (_is_real(nic) and nic == np.inf)):
+            raise ValueError(
+                "The 'n_iter_no_change' parameter must be an int >= 1 or np.inf; got "
+                f"{nic!r}."
+            )
+        if not (_is_int(self.max_fun) and self.max_fun >= 1):
+            raise ValueError(f"max_fun must be an int >= 1; got {self.max_fun!r}.")
+        return hls
+
+    # ------------------------------------------------------------------ model setup
+    def _output_and_loss(self) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def _initialize(self, T, layer_units, dtype, rng):
+        """Fresh fitted state: the fastbp ``Model`` and scikit-learn's bookkeeping."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = T.shape[1]
+        self.n_layers_ = len(layer_units)
+        out, loss = self._output_and_loss()
+        self.out_activation_ = out
+        self._model = Model(
+            layer_units, activation=self.activation, loss=loss, output=out,
+            dtype=np.dtype(dtype).name, seed=0, init="glorot_uniform",
+        )
+        # scikit-learn's initialisation, drawn from the same random state in the same order:
+        # U(-b, b) for weights *and* biases, b = sqrt(factor / (fan_in + fan_out))
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for W, b in zip(self._model.weights, self._model.biases, strict=True):
+            fan_out, fan_in = W.shape
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            W[...] = rng.uniform(-bound, bound, (fan_in, fan_out)).T
+            b[...] = rng.uniform(-bound, bound, fan_out)
+        self._bind_views()
+        self._best_params = self._model.params.copy()
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _bind_views(self):
+        """``coefs_`` / ``intercepts_`` as views into the model's flat buffer.
+
+        ``coefs_[i]`` is ``(fan_in, fan_out)`` as in scikit-learn: the transpose of fastbp's
+        row-major ``(n_out, n_in)`` weight matrix, a view, so writing into it changes the model.
+        """
+        self.coefs_ = [W.T for W in self._model.weights]
+        self.intercepts_ = list(self._model.biases)
+
+    # ------------------------------------------------------------------ fitting
+    def _validate_input(self, X, y, incremental, reset):
+        raise NotImplementedError
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden = self._validate_hyperparameters()
+        if self.loss != "squared_error" and not is_classifier(self):
+            raise ValueError(
+                f"loss={self.loss!r} is not supported by fastbp's MLPRegressor; only "
+                "'squared_error' is (scikit-learn's 'poisson' needs an exp output "
+                "activation that fastbp does not have)."
+            )
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, T = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        layer_units = [X.shape[1]] + hidden + [T.shape[1]]
+        rng = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(T, layer_units, X.dtype, rng)
+        else:
+            have = [int(s) for s in self._model.layer_sizes]
+            if have != layer_units:
+                raise ValueError(
+                    f"The network's layer sizes {have} do not match the data and "
+                    f"hidden_layer_sizes {layer_units}; refit with warm_start=False."
+                )
+        dtype = self._model.dtype
+        X = np.ascontiguousarray(X, dtype=dtype)
+        T = np.ascontiguousarray(T, dtype=dtype)
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, T, sample_weight, incremental, rng)
+        else:
+            self._fit_lbfgs(X, T, sample_weight)
+
+        if not np.isfinite(self._model.params).all():
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed."
+            )
+        return self
+
+    def _loss_scale(self) -> float:
+        """Factor from fastbp's data loss to the value scikit-learn reports."""
+        return 1.0 / self.n_outputs_ if self._model.loss == "squared_error" else 1.0
+
+    def _fit_lbfgs(self, X, T, sample_weight):
+        model = self._model
+        k = model.kernel_args()
+        ws = model.allocate_workspace(min(X.shape[0], _LBFGS_CHUNK))
+        use_sw = sample_weight is not None
+        sw = sample_weight if use_sw else np.ones(1, dtype=model.dtype)
+        alpha = float(self.alpha)
+        last = {}
+
+        def fun(x):
+            k.params[:] = x
+            data, pen = _sk_solvers.full_loss_grad(
+                X, T, sw, use_sw, alpha, k.params, k.grads, k.sizes, k.w_off, k.b_off,
+                k.act_codes, k.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf,
+            )
+            last["loss"] = data * self._loss_scale() + pen
+            return data + pen, k.grads.astype(np.float64)
+
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        callback = None
+        if self.verbose:
+            # SciPy deprecates L-BFGS-B's own printing (iprint/disp); print per iteration here
+            iteration = [0]
+
+            def callback(xk):
+                iteration[0] += 1
+                print(f"Iteration {iteration[0]}, loss = {last['loss']:.8f}")
+
+        res = scipy.optimize.minimize(
+            fun, model.params.astype(np.float64), method="L-BFGS-B", jac=True,
+            options=options, callback=callback,
+        )
+        if res.status != 0:
+            warnings.warn(
+                f"lbfgs failed to converge after {res.nit} iteration(s) (status={res.status}): "
+                f"{res.message}. Increase the number of iterations (max_iter) or scale the "
+                "data.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        self.n_iter_ = min(int(res.nit), self.max_iter)
+        model.params[:] = res.x
+        # the value at the solution, reported as scikit-learn does
+        fun(res.x)
+        self.loss_ = float(last["loss"])
+
+    def _fit_stochastic(self, X, T, sample_weight, incremental, rng):
+        model = self._model
+        if not incremental or not hasattr(self, "_opt_state"):
+            self._opt_state = np.zeros((2, model.params.shape[0]), dtype=model.dtype)
+            self._opt_step = 0
+            self._lr = float(self.learning_rate_init)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if not hasattr(self, "loss_curve_"):  # warm start after an L-BFGS fit
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            self.best_loss_ = None if self.early_stopping else np.inf
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = -np.inf if self.early_stopping else None
+
+        early_stopping = self.early_stopping
+        if early_stopping:
+            stratify = T if (is_classifier(self) and self.n_outputs_ == 1) else None
+            arrays = (X, T) if sample_weight is None else (X, T, sample_weight)
+            split = train_test_split(
+                *arrays, random_state=rng, test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            X_train, X_val, T_train, T_val = split[:4]
+            sw_train, sw_val = (split[4], split[5]) if sample_weight is not None else (None,
+                                                                                       None)
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or the "
+                    "size of your dataset."
+                )
+            y_val = self._targets_to_y(T_val)
+            X_train = np.ascontiguousarray(X_train)
+            T_train = np.ascontiguousarray(T_train)
+        else:
+            X_train, T_train, sw_train = X, T, sample_weight
+            X_val = y_val = sw_val = None
+
+        n_samples = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to "
+                    "be clipped",
+                    stacklevel=4,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        use_sw = sw_train is not None
+        sw = np.ascontiguousarray(sw_train) if use_sw else np.ones(1, dtype=model.dtype)
+        k = model.kernel_args()
+        ws = model.allocate_workspace(batch_size)
+        solver = _sk_solvers.SOLVER_SGD if self.solver == "sgd" else _sk_solvers.SOLVER_ADAM
+        sample_idx = np.arange(n_samples, dtype=np.int64)
+        scale = self._loss_scale()
+
+        self.n_iter_ = 0
+        for _ in range(self.max_iter):
+            if self.shuffle:
+                sample_idx = _sk_shuffle(sample_idx, random_state=rng)
+            lr = self._lr if solver == _sk_solvers.SOLVER_SGD else float(self.learning_rate_init)
+            data, pen, self._opt_step = _sk_solvers.epoch(
+                X_train, T_train, sw, use_sw, sample_idx, batch_size, float(self.alpha), solver,
+                lr, float(self.momentum), bool(self.nesterovs_momentum), float(self.beta_1),
+                float(self.beta_2), float(self.epsilon), self._opt_step, self._opt_state,
+                k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code,
+                ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf,
+            )
+            self.n_iter_ += 1
+            self.loss_ = float(data * scale + pen)
+            self.t_ += n_samples
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+
+            self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+
+            # learning-rate schedule at the end of an iteration (sgd only, as scikit-learn)
+            if solver == _sk_solvers.SOLVER_SGD and self.learning_rate == "invscaling":
+                self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if early_stopping else "Training loss"
+                msg = (
+                    f"{what} did not improve more than tol={self.tol:f} for "
+                    f"{self.n_iter_no_change} consecutive epochs."
+                )
+                if self._trigger_stopping(msg):
+                    break
+                self._no_improvement_count = 0
+
+            if incremental:
+                break
+
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
+                    "the optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+
+        if early_stopping:
+            model.params[:] = self._best_params
+
+    def _trigger_stopping(self, msg) -> bool:
+        if self.solver == "sgd" and self.learning_rate == "adaptive":
+            if self._lr <= 1e-6:
+                if self.verbose:
+                    print(msg + " Learning rate too small. Stopping.")
+                return True
+            self._lr /= 5.0
+            if self.verbose:
+                print(f"{msg} Setting learning rate to {self._lr:f}")
+            return False
+        if self.verbose:
+            print(msg + " Stopping.")
+        return True
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
+        if early_stopping:
+            score = self._score(X_val, y_val, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params[:] = self._model.params
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    # ------------------------------------------------------------------ prediction
+    def _forward(self, X, check_input=True) -> np.ndarray:
+        """Output-layer activations, ``(n_samples, n_outputs_)``."""
+        if check_input:
+            X = validate_data(
+                self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
+                reset=False,
+            )
+        if scipy.sparse.issparse(X):
+            X = X.toarray()
+        return self._model.predict(X)
+
+    def _score_with(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(np.asarray(y_pred).dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def _check_solver(self) -> bool:
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
+        return True
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data (sparse input is densified).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        # coefs_/intercepts_ are views into the model's buffer: pickle the model (which
+        # pickles its flat buffers) and bind the views again after unpickling
+        state = dict(super().__getstate__())
+        state.pop("coefs_", None)
+        state.pop("intercepts_", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_model" in state:
+            self._bind_views()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+_COMMON_NOTES = """
+    Notes
+    -----
+    Same objective, update rules, schedules, stopping rules and initialisation as
+    scikit-learn; with the same ``random_state`` the two draw the same initial weights,
+    minibatch order and early-stopping split. Differences:
+
+    - The forward and backward passes are fastbp's compiled kernels; parameters live in one
+      flat buffer (``coefs_[i]`` and ``intercepts_[i]`` are views into it, so assigning into
+      them changes the model).
+    - Computation is in float32 when ``X`` is float32 and in float64 otherwise (as
+      scikit-learn). Results equal scikit-learn's up to floating-point rounding: the kernels
+      may reorder sums, and the cross-entropy is computed from the output logits without
+      scikit-learn's clipping of probabilities to ``[eps, 1 - eps]``.
+    - ``solver='lbfgs'`` minimises the objective with a gradient that is exactly consistent
+      with it; for multi-output regression scikit-learn hands L-BFGS a loss divided by
+      ``n_outputs`` with an undivided gradient. ``loss_`` is reported as scikit-learn does.
+    - Sparse ``X`` is accepted and converted to a dense array (fastbp's kernels are dense).
+    - Only scikit-learn's parameters are offered (``loss='poisson'`` of the regressor is
+      not supported); :class:`fastbp.Model` has more activations, losses and optimizers.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier backed by fastbp (drop-in for scikit-learn's).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        'sgd': minibatch SGD with (Nesterov) momentum; 'adam': Adam; 'lbfgs': SciPy's
+        L-BFGS-B on the full-batch objective.
+    alpha : float, default=0.0001
+        L2 penalty: ``alpha / (2 n) * sum_l ||W_l||^2`` is added to the mean loss of each
+        batch of ``n`` samples (of total sample weight ``n``); biases are not penalised.
+    batch_size : int or 'auto', default='auto'
+        Minibatch size for the stochastic solvers; 'auto' is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Schedule of the step size, for ``solver='sgd'`` only: 'invscaling' sets it to
+        ``learning_rate_init / (t + 1) ** power_t`` after each epoch (``t`` = samples seen);
+        'adaptive' divides it by 5 each time the stopping criterion is met, until it is
+        below 1e-6.
+    learning_rate_init : float, default=0.001
+        Initial step size (sgd, adam).
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+    max_iter : int, default=200
+        Maximum number of epochs (sgd, adam) or of L-BFGS iterations.
+    shuffle : bool, default=True
+        Shuffle the samples each epoch (sgd, adam).
+    random_state : int, RandomState instance or None, default=None
+        Initial weights, shuffling and the early-stopping split.
+    tol : float, default=1e-4
+        Improvement of the loss (or validation score) below which an epoch counts as no
+        improvement; for L-BFGS the projected-gradient tolerance ``gtol``.
+    verbose : bool, default=False
+        Print progress.
+    warm_start : bool, default=False
+        Continue from the previous solution on the next ``fit``.
+    momentum : float, default=0.9
+        Momentum of sgd.
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for sgd (when momentum > 0).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for binary
+        problems) and stop when its accuracy has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs; the best weights are restored (sgd, adam).
+    validation_fraction : float, default=0.1
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's decay rates of the first and second moment estimates.
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping (sgd, adam).
+    max_fun : int, default=15000
+        Maximum number of loss evaluations (lbfgs).
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        Class labels (any type: integers, strings, ...).
+    loss_ : float
+        The current loss (mean loss of the last epoch, including the L2 term).
+    best_loss_ : float or None
+        Minimum of ``loss_curve_`` (None with early stopping).
+    loss_curve_ : list of float
+        Loss of each epoch, each batch's loss measured before its update (sgd, adam).
+    validation_scores_ : list of float or None
+        Validation accuracy of each epoch (early stopping only).
+    best_validation_score_ : float or None
+    t_ : int
+        Training samples seen.
+    coefs_ : list of ndarray of shape (fan_in, fan_out)
+        Weight matrices, views into the fastbp model's flat parameter buffer.
+    intercepts_ : list of ndarray of shape (fan_out,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when X has string column names.
+    n_iter_ : int
+        Epochs (or L-BFGS iterations) run.
+    n_layers_ : int
+    n_outputs_ : int
+    out_activation_ : str
+        'softmax' for multi-class problems; 'logistic' for binary problems (a single
+        logistic output unit, as scikit-learn) and multi-label problems (one logistic unit
+        per label, trained with the binary cross-entropy).
+    """
+
+    __doc__ += _COMMON_NOTES
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss="log_loss",
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _output_and_loss(self):
+        if self._label_binarizer.y_type_ == "multiclass":
+            return "softmax", "cross_entropy"
+        return "logistic", "binary_cross_entropy"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+            dtype=(np.float64, np.float32), reset=reset,
+        )
+        if scipy.sparse.issparse(X):
+            X = X.toarray()
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        T = self._label_binarizer.transform(y)
+        if scipy.sparse.issparse(T):
+            T = T.toarray()
+        return X, np.asarray(T, dtype=X.dtype)
+
+    def _targets_to_y(self, T):
+        return self._label_binarizer.inverse_transform(T)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with(X, y, sample_weight, accuracy_score)
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes (a 0/1 indicator matrix for multi-label problems).
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), default=None
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit (e.g. ``np.unique(y_all)``). Required
+            on the first call, may be omitted afterwards.
+
+        Returns
+        -------
+        self : object
+        """
+        first_call = not hasattr(self, "classes_")
+        if first_call:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        elif classes is not None and not np.array_equal(
+            self.classes_, unique_labels(classes)
+        ):
+            raise ValueError(
+                f"`classes={classes!r}` is not the same as on the first call to partial_fit; "
+                f"it was {self.classes_!r}."
+            )
+        if first_call:
+            self.classes_ = self._label_binarizer.classes_
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_log_proba(self, X):
+        """Log of the probability estimates, ``log(predict_proba(X))``.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+        """
+        y_prob = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            Probability of each class, in the order of ``classes_`` (for binary problems
+            ``[1 - p, p]``; for multi-label problems the probability of each label).
+        """
+        check_is_fitted(self)
+        y_pred = self._forward(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor backed by fastbp (drop-in for scikit-learn's).
+
+    Squared error with an identity output; single- and multi-output targets.
+
+    Parameters
+    ----------
+    loss : {'squared_error'}, default='squared_error'
+        scikit-learn's ``'poisson'`` is not supported (it raises a ValueError).
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
+momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
+n_iter_no_change, max_fun
+        As :class:`MLPClassifier` (early stopping scores the validation set with R^2).
+
+    Attributes
+    ----------
+    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, \
+coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_, \
+out_activation_
+        As :class:`MLPClassifier`; the squared-error loss is reported as scikit-learn does,
+        ``1/2`` of the mean over samples *and outputs* of the squared residual.
+    """
+
+    __doc__ += _COMMON_NOTES
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss=loss,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _output_and_loss(self):
+        return "identity", "squared_error"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+            dtype=(np.float64, np.float32), reset=reset,
+        )
+        if scipy.sparse.issparse(X):
+            X = X.toarray()
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        T = y.reshape(-1, 1) if y.ndim == 1 else y
+        return X, np.asarray(T, dtype=X.dtype)
+
+    def _targets_to_y(self, T):
+        return T
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with(X, y, sample_weight, r2_score)
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

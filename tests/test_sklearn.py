@@ -1,0 +1,268 @@
+"""fastbp.sklearn: scikit-learn's estimator checks, and equality with scikit-learn's MLPs.
+
+The estimators follow scikit-learn's definitions and random-number use exactly, so with the
+same ``random_state`` they must reach scikit-learn's weights up to floating-point rounding.
+"""
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn", minversion="1.6")
+
+from sklearn import neural_network as sk_nn  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import make_classification, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+# ------------------------------------------------------------------ scikit-learn's checks
+# scikit-learn runs its own MLPs through these checks with max_iter=100 (and its default
+# hidden layer of 100 units); the same settings keep the quality checks meaningful here.
+CHECKED = [
+    MLPClassifier(max_iter=100, random_state=0),
+    MLPClassifier(solver="lbfgs", max_iter=100, random_state=0),
+    MLPRegressor(max_iter=100, random_state=0),
+    MLPRegressor(solver="sgd", max_iter=100, random_state=0),
+]
+
+
+def _expected_failed_checks(estimator):
+    """Checks that are expected to fail, with the reason (empty: none)."""
+    return {}
+
+
+@parametrize_with_checks(CHECKED, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+# ------------------------------------------------------------------ equality with scikit-learn
+def _close_to_sklearn(ours, theirs, rtol=1e-9, atol=1e-10):
+    assert ours.n_iter_ == theirs.n_iter_
+    for name in ("loss_curve_", "validation_scores_"):
+        if getattr(theirs, name, None) is not None:
+            np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=rtol)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=rtol)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_,
+                    strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+def _fit_both(ours_cls, theirs_cls, X, y, sample_weight=None, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = ours_cls(**params).fit(X, y, sample_weight=sample_weight)
+        theirs = theirs_cls(**params).fit(X, y, sample_weight=sample_weight)
+    return ours, theirs
+
+
+@pytest.fixture(scope="module")
+def multiclass():
+    X, y = make_classification(120, 6, n_informative=4, n_classes=3, random_state=0)
+    return X, y
+
+
+BASE = dict(hidden_layer_sizes=(7, 5), max_iter=15, random_state=0, batch_size=16,
+            learning_rate_init=0.01)
+
+SOLVER_SETTINGS = [
+    dict(solver="sgd"),
+    dict(solver="sgd", nesterovs_momentum=False, momentum=0.5, learning_rate="invscaling"),
+    dict(solver="sgd", momentum=0.0, learning_rate="adaptive", n_iter_no_change=2, tol=0.5),
+    dict(solver="adam", beta_1=0.8, beta_2=0.99, epsilon=1e-6, alpha=0.1),
+    dict(solver="adam", early_stopping=True, validation_fraction=0.2, n_iter_no_change=3),
+    dict(solver="adam", shuffle=False, batch_size=50),
+    dict(solver="lbfgs", max_iter=30),
+]
+
+
+@pytest.mark.parametrize("settings", SOLVER_SETTINGS, ids=lambda s: "-".join(
+    f"{v}" for v in s.values()))
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic"])
+def test_classifier_matches_sklearn(multiclass, settings, activation):
+    X, y = multiclass
+    ours, theirs = _fit_both(MLPClassifier, sk_nn.MLPClassifier, X, y,
+                             **{**BASE, **settings, "activation": activation})
+    _close_to_sklearn(ours, theirs)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-8,
+                               atol=1e-12)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_binary_string_labels_and_sample_weight_match_sklearn(solver):
+    X, y01 = make_classification(90, 5, random_state=1)
+    y = np.where(y01 == 1, "spam", "ham")
+    sw = np.random.default_rng(0).uniform(0.2, 2.0, size=len(y))
+    ours, theirs = _fit_both(MLPClassifier, sk_nn.MLPClassifier, X, y, sample_weight=sw,
+                             solver=solver, **{**BASE, "max_iter": 10})
+    assert ours.out_activation_ == theirs.out_activation_ == "logistic"
+    assert ours.n_outputs_ == 1
+    assert list(ours.classes_) == ["ham", "spam"]
+    _close_to_sklearn(ours, theirs)
+    assert ours.predict_proba(X).shape == (90, 2)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_multilabel_matches_sklearn():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(80, 4))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0, X[:, 3] > 0.5]).astype(int)
+    ours, theirs = _fit_both(MLPClassifier, sk_nn.MLPClassifier, X, Y, **BASE)
+    assert ours.out_activation_ == "logistic" and ours.n_outputs_ == 3
+    _close_to_sklearn(ours, theirs)
+    assert ours.predict(X).shape == Y.shape
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("n_targets", [1, 3])
+def test_regressor_matches_sklearn(solver, n_targets):
+    X, y = make_regression(100, 5, n_targets=n_targets, noise=0.1, random_state=0)
+    y = y / 100
+    ours, theirs = _fit_both(MLPRegressor, sk_nn.MLPRegressor, X, y, solver=solver,
+                             **{**BASE, "learning_rate_init": 0.001})
+    if solver == "lbfgs" and n_targets > 1:
+        # documented difference: scikit-learn hands L-BFGS a loss divided by n_outputs
+        # with an undivided gradient; ours are consistent, so the paths differ
+        assert ours.score(X, y) > 0.5
+        return
+    _close_to_sklearn(ours, theirs)
+    assert ours.predict(X).shape == theirs.predict(X).shape
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-8, atol=1e-10)
+
+
+def test_float32_follows_sklearn(multiclass):
+    X, y = multiclass
+    X = X.astype(np.float32)
+    ours, theirs = _fit_both(MLPClassifier, sk_nn.MLPClassifier, X, y, **BASE)
+    assert ours.coefs_[0].dtype == np.float32
+    assert ours.predict_proba(X).dtype == np.float32
+    _close_to_sklearn(ours, theirs, rtol=2e-3, atol=2e-4)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_and_warm_start_match_sklearn(multiclass, solver):
+    X, y = multiclass
+    params = {**BASE, "solver": solver}
+    ours, theirs = MLPClassifier(**params), sk_nn.MLPClassifier(**params)
+    for est in (ours, theirs):
+        for i in range(3):
+            est.partial_fit(X[i::3], y[i::3], classes=np.unique(y))
+    _close_to_sklearn(ours, theirs)
+
+    params["warm_start"] = True
+    ours, theirs = MLPClassifier(**params), sk_nn.MLPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in (ours, theirs):
+            est.fit(X, y)
+            est.fit(X, y)
+    assert ours.n_iter_ == BASE["max_iter"] and len(ours.loss_curve_) == 2 * BASE["max_iter"]
+    _close_to_sklearn(ours, theirs)
+
+
+# ------------------------------------------------------------------ behaviour
+def test_lbfgs_has_no_partial_fit():
+    est = MLPClassifier(solver="lbfgs")
+    assert not hasattr(est, "partial_fit")
+    assert hasattr(MLPClassifier(solver="adam"), "partial_fit")
+
+
+def test_partial_fit_needs_classes_on_first_call(multiclass):
+    X, y = multiclass
+    with pytest.raises(ValueError, match="classes must be passed"):
+        MLPClassifier().partial_fit(X, y)
+
+
+def test_clone_pickle_and_views(multiclass):
+    X, y = multiclass
+    est = MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    proba = est.predict_proba(X)
+    cloned = clone(est)
+    assert cloned.get_params() == est.get_params() and not hasattr(cloned, "coefs_")
+
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.predict_proba(X), proba)
+    # coefs_ / intercepts_ are views into the fastbp model's buffer, also after unpickling
+    for e in (est, restored):
+        assert np.shares_memory(e.coefs_[0], e._model.params)
+        e.intercepts_[-1][:] = [100.0, 0.0, 0.0]
+        assert (e.predict(X) == e.classes_[0]).all()
+    # and partial_fit goes on after unpickling
+    restored2 = pickle.loads(pickle.dumps(clone(est).set_params(max_iter=3)
+                                          .partial_fit(X, y, classes=np.unique(y))))
+    restored2.partial_fit(X, y)
+    assert restored2.n_iter_ == 1 and len(restored2.loss_curve_) == 2
+
+
+def test_unsupported_and_invalid_parameters(multiclass):
+    X, y = multiclass
+    with pytest.raises(ValueError, match="poisson"):
+        MLPRegressor(loss="poisson").fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="solver"):
+        MLPClassifier(solver="rmsprop").fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
+        MLPClassifier(hidden_layer_sizes=(3, 0)).fit(X, y)
+    with pytest.raises(ValueError, match="learning_rate_init"):
+        MLPClassifier(learning_rate_init=0).fit(X, y)
+
+
+def test_pipeline_gridsearch_cross_val_score(multiclass):
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = multiclass
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=30, learning_rate_init=0.01,
+                                                         random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scores = cross_val_score(pipe, X, y, cv=3)
+        search = GridSearchCV(pipe, {"mlpclassifier__hidden_layer_sizes": [(5,), (20,)],
+                                     "mlpclassifier__alpha": [1e-4, 1e-2]}, cv=2).fit(X, y)
+    assert scores.shape == (3,) and (scores > 0.5).all()
+    assert search.best_score_ > 0.5
+    assert search.best_estimator_.predict(X).shape == y.shape
+
+
+def test_import_fastbp_does_not_import_sklearn():
+    code = (
+        "import sys, fastbp, fastbp.kernels; "
+        "assert 'sklearn' not in sys.modules, 'sklearn was imported'"
+    )
+    import os
+    from pathlib import Path
+
+    import fastbp
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(fastbp.__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_verbose_prints_progress_without_deprecated_scipy_options(multiclass, solver, capsys):
+    X, y = multiclass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        MLPClassifier(solver=solver, max_iter=3, verbose=True, random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert "Iteration 1, loss = " in out
