@@ -71,6 +71,7 @@ __all__ = [
     "DistributedError",
     "equivalent_order",
     "fit",
+    "numba_compile_stats",
     "save",
     "shard",
     "shard_bounds",
@@ -498,3 +499,30 @@ def save(model: Model, path, comm=None) -> None:
         raise err
     if msg is not None:
         raise DistributedError(f"rank 0 failed to save {path!r}: {msg}")
+
+
+# ---------------------------------------------------------------------- Dask / workers
+def numba_compile_stats() -> dict:
+    """Compiled Numba code of fastbp in *this* process (e.g. a Dask worker).
+
+    Returns ``{"signatures": n, "compiled": c, "cache_loaded": h}``: the number of compiled
+    signatures over all fastbp kernels, how many of them this process compiled itself and
+    how many it loaded from Numba's on-disk cache. Kernels are module-level functions, so a
+    process compiles (or loads) each signature once, however many models it unpickles:
+    ``signatures`` stops growing after the first task of a kind.
+    """
+    from numba.core.registry import CPUDispatcher
+
+    seen = set()
+    out = {"signatures": 0, "compiled": 0, "cache_loaded": 0}
+    for name, mod in list(sys.modules.items()):
+        if not (name == "fastbp" or name.startswith("fastbp.")) or mod is None:
+            continue
+        for obj in list(vars(mod).values()):
+            if isinstance(obj, CPUDispatcher) and id(obj) not in seen:
+                seen.add(id(obj))
+                out["signatures"] += len(obj.signatures)
+                stats = obj.stats
+                out["compiled"] += sum(stats.cache_misses.values())
+                out["cache_loaded"] += sum(stats.cache_hits.values())
+    return out
