@@ -7,6 +7,7 @@ thread per rank. The scripts do the checking; see their docstrings.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -36,12 +37,16 @@ def run_mpi(script, *args, n=2, timeout=180):
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
                PYTHONUNBUFFERED="1")
     cmd = [MPIEXEC, "-n", str(n), sys.executable, os.path.join(SCRIPTS, script), *args]
+    # own process group, so that a hang is cleaned up completely (mpiexec and every rank)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=SCRIPTS, start_new_session=True)
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                              cwd=SCRIPTS)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{' '.join(cmd)} did not finish in {timeout} s (a hang):\n"
-                    f"{exc.stdout}\n{exc.stderr}")
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} did not finish in {timeout} s (a hang):\n{out}\n{err}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def check_ok(proc, marker):
