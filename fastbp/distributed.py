@@ -432,6 +432,10 @@ def _train(model, plan, comm, MPI, rank, size, b, local_rows, inv_global, every,
                 except Exception as exc:  # noqa: BLE001 - reported to every rank, re-raised
                     err = exc
                     decision = ("error", f"{type(exc).__name__}: {exc}")
+                except BaseException as exc:  # KeyboardInterrupt, SystemExit: no time to talk
+                    if size == 1:
+                        raise
+                    _abort(comm, exc, "interrupted at the end of an epoch")
             decision = comm.bcast(decision, root=0)
             if err is not None:
                 raise err
