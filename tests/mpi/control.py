@@ -23,6 +23,7 @@ import numpy as np
 from _common import fastbp, gather_equal, warm_kernels, world
 
 from fastbp import distributed as dist
+from fastbp.schedules import ReduceOnPlateau
 
 comm = world()
 rank, P = comm.Get_rank(), comm.Get_size()
@@ -68,6 +69,15 @@ if mode == "roles":
     if rank == 0:
         best = stopper.best_epoch
         assert np.isclose(m.evaluate(X[:20], y[:20])["loss"], h["val_loss"][best])
+
+    # a validation-driven schedule: rank 0 measures, every rank steps the same schedule
+    m = new_model()
+    h = dist.fit(m, Xl, yl, comm=comm, epochs=6, batch_size=4, learning_rate=0.5,
+                 schedule=ReduceOnPlateau(factor=0.5, patience=0),
+                 # flipped labels: the validation loss rises, so the rate is cut
+                 validation_data=(X[:20], 1 - y[:20]) if rank == 0 else None)
+    assert gather_equal(comm, np.array(h["lr"])) and gather_equal(comm, m.params)
+    assert min(h["lr"]) < 0.5, h["lr"]
 
     m = new_model()
     h = dist.fit(m, Xl, yl, comm=comm, epochs=4, batch_size=4, learning_rate=0.1,
