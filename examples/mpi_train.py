@@ -32,7 +32,7 @@ from fastbp import distributed as dist  # noqa: E402
 def make_data(n, n_features, n_classes, seed=0):
     """Gaussian clusters, the same on every rank (a real job would read its shard)."""
     rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=2.0, size=(n_classes, n_features))
+    centers = rng.normal(scale=0.5, size=(n_classes, n_features))
     y = rng.integers(0, n_classes, size=n)
     X = centers[y] + rng.normal(size=(n, n_features))
     return X.astype(np.float32), y

@@ -37,6 +37,8 @@ def run_mpi(script, *args, n=2, timeout=180):
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
                PYTHONUNBUFFERED="1")
     cmd = [MPIEXEC, "-n", str(n), sys.executable, os.path.join(SCRIPTS, script), *args]
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (os.path.dirname(HERE), env.get("PYTHONPATH")) if p)
     # own process group, so that a hang is cleaned up completely (mpiexec and every rank)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=SCRIPTS, start_new_session=True)
@@ -75,3 +77,11 @@ def test_failing_rank_aborts_all_instead_of_hanging(mode):
         assert "simulated failure on rank 1" in out, out
     else:
         assert "no training progress" in out, out
+
+
+def test_mpi_example_runs(tmp_path):
+    example = os.path.join(HERE, "..", "examples", "mpi_train.py")
+    out = str(tmp_path / "model.npz")
+    proc = run_mpi(example, "--samples", "2000", "--epochs", "2", "--quiet", "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ranks: 2" in proc.stdout and os.path.exists(out), proc.stdout + proc.stderr
