@@ -25,7 +25,7 @@ equals single-process training with batch ``P*b`` on the rows in the order
 ``equivalent_order(...)`` (to floating-point tolerance: the sum over the batch is split
 into per-rank partial sums) whenever every shard has the same number of batches
 ``ceil(n_r / b)`` -- e.g. equal shards, or shards of ``n // P`` and ``n // P + 1`` rows
-with ``b`` not dividing ``n // P + 1`` exactly; otherwise every step still averages over
+with ``b`` not dividing ``n // P``; otherwise every step still averages over
 exactly the rows taken in that step, with variable global batch sizes at the end of the
 epoch. Dropout masks use a per-rank seed (independent masks on every rank), so with
 dropout the equivalence holds in distribution, not value by value.
