@@ -55,6 +55,7 @@ seconds (a lost or stuck peer).
 
 from __future__ import annotations
 
+import numbers
 import sys
 import threading
 import time
@@ -256,7 +257,9 @@ def fit(
         parameters every ``k`` steps and at the end of each epoch (module docstring).
     timeout : float, optional
         Abort every rank (``MPI_Abort``) when this rank has made no progress for that many
-        seconds. Must exceed the longest step and rank 0's end-of-epoch work.
+        seconds (from the call on, so a rank that never calls ``fit`` is caught too).
+        Must exceed the longest step, rank 0's end-of-epoch work and, with a cold Numba
+        cache, the first step's compilation (tens of seconds).
     validation_data, early_stopping, callbacks, verbose
         Used on rank 0 only (other ranks may pass them or not); its decisions are
         broadcast.
@@ -304,6 +307,20 @@ def fit(
         )
         return plan, bs, every, sw, signature
 
+    # the watchdog covers the setup collectives too (a rank that never calls fit)
+    dog = None
+    if (size > 1 and isinstance(timeout, numbers.Real) and not isinstance(timeout, bool)
+            and timeout > 0):
+        dog = _Watchdog(comm, float(timeout))
+        dog.start()
+    try:
+        return _setup_and_train(model, plan_local, comm, MPI, rank, size, dog)
+    finally:
+        if dog is not None:
+            dog.done.set()
+
+
+def _setup_and_train(model, plan_local, comm, MPI, rank, size, dog):
     plan, bs, every, sw, signature = _collective(comm, plan_local)
     gathered = comm.allgather((plan["X"].shape[0], signature))
     shard_sizes = [g[0] for g in gathered]
@@ -344,12 +361,14 @@ def fit(
     drop_seed = drop0 if rank == 0 else int(
         np.random.SeedSequence([drop0, rank]).generate_state(1, np.uint64)[0] >> 1)
 
+    if dog is not None:
+        dog.last = time.monotonic()
     return _train(model, plan, comm, MPI, rank, size, b, local_rows, inv_global, every,
-                  seed0, drop_seed, epoch0, n_total, timeout)
+                  seed0, drop_seed, epoch0, n_total, dog)
 
 
 def _train(model, plan, comm, MPI, rank, size, b, local_rows, inv_global, every, seed0,
-           drop_seed, epoch0, n_total, timeout):
+           drop_seed, epoch0, n_total, dog):
     root = rank == 0
     X, T, SW = plan["X"], plan["T"], plan["SW"]
     n_local = X.shape[0]
@@ -375,10 +394,6 @@ def _train(model, plan, comm, MPI, rank, size, b, local_rows, inv_global, every,
         from tqdm import tqdm
 
         bar = tqdm(total=plan["epochs"], unit="epoch", desc=f"fastbp fit ({size} ranks)")
-    dog = None
-    if timeout is not None and size > 1:
-        dog = _Watchdog(comm, float(timeout))
-        dog.start()
     try:
         for e in range(plan["epochs"]):
             order = shard_order(seed0, epoch0 + e, rank, n_local, plan["shuffle"])
@@ -455,8 +470,6 @@ def _train(model, plan, comm, MPI, rank, size, b, local_rows, inv_global, every,
         if best is not None:
             params[...] = best
     finally:
-        if dog is not None:
-            dog.done.set()
         if bar is not None:
             bar.close()
     return model.history

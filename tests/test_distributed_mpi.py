@@ -66,13 +66,14 @@ def test_roles_and_collective_errors(mode):
     check_ok(run_mpi("control.py", mode), f"{mode}: OK")
 
 
-@pytest.mark.parametrize("mode", ["step-error", "stuck"])
+@pytest.mark.parametrize("mode", ["step-error", "stuck", "absent"])
 def test_failing_rank_aborts_all_instead_of_hanging(mode):
     proc = run_mpi("control.py", mode, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "MPI_Abort" in out, out
     assert "training finished although" not in out, out
+    assert "rank 1 never joined" not in out, out
     if mode == "step-error":
         assert "simulated failure on rank 1" in out, out
     else:

@@ -12,6 +12,7 @@ Modes (each prints ``MODE: OK`` on rank 0 and exits 0 when the behaviour is righ
 - ``step-error``: rank 1 raises inside the step loop: the job is aborted (non-zero exit,
   the traceback on stderr) instead of hanging. Does not print OK.
 - ``stuck``: rank 1 stops making progress; ``timeout=2`` aborts the job. Does not print OK.
+- ``absent``: rank 1 never calls ``fit``; rank 0's ``timeout=2`` aborts the job.
 """
 
 import os
@@ -125,6 +126,11 @@ elif mode in ("step-error", "stuck"):
     dist.fit(m, Xl, yl, comm=comm, epochs=5, batch_size=2,
              timeout=2.0 if mode == "stuck" else None)
     raise SystemExit(f"rank {rank}: training finished although rank 1 failed")
+elif mode == "absent":
+    if rank == 1:
+        time.sleep(600)  # never calls fit: rank 0's watchdog must end the job
+    dist.fit(new_model(), Xl, yl, comm=comm, epochs=1, timeout=2.0)
+    raise SystemExit(f"rank {rank}: training finished although rank 1 never joined")
 else:
     raise SystemExit(f"unknown mode {mode!r}")
 
