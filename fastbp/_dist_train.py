@@ -14,11 +14,17 @@ Both take only arrays and scalars and allocate nothing.
 """
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit
 
 from ._network import _block, backward_train, forward_train, output_delta_weighted
 from ._optim import clip_grad_norm, optimizer_step
 from ._train import _gather, _gather_vec, count_correct
+
+# The kernels below call ``parallel=True`` functions and are loaded from Numba's on-disk
+# cache. A process that loads such a cached kernel before Numba's threading layer has been
+# started segfaults when it runs it (numba/numba#8578; seen here on an MPI rank that only
+# loads from the cache). ``get_num_threads()`` starts the threading layer.
+get_num_threads()
 
 
 @njit(cache=True, nogil=True)
