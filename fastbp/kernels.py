@@ -51,7 +51,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import get_num_threads, njit
+from numba import njit
 
 from . import _codes
 from ._network import _block
@@ -127,11 +127,8 @@ __all__ = [
 ]
 
 # Several kernels below are ``parallel=True`` functions loaded from Numba's on-disk cache.
-# Until Numba's threading layer has been started in the process, a user's ``@njit`` function
-# that calls them fails to link (``LLVM ERROR: Symbol not found: allocate_sched``) or, when
-# the user's function is itself cached, segfaults (numba/numba#8578). ``get_num_threads()``
-# starts the threading layer, so importing this module makes the kernels safe to embed.
-get_num_threads()
+# Embedding the kernels in users' cached ``@njit`` code needs Numba's threading layer to be
+# started first (numba/numba#8578); ``import fastbp`` (run before this module) does that.
 
 # ---------------------------------------------------------------------------- code tables
 #: activation name -> int code (``act_codes`` entries)
