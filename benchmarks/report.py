@@ -528,6 +528,9 @@ def main(argv=None):
         for rec in _worker(["train", s, ",".join(names), str(repeats), str(threads)]):
             results[s][rec["workload"]] = rec
             print(s, rec["workload"], f"{rec['train_sps']:.0f} samples/s", flush=True)
+        # keep what is measured so far, in case a time limit stops the run
+        with open(os.path.join(args.out, "results.partial.json"), "w") as fh:
+            json.dump({"info": info, "gemm_gflops": gemm, "results": results}, fh, indent=1)
     gemm.append(gemm_gflops())
     gflops = _median(gemm)
     print(f"numpy sgemm (median over the run): {gflops:.1f} GFLOP/s", flush=True)
