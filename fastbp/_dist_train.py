@@ -13,12 +13,11 @@ MPI ranks in between, with one ``Allreduce`` on ``grads``:
 Both take only arrays and scalars and allocate nothing.
 """
 
-import numpy as np
 from numba import njit
 
 from ._network import _block, backward_train, forward_train, output_delta_weighted
 from ._optim import clip_grad_norm, optimizer_step
-from ._train import _gather, _gather_vec, count_correct
+from ._train import _gather_batch, count_correct
 
 # The kernels below call ``parallel=True`` functions and are loaded from Numba's on-disk
 # cache, which needs the threading layer started first (numba/numba#8578): ``import fastbp``
@@ -52,18 +51,7 @@ def local_step_gradient(
         return
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    if SW.shape[0] > 0:
-        w = w_buf[:m]
-        _gather_vec(SW, order, start, m, w)
-        wsum = 0.0
-        for r in range(m):
-            wsum += np.float64(w[r])
-    else:
-        w = w_buf[:0]
-        wsum = np.float64(m)
-    _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
-    t = t_buf[: m * n_out].reshape((m, n_out))
-    _gather(T, order, start, m, t)
+    t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf)
     forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m,
                   drop_rates, raw, drop_seed, step)
     a_out = _block(act, sizes, a_off, L, m)

@@ -187,6 +187,31 @@ def _gather_vec(src, order, start, m, dst):
 
 
 @njit(cache=True, nogil=True)
+def _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf):
+    """Copy the batch ``order[start : start + m]`` into the workspace.
+
+    Inputs go to the layer-0 block of ``act``, targets to ``t_buf``, sample weights (if
+    ``SW`` is not empty) to ``w_buf``. Returns ``(t, w, wsum)``: views of the batch's
+    targets ``(m, n_out)`` and weights (``(m,)``, or empty for unit weights) and the sum of
+    the weights (``m`` for unit weights). No allocation.
+    """
+    n_out = sizes[sizes.shape[0] - 1]
+    if SW.shape[0] > 0:
+        w = w_buf[:m]
+        _gather_vec(SW, order, start, m, w)
+        wsum = 0.0
+        for r in range(m):
+            wsum += np.float64(w[r])
+    else:
+        w = w_buf[:0]
+        wsum = np.float64(m)
+    _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
+    t = t_buf[: m * n_out].reshape((m, n_out))
+    _gather(T, order, start, m, t)
+    return t, w, wsum
+
+
+@njit(cache=True, nogil=True)
 def train_epoch(
     X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm,
     drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
@@ -293,22 +318,10 @@ def train_steps(
     n = order.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    weighted = SW.shape[0] > 0
     for b in range(start_batch, stop_batch):
         start = b * batch_size
         m = min(batch_size, n - start)
-        if weighted:
-            w = w_buf[:m]
-            _gather_vec(SW, order, start, m, w)
-            wsum = 0.0
-            for r in range(m):
-                wsum += np.float64(w[r])
-        else:
-            w = w_buf[:0]
-            wsum = np.float64(m)
-        _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
-        t = t_buf[: m * n_out].reshape((m, n_out))
-        _gather(T, order, start, m, t)
+        t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf)
         step = counters[0] + 1
         forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m,
                       drop_rates, raw, drop_seed, step)
