@@ -33,9 +33,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run_mpi(script, *args, n=2, timeout=180):
+def run_mpi(script, *args, n=2, timeout=180, env_extra=None):
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", **(env_extra or {}))
     cmd = [MPIEXEC, "-n", str(n), sys.executable, os.path.join(SCRIPTS, script), *args]
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (os.path.dirname(HERE), env.get("PYTHONPATH")) if p)
@@ -67,9 +67,12 @@ def test_roles_and_collective_errors(mode):
 
 
 @pytest.mark.parametrize("mode", ["step-error", "stuck", "absent"])
-def test_failing_rank_aborts_all_instead_of_hanging(mode):
-    proc = run_mpi("control.py", mode, timeout=120)
-    out = proc.stdout + proc.stderr
+def test_failing_rank_aborts_all_instead_of_hanging(mode, tmp_path):
+    proc = run_mpi("control.py", mode, timeout=120,
+                   env_extra={"FASTBP_TEST_RANK_LOG_DIR": str(tmp_path)})
+    # what the ranks wrote to stderr, also when the launcher did not forward it in time
+    rank_logs = "".join(p.read_text() for p in sorted(tmp_path.glob("rank*.err")))
+    out = proc.stdout + proc.stderr + rank_logs
     assert proc.returncode != 0, out
     assert "MPI_Abort" in out, out
     assert "training finished although" not in out, out

@@ -29,6 +29,26 @@ from fastbp.schedules import ReduceOnPlateau
 comm = world()
 rank, P = comm.Get_rank(), comm.Get_size()
 mode = sys.argv[1]
+
+# When asked, tee this rank's stderr to a file: MPI_Abort tears the job down, and mpich's
+# launcher does not always forward a rank's last output before it does (seen as an empty
+# output in some full test runs), so the abort tests also read the reason from these files.
+_log_dir = os.environ.get("FASTBP_TEST_RANK_LOG_DIR")
+if _log_dir:
+    class _Tee:
+        def __init__(self, stream, path):
+            self.stream, self.file = stream, open(path, "a", buffering=1)  # noqa: SIM115
+
+        def write(self, s):
+            self.file.write(s)
+            self.file.flush()  # in the kernel before the process can be killed
+            return self.stream.write(s)
+
+        def flush(self):
+            self.file.flush()
+            self.stream.flush()
+
+    sys.stderr = _Tee(sys.stderr, os.path.join(_log_dir, f"rank{rank}.err"))
 warm_kernels(comm)
 
 rng = np.random.default_rng(0)
