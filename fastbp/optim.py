@@ -47,7 +47,21 @@ def _bool(value, name) -> bool:
     return bool(value)
 
 
-class Optimizer:
+class _Configured:
+    """Equality, hashing and repr from the hyperparameters in ``self._config``."""
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self._config.items()))))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        return f"{type(self).__name__}({args})"
+
+
+class Optimizer(_Configured):
     """Base class. Subclasses set ``name`` and ``kind`` and implement ``hyper``."""
 
     name = ""
@@ -70,15 +84,6 @@ class Optimizer:
         """Fresh state buffer, ``(state_rows, n_params)``, zeros."""
         return np.zeros((self.state_rows, n_params), dtype=dtype)
 
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self._config.items()))))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
-        return f"{type(self).__name__}({args})"
 
 
 class SGD(Optimizer):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from ._validation import check_choice, check_int
-from .optim import _real
+from .optim import _Configured, _real
 
 __all__ = [
     "Schedule",
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-class Schedule:
+class Schedule(_Configured):
     """Base class: ``lr(base_lr)`` gives the current epoch's rate, ``step(metric, n)`` ends
     an epoch. ``state``/``set_state`` hold the JSON-serialisable progress."""
 
@@ -71,15 +71,6 @@ class Schedule:
         self.epoch += 1
         self.samples_seen += int(n_samples)
 
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self._config.items()))))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
-        return f"{type(self).__name__}({args})"
 
 
 class Constant(Schedule):
