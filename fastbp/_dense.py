@@ -29,8 +29,10 @@ from numba import njit, prange
 
 from ._activations import activate_row, multiply_derivative_row
 from ._blas import BLAS_MIN_WORK, gemm_nn, gemm_nt, gemm_tn
+from ._codes import SOFTMAX
 from ._gemm import (
     BLOCK,
+    DOT_GROUP,
     FASTMATH,
     PANEL,
     TRANSPOSE_MAX,
@@ -50,6 +52,11 @@ TILE_ROWS = 16
 
 #: gradient rows per parallel tile; a multiple of ``BLOCK``
 TILE_GRAD_ROWS = 16
+
+#: rows x columns of a parallel forward tile (dot-product form, elementwise activation): a
+#: tile reads its slice of W once, not once per 16 rows; multiples of ``DOT_GROUP``
+FORWARD_TILE_ROWS = 64
+FORWARD_TILE_COLS = 64
 
 
 @njit(cache=True, nogil=True)
@@ -78,6 +85,19 @@ def _forward_rows(a_in, W, b, a_out, code, z_keep, i0, i1, transpose):
         activate_row(a_out[i], code)
 
 
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
+def _forward_tile(a_in, W, b, a_out, code, z_keep, i0, i1, j0, j1):
+    """Block ``[i0:i1, j0:j1]`` of the forward product, bias, kept ``z`` and (elementwise)
+    activation."""
+    dot_block(a_in, W, b, a_out, i0, i1, j0, j1)
+    keep = z_keep.shape[0] > 0
+    for i in range(i0, i1):
+        if keep:
+            for j in range(j0, j1):
+                z_keep[i, j] = a_out[i, j]
+        activate_row(a_out[i, j0:j1], code)
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def dense_forward(a_in, W, b, a_out, code, z_keep):
     """``a_out = f(a_in @ W.T + b)``; ``z_keep`` receives z if it has rows.
@@ -103,14 +123,27 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
             activate_row(a_out[i], code)
     elif n < 2 * TILE_ROWS or n * n_in * n_out < PARALLEL_MIN_WORK:
         _forward_rows(a_in, W, b, a_out, code, z_keep, 0, n, forward_transposes(n, n_in, n_out))
-    else:
+    elif code == SOFTMAX or forward_transposes(n, n_in, n_out):
+        # row tiles: softmax needs whole rows; the transposed form transposes W once per
+        # tile, so its tiles are taller
         transpose = forward_transposes(n, n_in, n_out)
-        # a tile transposes W once for all its rows: bigger tiles when it does
         rows = 4 * TILE_ROWS if transpose else TILE_ROWS
         n_tiles = (n + rows - 1) // rows
         for t in prange(n_tiles):
             i0 = t * rows
             _forward_rows(a_in, W, b, a_out, code, z_keep, i0, min(n, i0 + rows), transpose)
+    else:
+        # 2-D tiles: each reads its slice of W once (``dot_block`` keeps it in cache while
+        # the tile's rows pass over it)
+        n_ti = (n + FORWARD_TILE_ROWS - 1) // FORWARD_TILE_ROWS
+        n_tj = (n_out + FORWARD_TILE_COLS - 1) // FORWARD_TILE_COLS
+        for t in prange(n_ti * n_tj):
+            ti = t // n_tj
+            tj = t - ti * n_tj
+            i0 = ti * FORWARD_TILE_ROWS
+            j0 = tj * FORWARD_TILE_COLS
+            _forward_tile(a_in, W, b, a_out, code, z_keep, i0, min(n, i0 + FORWARD_TILE_ROWS),
+                          j0, min(n_out, j0 + FORWARD_TILE_COLS))
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -191,6 +224,8 @@ def dense_grad(delta, a_in, gW, gb, accumulate):
             if tk == 0:
                 column_sums(delta, gb, j0, j1, accumulate)
 
+
+assert FORWARD_TILE_ROWS % BLOCK == 0 and FORWARD_TILE_COLS % DOT_GROUP == 0
 
 __all__ = ["BLOCK", "FASTMATH", "PANEL", "PARALLEL_MIN_WORK", "dense_delta", "dense_forward",
            "dense_grad"]

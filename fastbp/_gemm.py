@@ -36,8 +36,15 @@ BLOCK = 4
 #: columns of one ``panel_product`` panel (2 AVX-512 float32 vectors, 4 float64 vectors)
 PANEL = 32
 
-#: reduction length per pass of ``dot_block`` (elements of a row of A kept in L1)
-DOT_CHUNK = 512
+#: reduction length per pass of ``dot_block``
+DOT_CHUNK = 1024
+
+#: rows of B per group of ``dot_block`` (long reductions): a group's chunk stays in L2 while
+#: every row block of A passes over it
+DOT_GROUP = 64
+
+#: rows of B per group for reductions of at most ``DOT_CHUNK // 2``: the group stays in L1
+DOT_GROUP_SHORT = 16
 
 #: reduction length per pass of ``panel_product`` (rows of Q kept in cache)
 PANEL_CHUNK = 256
@@ -221,31 +228,39 @@ def dot_block(A, B, b, C, i0, i1, j0, j1):
     i0 = max(i0, 0)  # see panel_product
     j0 = max(j0, 0)
     K = A.shape[1]
-    # the reduction is cut into chunks of DOT_CHUNK so that a block's rows of A stay in L1
-    # while the rows of B stream past; the first chunk adds the bias, later ones accumulate
+    # the reduction is cut into chunks of DOT_CHUNK, and the rows of B into groups, so that
+    # a group's chunk of B stays in cache while the row blocks of A pass over it; the first
+    # chunk adds the bias, later ones accumulate. Blocks start at j0 + multiples of BLOCK in
+    # every group (the group sizes are multiples of BLOCK), so the blocking of an element does
+    # not depend on the grouping.
+    group = DOT_GROUP_SHORT if K <= DOT_CHUNK // 2 else DOT_GROUP
     k0 = 0
     while k0 < K:
         k1 = min(K, k0 + DOT_CHUNK)
         first = k0 == 0
-        i = i0
-        while i + BLOCK <= i1:
-            j = j0
-            while j + BLOCK <= j1:
-                _dot_4x4(A, B, b, C, i, j, k0, k1, first)
-                j += BLOCK
-            while j < j1:
-                _dot_4x1(A, B, b, C, i, j, k0, k1, first)
-                j += 1
-            i += BLOCK
-        while i < i1:
-            j = j0
-            while j + BLOCK <= j1:
-                _dot_1x4(A, B, b, C, i, j, k0, k1, first)
-                j += BLOCK
-            while j < j1:
-                _dot_1x1(A, B, b, C, i, j, k0, k1, first)
-                j += 1
-            i += 1
+        g0 = j0
+        while g0 < j1:
+            g1 = min(j1, g0 + group)
+            i = i0
+            while i + BLOCK <= i1:
+                j = g0
+                while j + BLOCK <= g1:
+                    _dot_4x4(A, B, b, C, i, j, k0, k1, first)
+                    j += BLOCK
+                while j < g1:
+                    _dot_4x1(A, B, b, C, i, j, k0, k1, first)
+                    j += 1
+                i += BLOCK
+            while i < i1:
+                j = g0
+                while j + BLOCK <= g1:
+                    _dot_1x4(A, B, b, C, i, j, k0, k1, first)
+                    j += BLOCK
+                while j < g1:
+                    _dot_1x1(A, B, b, C, i, j, k0, k1, first)
+                    j += 1
+                i += 1
+            g0 = g1
         k0 += DOT_CHUNK
 
 

@@ -139,11 +139,21 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
         dampening1 = ft(1.0 - hyper[1])
         nesterov = hyper[2] != 0
         first = step == 1
-        if par:
+        if momentum == 0 and l2 == 0:
+            # plain gradient descent: no state, no penalty (g + 0 * p would equal g for any
+            # finite p, but costs a load and a multiply per element)
+            if par:
+                for k in prange(lo, hi):
+                    params[k] -= lr_ * grads[k]
+            else:
+                for k in range(np.uint64(lo), np.uint64(hi)):
+                    params[k] -= lr_ * grads[k]
+        elif par:
             for k in prange(lo, hi):
                 _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
         else:
-            for k in range(lo, hi):
+            # an unsigned index: no negative-index wraparound in the loop, so LLVM vectorises it
+            for k in range(np.uint64(lo), np.uint64(hi)):
                 _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
     elif kind == OPT_ADAM:
         beta1, beta2, eps = hyper[0], hyper[1], hyper[2]
@@ -161,7 +171,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
                 _adam_one(params, grads, state, k, l2_, b1c, b2, b2c, step_size, bc2_sqrt,
                           eps_, decay)
         else:
-            for k in range(lo, hi):
+            for k in range(np.uint64(lo), np.uint64(hi)):
                 _adam_one(params, grads, state, k, l2_, b1c, b2, b2c, step_size, bc2_sqrt,
                           eps_, decay)
     elif kind == OPT_RMSPROP:
@@ -176,7 +186,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
                 _rmsprop_one(params, grads, state, k, lr_, l2_, alpha, alpha1, eps_, momentum,
                              centered)
         else:
-            for k in range(lo, hi):
+            for k in range(np.uint64(lo), np.uint64(hi)):
                 _rmsprop_one(params, grads, state, k, lr_, l2_, alpha, alpha1, eps_, momentum,
                              centered)
     elif kind == OPT_ADAGRAD:
@@ -186,7 +196,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
             for k in prange(lo, hi):
                 _adagrad_one(params, grads, state, k, clr, l2_, eps_)
         else:
-            for k in range(lo, hi):
+            for k in range(np.uint64(lo), np.uint64(hi)):
                 _adagrad_one(params, grads, state, k, clr, l2_, eps_)
 
 

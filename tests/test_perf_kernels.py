@@ -27,8 +27,9 @@ SHAPES = [
     (40, 24, 16),  # serial, transposed-weights forward
     (37, 131, 67),  # serial, odd: remainders of rows, columns, and 32/16/8/<8 panels
     (64, 130, 131),  # parallel (>= PARALLEL_MIN_WORK) with remainders
-    (33, 600, 70),  # parallel; forward reduction longer than DOT_CHUNK
-    (300, 45, 90),  # parallel; gradient reduction longer than PANEL_CHUNK (n = 300 rows)
+    (33, 1100, 70),  # parallel; forward reduction longer than DOT_CHUNK, 2 column tiles
+    (300, 45, 90),  # parallel; gradient reduction longer than PANEL_CHUNK (n = 300 rows);
+    #               forward in 5 x 2 tiles of rows x columns
     (1024, 16, 32),  # parallel, transposed-weights forward (predict of tiny_online)
     (40, 50, 270),  # parallel; delta reduction longer than PANEL_CHUNK (n_out = 270)
     (128, 300, 120),  # >= BLAS_MIN_WORK: BLAS with FASTBP_USE_BLAS=1, else tiled loops
