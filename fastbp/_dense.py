@@ -12,17 +12,20 @@ How they are computed (see ``fastbp._gemm`` for the register-blocked micro-kerne
   computed in 4 x 4 output blocks: 16 vector accumulators, each loaded value used 4 times;
 - the delta and gradient products are rank-1-update forms, computed in panels of 4 output
   rows x ``PANEL`` columns whose accumulators live in a fixed-size stack buffer, so LLVM
-  keeps them in vector registers for the whole reduction (no load/store per step).
+  keeps them in vector registers for the whole reduction (no load/store per step); large
+  ones (``packs``) copy their operands into contiguous stack buffers first and run 4 x 64
+  register blocks over them (``packed_product``).
 
 Strategy by size: a product of fewer than ``PARALLEL_MIN_WORK`` multiply-adds runs serially
 (no parallel-region launch, which costs more than such a product); a larger one is split
 into tiles whose size and number depend only on the shapes, one ``prange`` iteration per
 tile. Every output element is computed by the same instruction sequence in the same order
 whichever path, tile or thread computes it (tile boundaries are multiples of the blocking),
-so results are bitwise independent of the number of threads -- and of the serial/parallel
-choice. Products of at least ``BLAS_MIN_WORK`` multiply-adds on C-contiguous operands go
-through BLAS instead (``fastbp._blas``), called from serial code only, so BLAS threads and
-Numba threads never run at the same time; the elementwise work around them is serial.
+so results are bitwise independent of the number of threads. The serial/parallel and
+packed/unpacked choices depend only on the shapes. Products of at least ``BLAS_MIN_WORK``
+multiply-adds on C-contiguous operands go through BLAS instead (``fastbp._blas``, opt-in),
+called from serial code only, so BLAS threads and Numba threads never run at the same time;
+the elementwise work around them is serial.
 """
 
 from numba import njit, prange
@@ -34,10 +37,13 @@ from ._gemm import (
     BLOCK,
     DOT_GROUP,
     FASTMATH,
+    PACK_R,
+    PACK_W,
     PANEL,
     TRANSPOSE_MAX,
     column_sums,
     dot_block,
+    packed_product,
     panel_product,
     row_product,
     transposed_forward,
@@ -53,6 +59,12 @@ TILE_ROWS = 16
 #: gradient rows per parallel tile; a multiple of ``BLOCK``
 TILE_GRAD_ROWS = 16
 
+#: columns of a parallel tile of the packed gradient product (rows: ``PACK_R``)
+TILE_PACK_COLS = 2 * PACK_W
+
+#: rows of a parallel tile of the packed delta product (columns: ``PACK_W``)
+TILE_DELTA_ROWS = 4 * PACK_R
+
 #: rows x columns of a parallel forward tile (dot-product form, elementwise activation): a
 #: tile reads its slice of W once, not once per 16 rows; multiples of ``DOT_GROUP``
 FORWARD_TILE_ROWS = 64
@@ -65,6 +77,13 @@ def forward_transposes(n, n_in, n_out):
     # measured: pays off for short reductions (n_in < 64) and outputs that split into
     # register-resident panels (n_out a multiple of 8); slower otherwise
     return n >= 2 * BLOCK and n_out % 8 == 0 and n_in < 64 and n_in * n_out <= TRANSPOSE_MAX
+
+
+@njit(cache=True, nogil=True)
+def packs(n, n_in, n_out):
+    """Whether ``dense_delta`` and ``dense_grad`` use the packed products for these shapes:
+    parallel-sized products whose ``n_in`` fills at least one ``PACK_W``-wide panel."""
+    return n_in >= PACK_W and n * n_in * n_out >= PARALLEL_MIN_WORK
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
@@ -171,6 +190,21 @@ def dense_delta(delta, W, a_in, code, delta_in):
         panel_product(delta.T, W, delta_in, 0, n, 0, n_in, False)
         for i in range(n):
             multiply_derivative_row(delta_in[i], a_in[i], code)
+    elif packs(n, n_in, n_out):
+        # tiles of TILE_DELTA_ROWS rows x PACK_W columns through packed operands: each
+        # tile packs its panel of W once per pass and reuses it for all its rows
+        n_tr = (n + TILE_DELTA_ROWS - 1) // TILE_DELTA_ROWS
+        n_tk = (n_in + PACK_W - 1) // PACK_W
+        for t in prange(n_tr * n_tk):
+            tr = t // n_tk
+            tk = t - tr * n_tk
+            i0 = tr * TILE_DELTA_ROWS
+            k0 = tk * PACK_W
+            i1 = min(n, i0 + TILE_DELTA_ROWS)
+            k1 = min(n_in, k0 + PACK_W)
+            packed_product(delta.T, W, delta_in, i0, i1, k0, k1, False, True)
+            for i in range(i0, i1):
+                multiply_derivative_row(delta_in[i, k0:k1], a_in[i, k0:k1], code)
     else:
         # tiles of TILE_ROWS rows x PANEL columns: a W panel (n_out x PANEL) stays in cache
         # while the tile's row blocks stream past it
@@ -211,6 +245,20 @@ def dense_grad(delta, a_in, gW, gb, accumulate):
     elif n * n_out * n_in < PARALLEL_MIN_WORK:
         panel_product(delta, a_in, gW, 0, n_out, 0, n_in, accumulate)
         column_sums(delta, gb, 0, n_out, accumulate)
+    elif packs(n, n_in, n_out):
+        # tiles of PACK_R rows x TILE_PACK_COLS columns through packed operands
+        n_tj = (n_out + PACK_R - 1) // PACK_R
+        n_tk = (n_in + TILE_PACK_COLS - 1) // TILE_PACK_COLS
+        for t in prange(n_tj * n_tk):
+            tj = t // n_tk
+            tk = t - tj * n_tk
+            j0 = tj * PACK_R
+            k0 = tk * TILE_PACK_COLS
+            j1 = min(n_out, j0 + PACK_R)
+            packed_product(delta, a_in, gW, j0, j1, k0, min(n_in, k0 + TILE_PACK_COLS),
+                           accumulate, False)
+            if tk == 0:
+                column_sums(delta, gb, j0, j1, accumulate)
     else:
         n_tj = (n_out + TILE_GRAD_ROWS - 1) // TILE_GRAD_ROWS
         n_tk = (n_in + PANEL - 1) // PANEL
@@ -226,6 +274,7 @@ def dense_grad(delta, a_in, gW, gb, accumulate):
 
 
 assert FORWARD_TILE_ROWS % BLOCK == 0 and FORWARD_TILE_COLS % DOT_GROUP == 0
+assert PACK_R % BLOCK == 0 and TILE_PACK_COLS % PACK_W == 0
 
 __all__ = ["BLOCK", "FASTMATH", "PANEL", "PARALLEL_MIN_WORK", "dense_delta", "dense_forward",
-           "dense_grad"]
+           "dense_grad", "packs"]

@@ -91,6 +91,36 @@ def _stack_wt(typingctx, dtype):
     return sig, codegen
 
 
+#: packed product: reduction rows per pass, rows of C per packed group, columns per panel
+PACK_S = 256
+PACK_R = 64
+PACK_W = 64
+
+
+def _stack_array(size):
+    """An intrinsic returning a pointer to ``size`` uninitialised stack elements of a dtype
+    (an ``alloca`` in the entry block of the function it is inlined into: made once per call
+    of that function, never per loop iteration, and freed on return)."""
+
+    @intrinsic
+    def stack(typingctx, dtype):
+        dt = dtype.dtype
+        sig = types.CPointer(dt)(dtype)
+
+        def codegen(context, builder, signature, args):
+            lty = context.get_data_type(dt)
+            return cgutils.alloca_once(builder, lty, size=ir.Constant(ir.IntType(64), size))
+
+        return sig, codegen
+
+    return stack
+
+
+_stack_pack_p = _stack_array(PACK_S * PACK_R)
+_stack_pack_q = _stack_array(PACK_S * PACK_W)
+_stack_pack_acc = _stack_array(BLOCK * PACK_W)
+
+
 # --------------------------------------------------------------------------- dot-product form
 @njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
 def _dot_4x4(A, B, b, C, i, j, k0, k1, first):
@@ -533,6 +563,140 @@ def _panel_pass(P, Q, C, r0, r1, k0, k1, s0, s1, acc_s):
         k += step
 
 
+# ------------------------------------------------------------------------ packed rank-update
+@njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
+def _packed_4x64(Pp, Qp, C, rl, r, k, ns, rows, cols, accumulate):
+    """``C[r:r+rows, k:k+cols] (+)= Pp[:ns, rl:rl+4].T @ Qp[:ns, :]`` from packed buffers.
+
+    The product is always the full 4 x 64 block (the buffers are zero-padded past the
+    valid rows and columns), so every element is computed by the same instructions
+    wherever it lies; only the store is cut to ``rows x cols``.
+    """
+    acc = carray(_stack_pack_acc(C.dtype), (BLOCK, PACK_W))
+    z = C.dtype.type(0)
+    for kk in range(PACK_W):
+        acc[0, kk] = z
+        acc[1, kk] = z
+        acc[2, kk] = z
+        acc[3, kk] = z
+    for s in range(ns):
+        p0 = Pp[s, rl]
+        p1 = Pp[s, rl + 1]
+        p2 = Pp[s, rl + 2]
+        p3 = Pp[s, rl + 3]
+        for kk in range(PACK_W):
+            q = Qp[s, kk]
+            acc[0, kk] += p0 * q
+            acc[1, kk] += p1 * q
+            acc[2, kk] += p2 * q
+            acc[3, kk] += p3 * q
+    if rows == BLOCK and cols == PACK_W:
+        if accumulate:
+            for rr in range(BLOCK):
+                for kk in range(PACK_W):
+                    C[r + rr, k + kk] += acc[rr, kk]
+        else:
+            for rr in range(BLOCK):
+                for kk in range(PACK_W):
+                    C[r + rr, k + kk] = acc[rr, kk]
+    else:
+        for rr in range(rows):
+            for kk in range(cols):
+                if accumulate:
+                    C[r + rr, k + kk] += acc[rr, kk]
+                else:
+                    C[r + rr, k + kk] = acc[rr, kk]
+
+
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
+def packed_product(P, Q, C, r0, r1, k0, k1, accumulate, q_outer):
+    """``C[r, k] (+)= sum_s P[s, r] * Q[s, k]`` for ``r0 <= r < r1``, ``k0 <= k < k1``,
+    through packed copies of the operands (any strides: ``P`` and ``Q`` may be transposed
+    views).
+
+    ``panel_product``'s micro-kernels read ``P`` with the stride of its rows and ``Q`` panels
+    row by row, which for large layers means a new page for every reduction step and
+    operands that no longer fit in cache. Here, per pass of ``PACK_S`` reduction rows, a
+    group of ``PACK_R`` columns of ``P`` and then each ``PACK_W``-wide panel of ``Q`` are
+    copied into contiguous stack buffers (zero-padded at the edges), and a 4 x 64 register
+    block (16 vector accumulators in float32) runs over them. Measured on one core (AVX-512):
+    about 190 GFLOP/s on the weight gradient of a 2048 x 2048 layer, against 80 unpacked.
+
+    ``q_outer`` chooses the loop order within a pass: panels of ``Q`` outside (each packed
+    once, groups of ``P`` packed per panel), for a ``Q`` that is costly to pack (rows far
+    apart, e.g. the weights in the delta product) and a range of many rows; or groups of
+    ``P`` outside. Either order computes every element with the same instructions.
+
+    Callers keep ``r0`` a multiple of ``BLOCK`` and ``k0`` of ``PACK_W`` so that the blocking
+    of an element, and with it its rounding, does not depend on the tiling.
+    """
+    r0 = max(r0, 0)
+    k0 = max(k0, 0)
+    S = P.shape[0]
+    Pp = carray(_stack_pack_p(C.dtype), (PACK_S, PACK_R))
+    Qp = carray(_stack_pack_q(C.dtype), (PACK_S, PACK_W))
+    for s0 in range(0, S, PACK_S):
+        s0 = max(s0, 0)
+        ns = min(S, s0 + PACK_S) - s0
+        acc_s = accumulate or s0 > 0
+        if q_outer:
+            for k in range(k0, k1, PACK_W):
+                k = max(k, 0)
+                w = _pack_q(Q, Qp, s0, ns, k, k1)
+                for g0 in range(r0, r1, PACK_R):
+                    g0 = max(g0, 0)
+                    nr = _pack_p(P, Pp, s0, ns, g0, r1)
+                    for rl in range(0, nr, BLOCK):
+                        _packed_4x64(Pp, Qp, C, rl, g0 + rl, k, ns, min(BLOCK, nr - rl), w,
+                                     acc_s)
+        else:
+            for g0 in range(r0, r1, PACK_R):
+                g0 = max(g0, 0)
+                nr = _pack_p(P, Pp, s0, ns, g0, r1)
+                for k in range(k0, k1, PACK_W):
+                    k = max(k, 0)
+                    w = _pack_q(Q, Qp, s0, ns, k, k1)
+                    for rl in range(0, nr, BLOCK):
+                        _packed_4x64(Pp, Qp, C, rl, g0 + rl, k, ns, min(BLOCK, nr - rl), w,
+                                     acc_s)
+
+
+@njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
+def _pack_p(P, Pp, s0, ns, g0, r1):
+    """``Pp[s, :] = P[s0 + s, g0 : g0 + PACK_R]``, zero-padded to whole blocks; returns the
+    number of valid columns."""
+    nr = min(r1, g0 + PACK_R) - g0
+    nr4 = (nr + BLOCK - 1) // BLOCK * BLOCK
+    z = Pp.dtype.type(0)
+    if P.strides[0] < P.strides[1]:  # a transposed view: read along its contiguous axis
+        for rl in range(nr):
+            for s in range(ns):
+                Pp[s, rl] = P[s0 + s, g0 + rl]
+        for rl in range(nr, nr4):
+            for s in range(ns):
+                Pp[s, rl] = z
+    else:
+        for s in range(ns):
+            for rl in range(nr):
+                Pp[s, rl] = P[s0 + s, g0 + rl]
+            for rl in range(nr, nr4):
+                Pp[s, rl] = z
+    return nr
+
+
+@njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
+def _pack_q(Q, Qp, s0, ns, k, k1):
+    """``Qp[s, :] = Q[s0 + s, k : k + PACK_W]``, zero-padded to the full width; returns the
+    number of valid columns."""
+    w = min(PACK_W, k1 - k)
+    z = Qp.dtype.type(0)
+    for s in range(ns):
+        for kk in range(w):
+            Qp[s, kk] = Q[s0 + s, k + kk]
+        for kk in range(w, PACK_W):
+            Qp[s, kk] = z
+    return w
+
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
 def transposed_forward(A, W, C, i0, i1):
     """``C[i0:i1] = A[i0:i1] @ W.T`` through a transposed copy of a small ``W`` on the stack.
@@ -580,5 +744,5 @@ def column_sums(D, out, j0, j1, accumulate):
             out[j] += D[i, j]
 
 
-__all__ = ["BLOCK", "FASTMATH", "PANEL", "TRANSPOSE_MAX", "column_sums", "dot_block",
-           "panel_product", "row_product", "transposed_forward"]
+__all__ = ["BLOCK", "FASTMATH", "PACK_R", "PACK_W", "PANEL", "TRANSPOSE_MAX", "column_sums",
+           "dot_block", "packed_product", "panel_product", "row_product", "transposed_forward"]

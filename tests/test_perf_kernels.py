@@ -3,9 +3,10 @@
 Each kernel is compared with a plain NumPy product in float64 at sizes chosen to reach every
 code path: the serial path (small products), the tiled ``prange`` path (at least
 ``PARALLEL_MIN_WORK`` multiply-adds), 4 x 4 blocks and their row/column remainders, panels of
-32/16/8 columns and the narrower remainder, and reductions longer than one cache chunk
-(``DOT_CHUNK``, ``PANEL_CHUNK``). Results must be bitwise identical with 1 and 2 Numba
-threads, and the parallel path bitwise identical to the serial micro-kernels.
+32/16/8 columns and the narrower remainder, reductions longer than one cache chunk
+(``DOT_CHUNK``, ``PANEL_CHUNK``, ``PACK_S``), and the packed products with their padded
+edges. Results must be bitwise identical with 1 and 2 Numba threads, and the parallel path
+bitwise identical to the serial micro-kernels.
 """
 
 import numba
@@ -32,6 +33,8 @@ SHAPES = [
     #               forward in 5 x 2 tiles of rows x columns
     (1024, 16, 32),  # parallel, transposed-weights forward (predict of tiny_online)
     (40, 50, 270),  # parallel; delta reduction longer than PANEL_CHUNK (n_out = 270)
+    (40, 70, 270),  # packed; delta reduction longer than PACK_S, 64-wide panel + remainder
+    (260, 70, 40),  # packed; gradient reduction longer than PACK_S (n = 260 rows)
     (128, 300, 120),  # >= BLAS_MIN_WORK: BLAS with FASTBP_USE_BLAS=1, else tiled loops
 ]
 DTYPES = [np.float32, np.float64]
@@ -83,6 +86,9 @@ def test_shapes_cover_both_paths():
     assert any(_uses_parallel(s) for s in transposed)
     assert any(not _uses_parallel(s) for s in transposed)
     assert any(s[2] > _gemm.PANEL_CHUNK for s in SHAPES)
+    packed = [s for s in SHAPES if _dense.packs(*s)]
+    assert any(s[0] > _gemm.PACK_S for s in packed) and any(s[2] > _gemm.PACK_S for s in packed)
+    assert any(s[1] % _gemm.PACK_W for s in packed) and any(s[2] % _gemm.PACK_R for s in packed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -128,10 +134,14 @@ def test_parallel_path_equals_serial_micro_kernels(shape, dtype):
     d_id = np.empty_like(d_in)  # identity activation: the bare product
     _dense.dense_delta(delta, W, a_in, IDENTITY, d_id)
     d_ser = np.empty_like(d_in)
-    _gemm.panel_product(delta.T, W, d_ser, 0, n, 0, n_in, False)
-    np.testing.assert_array_equal(d_id, d_ser)
     g_ser = np.empty_like(gW)
-    _gemm.panel_product(delta, a_in, g_ser, 0, n_out, 0, n_in, False)
+    if _dense.packs(n, n_in, n_out):  # either loop order gives the same bits
+        _gemm.packed_product(delta.T, W, d_ser, 0, n, 0, n_in, False, False)
+        _gemm.packed_product(delta, a_in, g_ser, 0, n_out, 0, n_in, False, True)
+    else:
+        _gemm.panel_product(delta.T, W, d_ser, 0, n, 0, n_in, False)
+        _gemm.panel_product(delta, a_in, g_ser, 0, n_out, 0, n_in, False)
+    np.testing.assert_array_equal(d_id, d_ser)
     np.testing.assert_array_equal(gW, g_ser)
 
 
