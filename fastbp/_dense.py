@@ -17,9 +17,11 @@ How they are computed (see ``fastbp._gemm`` for the register-blocked micro-kerne
   register blocks over them (``packed_product``).
 
 Strategy by size: a product of fewer than ``PARALLEL_MIN_WORK`` multiply-adds runs serially
-(no parallel-region launch, which costs more than such a product); a larger one is split
-into tiles whose size and number depend only on the shapes, one ``prange`` iteration per
-tile. Every output element is computed by the same instruction sequence in the same order
+(no parallel-region launch, which costs more than such a product) in the dispatcher itself,
+a plain compiled function, so that small layers never even call a ``parallel=True`` one; a
+larger one is split into tiles whose size and number depend only on the shapes, one
+``prange`` iteration per tile (``_forward_tiles``, ``_delta_tiles``, ``_grad_tiles``).
+Every output element is computed by the same instruction sequence in the same order
 whichever path, tile or thread computes it (tile boundaries are multiples of the blocking),
 so results are bitwise independent of the number of threads. The serial/parallel and
 packed/unpacked choices depend only on the shapes. Products of at least ``BLAS_MIN_WORK``
@@ -117,7 +119,7 @@ def _forward_tile(a_in, W, b, a_out, code, z_keep, i0, i1, j0, j1):
         activate_row(a_out[i, j0:j1], code)
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
 def dense_forward(a_in, W, b, a_out, code, z_keep):
     """``a_out = f(a_in @ W.T + b)``; ``z_keep`` receives z if it has rows.
 
@@ -142,7 +144,16 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
             activate_row(a_out[i], code)
     elif n < 2 * TILE_ROWS or n * n_in * n_out < PARALLEL_MIN_WORK:
         _forward_rows(a_in, W, b, a_out, code, z_keep, 0, n, forward_transposes(n, n_in, n_out))
-    elif code == SOFTMAX or forward_transposes(n, n_in, n_out):
+    else:
+        _forward_tiles(a_in, W, b, a_out, code, z_keep)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+def _forward_tiles(a_in, W, b, a_out, code, z_keep):
+    """``dense_forward``'s product split into tiles, one ``prange`` iteration each."""
+    n, n_in = a_in.shape
+    n_out = W.shape[0]
+    if code == SOFTMAX or forward_transposes(n, n_in, n_out):
         # row tiles: softmax needs whole rows; the transposed form transposes W once per
         # tile, so its tiles are taller
         transpose = forward_transposes(n, n_in, n_out)
@@ -165,7 +176,7 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
                           j0, min(n_out, j0 + FORWARD_TILE_COLS))
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
 def dense_delta(delta, W, a_in, code, delta_in):
     """Back-propagate one layer: ``delta_in = (delta @ W) * f'(a_in)``.
 
@@ -190,7 +201,16 @@ def dense_delta(delta, W, a_in, code, delta_in):
         panel_product(delta.T, W, delta_in, 0, n, 0, n_in, False)
         for i in range(n):
             multiply_derivative_row(delta_in[i], a_in[i], code)
-    elif packs(n, n_in, n_out):
+    else:
+        _delta_tiles(delta, W, a_in, code, delta_in)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+def _delta_tiles(delta, W, a_in, code, delta_in):
+    """``dense_delta``'s product split into tiles, one ``prange`` iteration each."""
+    n = delta.shape[0]
+    n_out, n_in = W.shape
+    if packs(n, n_in, n_out):
         # tiles of TILE_DELTA_ROWS rows x PACK_W columns through packed operands: each
         # tile packs its panel of W once per pass and reuses it for all its rows
         n_tr = (n + TILE_DELTA_ROWS - 1) // TILE_DELTA_ROWS
@@ -222,7 +242,7 @@ def dense_delta(delta, W, a_in, code, delta_in):
                 multiply_derivative_row(delta_in[i, k0:k1], a_in[i, k0:k1], code)
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
 def dense_grad(delta, a_in, gW, gb, accumulate):
     """Weight and bias gradient of one layer: ``gW (+)= delta.T @ a_in``, ``gb (+)= sum_i delta``.
 
@@ -245,7 +265,16 @@ def dense_grad(delta, a_in, gW, gb, accumulate):
     elif n * n_out * n_in < PARALLEL_MIN_WORK:
         panel_product(delta, a_in, gW, 0, n_out, 0, n_in, accumulate)
         column_sums(delta, gb, 0, n_out, accumulate)
-    elif packs(n, n_in, n_out):
+    else:
+        _grad_tiles(delta, a_in, gW, gb, accumulate)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+def _grad_tiles(delta, a_in, gW, gb, accumulate):
+    """``dense_grad``'s product split into tiles, one ``prange`` iteration each."""
+    n_out, n_in = gW.shape
+    n = delta.shape[0]
+    if packs(n, n_in, n_out):
         # tiles of PACK_R rows x TILE_PACK_COLS columns through packed operands
         n_tj = (n_out + PACK_R - 1) // PACK_R
         n_tk = (n_in + TILE_PACK_COLS - 1) // TILE_PACK_COLS
