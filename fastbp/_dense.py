@@ -15,9 +15,11 @@ How they are computed (see ``fastbp._gemm`` for the register-blocked micro-kerne
   keeps them in vector registers for the whole reduction (no load/store per step).
 
 Strategy by size: a product of fewer than ``PARALLEL_MIN_WORK`` multiply-adds runs serially
-(no parallel-region launch, which costs more than such a product); a larger one is split
-into tiles whose size and number depend only on the shapes, one ``prange`` iteration per
-tile. Every output element is computed by the same instruction sequence in the same order
+(no parallel-region launch, which costs more than such a product) in the dispatcher itself,
+a plain compiled function, so that small layers never even call a ``parallel=True`` one; a
+larger one is split into tiles whose size and number depend only on the shapes, one
+``prange`` iteration per tile (``_forward_tiles``, ``_delta_tiles``, ``_grad_tiles``).
+Every output element is computed by the same instruction sequence in the same order
 whichever path, tile or thread computes it (tile boundaries are multiples of the blocking),
 so results are bitwise independent of the number of threads -- and of the serial/parallel
 choice. Products of at least ``BLAS_MIN_WORK`` multiply-adds on C-contiguous operands go
@@ -78,7 +80,7 @@ def _forward_rows(a_in, W, b, a_out, code, z_keep, i0, i1, transpose):
         activate_row(a_out[i], code)
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
 def dense_forward(a_in, W, b, a_out, code, z_keep):
     """``a_out = f(a_in @ W.T + b)``; ``z_keep`` receives z if it has rows.
 
@@ -104,16 +106,24 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
     elif n < 2 * TILE_ROWS or n * n_in * n_out < PARALLEL_MIN_WORK:
         _forward_rows(a_in, W, b, a_out, code, z_keep, 0, n, forward_transposes(n, n_in, n_out))
     else:
-        transpose = forward_transposes(n, n_in, n_out)
-        # a tile transposes W once for all its rows: bigger tiles when it does
-        rows = 4 * TILE_ROWS if transpose else TILE_ROWS
-        n_tiles = (n + rows - 1) // rows
-        for t in prange(n_tiles):
-            i0 = t * rows
-            _forward_rows(a_in, W, b, a_out, code, z_keep, i0, min(n, i0 + rows), transpose)
+        _forward_tiles(a_in, W, b, a_out, code, z_keep)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+def _forward_tiles(a_in, W, b, a_out, code, z_keep):
+    """``dense_forward``'s product split into row tiles, one ``prange`` iteration each."""
+    n, n_in = a_in.shape
+    n_out = W.shape[0]
+    transpose = forward_transposes(n, n_in, n_out)
+    # a tile transposes W once for all its rows: bigger tiles when it does
+    rows = 4 * TILE_ROWS if transpose else TILE_ROWS
+    n_tiles = (n + rows - 1) // rows
+    for t in prange(n_tiles):
+        i0 = t * rows
+        _forward_rows(a_in, W, b, a_out, code, z_keep, i0, min(n, i0 + rows), transpose)
+
+
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
 def dense_delta(delta, W, a_in, code, delta_in):
     """Back-propagate one layer: ``delta_in = (delta @ W) * f'(a_in)``.
 
@@ -139,23 +149,30 @@ def dense_delta(delta, W, a_in, code, delta_in):
         for i in range(n):
             multiply_derivative_row(delta_in[i], a_in[i], code)
     else:
-        # tiles of TILE_ROWS rows x PANEL columns: a W panel (n_out x PANEL) stays in cache
-        # while the tile's row blocks stream past it
-        n_tr = (n + TILE_ROWS - 1) // TILE_ROWS
-        n_tk = (n_in + PANEL - 1) // PANEL
-        for t in prange(n_tr * n_tk):
-            tr = t // n_tk
-            tk = t - tr * n_tk
-            i0 = tr * TILE_ROWS
-            k0 = tk * PANEL
-            i1 = min(n, i0 + TILE_ROWS)
-            k1 = min(n_in, k0 + PANEL)
-            panel_product(delta.T, W, delta_in, i0, i1, k0, k1, False)
-            for i in range(i0, i1):
-                multiply_derivative_row(delta_in[i, k0:k1], a_in[i, k0:k1], code)
+        _delta_tiles(delta, W, a_in, code, delta_in)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+def _delta_tiles(delta, W, a_in, code, delta_in):
+    """``dense_delta`` split into tiles of ``TILE_ROWS`` rows x ``PANEL`` columns (a W panel,
+    ``n_out x PANEL``, stays in cache while the tile's row blocks stream past it)."""
+    n = delta.shape[0]
+    n_in = W.shape[1]
+    n_tr = (n + TILE_ROWS - 1) // TILE_ROWS
+    n_tk = (n_in + PANEL - 1) // PANEL
+    for t in prange(n_tr * n_tk):
+        tr = t // n_tk
+        tk = t - tr * n_tk
+        i0 = tr * TILE_ROWS
+        k0 = tk * PANEL
+        i1 = min(n, i0 + TILE_ROWS)
+        k1 = min(n_in, k0 + PANEL)
+        panel_product(delta.T, W, delta_in, i0, i1, k0, k1, False)
+        for i in range(i0, i1):
+            multiply_derivative_row(delta_in[i, k0:k1], a_in[i, k0:k1], code)
+
+
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
 def dense_grad(delta, a_in, gW, gb, accumulate):
     """Weight and bias gradient of one layer: ``gW (+)= delta.T @ a_in``, ``gb (+)= sum_i delta``.
 
@@ -179,17 +196,24 @@ def dense_grad(delta, a_in, gW, gb, accumulate):
         panel_product(delta, a_in, gW, 0, n_out, 0, n_in, accumulate)
         column_sums(delta, gb, 0, n_out, accumulate)
     else:
-        n_tj = (n_out + TILE_GRAD_ROWS - 1) // TILE_GRAD_ROWS
-        n_tk = (n_in + PANEL - 1) // PANEL
-        for t in prange(n_tj * n_tk):
-            tj = t // n_tk
-            tk = t - tj * n_tk
-            j0 = tj * TILE_GRAD_ROWS
-            k0 = tk * PANEL
-            j1 = min(n_out, j0 + TILE_GRAD_ROWS)
-            panel_product(delta, a_in, gW, j0, j1, k0, min(n_in, k0 + PANEL), accumulate)
-            if tk == 0:
-                column_sums(delta, gb, j0, j1, accumulate)
+        _grad_tiles(delta, a_in, gW, gb, accumulate)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+def _grad_tiles(delta, a_in, gW, gb, accumulate):
+    """``dense_grad`` split into tiles of ``TILE_GRAD_ROWS`` rows x ``PANEL`` columns."""
+    n_out, n_in = gW.shape
+    n_tj = (n_out + TILE_GRAD_ROWS - 1) // TILE_GRAD_ROWS
+    n_tk = (n_in + PANEL - 1) // PANEL
+    for t in prange(n_tj * n_tk):
+        tj = t // n_tk
+        tk = t - tj * n_tk
+        j0 = tj * TILE_GRAD_ROWS
+        k0 = tk * PANEL
+        j1 = min(n_out, j0 + TILE_GRAD_ROWS)
+        panel_product(delta, a_in, gW, j0, j1, k0, min(n_in, k0 + PANEL), accumulate)
+        if tk == 0:
+            column_sums(delta, gb, j0, j1, accumulate)
 
 
 __all__ = ["BLOCK", "FASTMATH", "PANEL", "PARALLEL_MIN_WORK", "dense_delta", "dense_forward",
