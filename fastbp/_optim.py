@@ -132,6 +132,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
     biases. Scalars are cast to the buffer dtype once, outside the loop."""
     ft = params.dtype.type
     par = hi - lo >= _PARALLEL_MIN_ELEMENTS
+    # serial loops: an unsigned index (no negative-index wraparound) lets LLVM vectorise
     l2_ = ft(l2)
     if kind == OPT_SGD:
         lr_ = ft(lr)
@@ -143,7 +144,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
             for k in prange(lo, hi):
                 _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
         else:
-            for k in range(lo, hi):
+            for k in range(np.uint64(lo), np.uint64(hi)):
                 _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
     elif kind == OPT_ADAM:
         beta1, beta2, eps = hyper[0], hyper[1], hyper[2]
@@ -161,7 +162,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
                 _adam_one(params, grads, state, k, l2_, b1c, b2, b2c, step_size, bc2_sqrt,
                           eps_, decay)
         else:
-            for k in range(lo, hi):
+            for k in range(np.uint64(lo), np.uint64(hi)):
                 _adam_one(params, grads, state, k, l2_, b1c, b2, b2c, step_size, bc2_sqrt,
                           eps_, decay)
     elif kind == OPT_RMSPROP:
@@ -176,7 +177,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
                 _rmsprop_one(params, grads, state, k, lr_, l2_, alpha, alpha1, eps_, momentum,
                              centered)
         else:
-            for k in range(lo, hi):
+            for k in range(np.uint64(lo), np.uint64(hi)):
                 _rmsprop_one(params, grads, state, k, lr_, l2_, alpha, alpha1, eps_, momentum,
                              centered)
     elif kind == OPT_ADAGRAD:
@@ -186,7 +187,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
             for k in prange(lo, hi):
                 _adagrad_one(params, grads, state, k, clr, l2_, eps_)
         else:
-            for k in range(lo, hi):
+            for k in range(np.uint64(lo), np.uint64(hi)):
                 _adagrad_one(params, grads, state, k, clr, l2_, eps_)
 
 
