@@ -15,7 +15,7 @@ Both take only arrays and scalars and allocate nothing.
 
 from numba import njit
 
-from ._network import _block, backward_train, forward_train, output_delta_weighted
+from ._network import _block, _view, backward_train, forward_train, output_delta_weighted
 from ._optim import clip_grad_norm, optimizer_step
 from ._train import _gather_batch, count_correct
 
@@ -56,7 +56,7 @@ def local_step_gradient(
                   drop_rates, raw, drop_seed, step)
     a_out = _block(act, sizes, a_off, L, m)
     e = output_delta_weighted(
-        z_out[: m * n_out].reshape((m, n_out)), a_out, t, w, loss_code, act_codes[L - 1],
+        _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
         scale, _block(delta, sizes, a_off, L, m),
     )
     totals[0] += e / scale

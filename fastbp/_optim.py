@@ -132,6 +132,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
     biases. Scalars are cast to the buffer dtype once, outside the loop."""
     ft = params.dtype.type
     par = hi - lo >= _PARALLEL_MIN_ELEMENTS
+    # serial loops: an unsigned index (no negative-index wraparound) lets LLVM vectorise
     l2_ = ft(l2)
     if kind == OPT_SGD:
         lr_ = ft(lr)

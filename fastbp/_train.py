@@ -9,6 +9,8 @@ from numba import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY
 from ._network import (
     _block,
+    _borrowed,
+    _view,
     backward,
     backward_train,
     batch_loss,
@@ -59,6 +61,12 @@ def train_epoch_sgd(
     float
         Mean over the epoch's samples of the loss measured before each update.
     """
+    X, T, order, params, grads = _borrowed(X), _borrowed(T), _borrowed(order), \
+        _borrowed(params), _borrowed(grads)
+    sizes, w_off, b_off = _borrowed(sizes), _borrowed(w_off), _borrowed(b_off)
+    act_codes, a_off = _borrowed(act_codes), _borrowed(a_off)
+    act, delta, z_out, t_buf = _borrowed(act), _borrowed(delta), _borrowed(z_out), \
+        _borrowed(t_buf)
     n = order.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
@@ -66,11 +74,11 @@ def train_epoch_sgd(
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
-        t = t_buf[: m * n_out].reshape((m, n_out))
+        t = _view(t_buf, 0, m, n_out)
         _gather(T, order, start, m, t)
         forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
         total += m * output_delta(
-            z_out[: m * n_out].reshape((m, n_out)), _block(act, sizes, a_off, L, m), t,
+            _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m), t,
             loss_code, act_codes[L - 1], 1.0 / m, _block(delta, sizes, a_off, L, m),
         )
         backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, False)
@@ -112,7 +120,7 @@ def dataset_loss(X, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a
         _block(act, sizes, a_off, 0, m)[:, :] = X[start : start + m]
         forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
         total += batch_loss(
-            z_out[: m * n_out].reshape((m, n_out)), _block(act, sizes, a_off, L, m),
+            _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
             T[start : start + m], loss_code,
         )
     return total / n
@@ -142,7 +150,7 @@ def dataset_gradient(
         _block(act, sizes, a_off, 0, m)[:, :] = X[start : start + m]
         forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
         total += output_delta(
-            z_out[: m * n_out].reshape((m, n_out)), _block(act, sizes, a_off, L, m),
+            _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
             T[start : start + m], loss_code, act_codes[L - 1], 1.0 / n,
             _block(delta, sizes, a_off, L, m),
         )
@@ -206,7 +214,7 @@ def _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf):
         w = w_buf[:0]
         wsum = np.float64(m)
     _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
-    t = t_buf[: m * n_out].reshape((m, n_out))
+    t = _view(t_buf, 0, m, n_out)
     _gather(T, order, start, m, t)
     return t, w, wsum
 
@@ -315,6 +323,14 @@ def train_steps(
         the index of the batch after the last one whose update was applied
         (``stop_batch`` unless a non-finite loss stopped the run early).
     """
+    # borrowed arrays: no reference counting in the step loop (see ``_borrowed``)
+    X, T, SW, order = _borrowed(X), _borrowed(T), _borrowed(SW), _borrowed(order)
+    params, grads, state = _borrowed(params), _borrowed(grads), _borrowed(state)
+    hyper, counters, drop_rates = _borrowed(hyper), _borrowed(counters), _borrowed(drop_rates)
+    sizes, w_off, b_off = _borrowed(sizes), _borrowed(w_off), _borrowed(b_off)
+    act_codes, a_off = _borrowed(act_codes), _borrowed(a_off)
+    act, delta, raw, z_out = _borrowed(act), _borrowed(delta), _borrowed(raw), _borrowed(z_out)
+    t_buf, w_buf, acc = _borrowed(t_buf), _borrowed(w_buf), _borrowed(acc)
     n = order.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
@@ -327,7 +343,7 @@ def train_steps(
                       drop_rates, raw, drop_seed, step)
         a_out = _block(act, sizes, a_off, L, m)
         batch_loss_value = output_delta_weighted(
-            z_out[: m * n_out].reshape((m, n_out)), a_out, t, w, loss_code, act_codes[L - 1],
+            _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
             1.0 / m, _block(delta, sizes, a_off, L, m),
         )
         if check and not np.isfinite(batch_loss_value):
@@ -372,7 +388,7 @@ def dataset_gradient_weighted(
         _block(act, sizes, a_off, 0, m)[:, :] = X[start : start + m]
         forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
         total += output_delta_weighted(
-            z_out[: m * n_out].reshape((m, n_out)), _block(act, sizes, a_off, L, m),
+            _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
             T[start : start + m], SW[start : start + m], loss_code, act_codes[L - 1],
             1.0 / wsum, _block(delta, sizes, a_off, L, m),
         )
@@ -395,7 +411,7 @@ def batch_gradient_dropout(
     forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n,
                   drop_rates, raw, drop_seed, step)
     loss = output_delta(
-        z_out[: n * n_out].reshape((n, n_out)), _block(act, sizes, a_off, L, n), T,
+        _view(z_out, 0, n, n_out), _block(act, sizes, a_off, L, n), T,
         loss_code, act_codes[L - 1], 1.0 / n, _block(delta, sizes, a_off, L, n),
     )
     backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n, False,

@@ -552,6 +552,20 @@ def test_layer_block_views():
     np.testing.assert_allclose(hidden_of(X, k, ws), expected, rtol=1e-12, atol=1e-14)
 
 
+
+def test_blocks_outside_the_workspace_raise():
+    model = _model(CASES[0], "float64")
+    k = model.kernel_args()
+    ws = model.allocate_workspace(4)
+    out = K.output_block(ws.act, k.sizes, ws.a_off, 4)
+    assert out.shape == (4, k.sizes[-1]) and out.flags.c_contiguous
+    out[:] = 7.0  # a view: writes reach the workspace
+    assert np.all(ws.act[ws.a_off[-1]:] == 7.0)
+    with pytest.raises(ValueError, match="outside its buffer"):
+        K.output_block(ws.act, k.sizes, ws.a_off, 5)
+    with pytest.raises(ValueError, match="outside its buffer"):
+        K.layer_block(ws.act, k.sizes, ws.a_off, 0, -1)
+
 def test_train_epoch_with_dropout_matches_fit():
     sizes, act, loss, out = CASES[0]
     X, T = _data(sizes, loss, "float32", n=17)
