@@ -30,6 +30,7 @@ called from serial code only, so BLAS threads and Numba threads never run at the
 the elementwise work around them is serial.
 """
 
+import numpy as np
 from numba import njit, prange
 
 from ._activations import activate_row, multiply_derivative_row
@@ -119,6 +120,53 @@ def _forward_tile(a_in, W, b, a_out, code, z_keep, i0, i1, j0, j1):
         activate_row(a_out[i, j0:j1], code)
 
 
+@njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
+def _forward_one(a_in, W, b, a_out, code, z_keep):
+    """One row (online learning): ``a_out[0] = f(W @ a_in[0] + b)`` as plain dot products,
+    with no blocking machinery around them (whose fixed cost exceeds such a product)."""
+    n_out, n_in = W.shape
+    for j in range(n_out):
+        s = W.dtype.type(0)
+        # an unsigned index: no negative-index wraparound in the loop, so LLVM vectorises it
+        for k in range(np.uint64(n_in)):
+            s += a_in[0, k] * W[j, k]
+        a_out[0, j] = s + b[j]
+    if z_keep.shape[0] > 0:
+        for j in range(n_out):
+            z_keep[0, j] = a_out[0, j]
+    activate_row(a_out[0], code)
+
+
+@njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
+def _delta_one(delta, W, a_in, code, delta_in):
+    """One row: ``delta_in[0] = (delta[0] @ W) * f'(a_in[0])`` as a sum of scaled rows of W."""
+    n_out, n_in = W.shape
+    z = W.dtype.type(0)
+    for k in range(np.uint64(n_in)):
+        delta_in[0, k] = z
+    for j in range(n_out):
+        d = delta[0, j]
+        for k in range(np.uint64(n_in)):
+            delta_in[0, k] += d * W[j, k]
+    multiply_derivative_row(delta_in[0], a_in[0], code)
+
+
+@njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
+def _grad_one(delta, a_in, gW, gb, accumulate):
+    """One row: the outer product ``gW (+)= delta[0] a_in[0]^T``, ``gb (+)= delta[0]``."""
+    n_out, n_in = gW.shape
+    for j in range(n_out):
+        d = delta[0, j]
+        if accumulate:
+            for k in range(np.uint64(n_in)):
+                gW[j, k] += d * a_in[0, k]
+            gb[j] += d
+        else:
+            for k in range(np.uint64(n_in)):
+                gW[j, k] = d * a_in[0, k]
+            gb[j] = d
+
+
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
 def dense_forward(a_in, W, b, a_out, code, z_keep):
     """``a_out = f(a_in @ W.T + b)``; ``z_keep`` receives z if it has rows.
@@ -134,7 +182,9 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
     """
     n, n_in = a_in.shape
     n_out = W.shape[0]
-    if n >= BLOCK and n * n_in * n_out >= BLAS_MIN_WORK and gemm_nt(a_in, W, a_out):
+    if n == 1:
+        _forward_one(a_in, W, b, a_out, code, z_keep)
+    elif n >= BLOCK and n * n_in * n_out >= BLAS_MIN_WORK and gemm_nt(a_in, W, a_out):
         keep = z_keep.shape[0] > 0
         for i in range(n):
             for j in range(n_out):
@@ -190,7 +240,9 @@ def dense_delta(delta, W, a_in, code, delta_in):
     """
     n = delta.shape[0]
     n_out, n_in = W.shape
-    if n < BLOCK:  # a few rows (online learning): a plain loop, whatever the size
+    if n == 1:
+        _delta_one(delta, W, a_in, code, delta_in)
+    elif n < BLOCK:  # a few rows (online learning): a plain loop, whatever the size
         row_product(delta.T, W, delta_in)
         for i in range(n):
             multiply_derivative_row(delta_in[i], a_in[i], code)
@@ -256,7 +308,9 @@ def dense_grad(delta, a_in, gW, gb, accumulate):
     """
     n_out, n_in = gW.shape
     n = delta.shape[0]
-    if n_out < BLOCK and not accumulate:  # one or a few output units: a plain loop
+    if n == 1:
+        _grad_one(delta, a_in, gW, gb, accumulate)
+    elif n_out < BLOCK and not accumulate:  # one or a few output units: a plain loop
         row_product(delta, a_in, gW)
         column_sums(delta, gb, 0, n_out, accumulate)
     elif (not accumulate and n * n_out * n_in >= BLAS_MIN_WORK

@@ -216,6 +216,10 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
     l2 : float, L2 penalty coefficient on weights (``E + l2/2 * sum W**2``); biases get none
     sizes, w_off, b_off : int64 layout arrays
     """
+    if kind == OPT_SGD and hyper[0] == 0 and l2 == 0:
+        # plain gradient descent treats weights and biases alike: one pass over the buffer
+        _step_segment(params, grads, state, kind, hyper, lr, step, 0.0, 0.0, 0, params.shape[0])
+        return
     decoupled = hyper[3] if kind == OPT_ADAM else 0.0
     for p in range(sizes.shape[0] - 1):
         n_w = sizes[p] * sizes[p + 1]
