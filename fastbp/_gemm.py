@@ -91,16 +91,22 @@ def _stack_wt(typingctx, dtype):
     return sig, codegen
 
 
-#: packed product: reduction rows per pass, rows of C per packed group, columns per panel
-PACK_S = 256
+#: packed product: rows of C per packed group, columns per panel
 PACK_R = 64
 PACK_W = 64
 
+#: bytes of each packing buffer on the stack: 64 KiB, so that a packed product needs about
+#: 130 KiB of stack whatever the dtype (worker threads' stacks can be as small as 512 KiB)
+PACK_BYTES = 1 << 16
 
-def _stack_array(size):
-    """An intrinsic returning a pointer to ``size`` uninitialised stack elements of a dtype
-    (an ``alloca`` in the entry block of the function it is inlined into: made once per call
-    of that function, never per loop iteration, and freed on return)."""
+#: reduction rows per pass of the packed product, by item size: 256 (float32), 128 (float64)
+PACK_S = {4: PACK_BYTES // (4 * PACK_W), 8: PACK_BYTES // (8 * PACK_W)}
+
+
+def _stack_array(nbytes):
+    """An intrinsic returning a pointer to ``nbytes`` of uninitialised stack as elements of a
+    dtype (an ``alloca`` in the entry block of the function it is inlined into: made once per
+    call of that function, never per loop iteration, and freed on return)."""
 
     @intrinsic
     def stack(typingctx, dtype):
@@ -109,16 +115,17 @@ def _stack_array(size):
 
         def codegen(context, builder, signature, args):
             lty = context.get_data_type(dt)
-            return cgutils.alloca_once(builder, lty, size=ir.Constant(ir.IntType(64), size))
+            n = nbytes // context.get_abi_sizeof(lty)
+            return cgutils.alloca_once(builder, lty, size=ir.Constant(ir.IntType(64), n))
 
         return sig, codegen
 
     return stack
 
 
-_stack_pack_p = _stack_array(PACK_S * PACK_R)
-_stack_pack_q = _stack_array(PACK_S * PACK_W)
-_stack_pack_acc = _stack_array(BLOCK * PACK_W)
+_stack_pack_p = _stack_array(PACK_BYTES)
+_stack_pack_q = _stack_array(PACK_BYTES)
+_stack_pack_acc = _stack_array(BLOCK * PACK_W * 8)
 
 
 # --------------------------------------------------------------------------- dot-product form
@@ -633,11 +640,12 @@ def packed_product(P, Q, C, r0, r1, k0, k1, accumulate, q_outer):
     r0 = max(r0, 0)
     k0 = max(k0, 0)
     S = P.shape[0]
-    Pp = carray(_stack_pack_p(C.dtype), (PACK_S, PACK_R))
-    Qp = carray(_stack_pack_q(C.dtype), (PACK_S, PACK_W))
-    for s0 in range(0, S, PACK_S):
+    pack_s = PACK_BYTES // (PACK_W * C.itemsize)
+    Pp = carray(_stack_pack_p(C.dtype), (pack_s, PACK_R))
+    Qp = carray(_stack_pack_q(C.dtype), (pack_s, PACK_W))
+    for s0 in range(0, S, pack_s):
         s0 = max(s0, 0)
-        ns = min(S, s0 + PACK_S) - s0
+        ns = min(S, s0 + pack_s) - s0
         acc_s = accumulate or s0 > 0
         if q_outer:
             for k in range(k0, k1, PACK_W):
