@@ -25,61 +25,74 @@ def _sigmoid(x):
 
 
 @njit(cache=True, nogil=True)
-def activate_row(z, code):
-    """Apply activation ``code`` to the 1-D row ``z`` in place."""
-    n = z.shape[0]
+def activate(z, i0, i1, j0, j1, code):
+    """Apply activation ``code`` in place to the block ``z[i0:i1, j0:j1]`` of a 2-D array.
+
+    One call per block, not per row: for narrow layers (one output unit, say) a call per
+    row cost more than the activation itself. Softmax needs whole rows (``j0 = 0``,
+    ``j1 = z.shape[1]``).
+    """
     if code == IDENTITY:
         return
     elif code == LOGISTIC:
-        for j in range(n):
-            z[j] = _sigmoid(z[j])
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                z[i, j] = _sigmoid(z[i, j])
     elif code == TANH:
-        for j in range(n):
-            z[j] = np.tanh(z[j])
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                z[i, j] = np.tanh(z[i, j])
     elif code == RELU:
         zero = z.dtype.type(0)
-        for j in range(n):
-            x = z[j]
-            z[j] = zero if x < zero else x  # NaN < 0 is False: a NaN stays visible
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                x = z[i, j]
+                z[i, j] = zero if x < zero else x  # NaN < 0 is False: a NaN stays visible
     elif code == LEAKY_RELU:
         slope = z.dtype.type(LEAKY_SLOPE)
-        for j in range(n):
-            x = z[j]
-            z[j] = x * slope if x < 0 else x
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                x = z[i, j]
+                z[i, j] = x * slope if x < 0 else x
     elif code == SOFTMAX:
-        m = z[0]
-        for j in range(1, n):
-            if z[j] > m:
-                m = z[j]
-        s = z.dtype.type(0)
-        for j in range(n):
-            e = np.exp(z[j] - m)
-            z[j] = e
-            s += e
-        inv = 1 / s
-        for j in range(n):
-            z[j] = z[j] * inv
+        for i in range(i0, i1):
+            m = z[i, j0]
+            for j in range(j0 + 1, j1):
+                if z[i, j] > m:
+                    m = z[i, j]
+            s = z.dtype.type(0)
+            for j in range(j0, j1):
+                e = np.exp(z[i, j] - m)
+                z[i, j] = e
+                s += e
+            inv = 1 / s
+            for j in range(j0, j1):
+                z[i, j] = z[i, j] * inv
 
 
 @njit(cache=True, nogil=True)
-def multiply_derivative_row(d, a, code):
-    """``d[k] *= f'(z[k])`` for the 1-D rows ``d`` and ``a = f(z)`` (elementwise activations)."""
-    n = d.shape[0]
+def multiply_derivative(d, a, i0, i1, k0, k1, code):
+    """``d[i, k] *= f'(z[i, k])`` on the block ``[i0:i1, k0:k1]`` of the 2-D arrays ``d`` and
+    ``a = f(z)`` (elementwise activations), in one call per block."""
     one = d.dtype.type(1)
     if code == IDENTITY:
         return
     elif code == LOGISTIC:
-        for k in range(n):
-            d[k] *= a[k] * (one - a[k])
+        for i in range(i0, i1):
+            for k in range(k0, k1):
+                d[i, k] *= a[i, k] * (one - a[i, k])
     elif code == TANH:
-        for k in range(n):
-            d[k] *= one - a[k] * a[k]
+        for i in range(i0, i1):
+            for k in range(k0, k1):
+                d[i, k] *= one - a[i, k] * a[i, k]
     elif code == RELU:
         zero = d.dtype.type(0)
-        for k in range(n):
-            # NaN <= 0 is False: a NaN is never hidden by a zero
-            d[k] = zero if a[k] <= zero else d[k]
+        for i in range(i0, i1):
+            for k in range(k0, k1):
+                # NaN <= 0 is False: a NaN is never hidden by a zero
+                d[i, k] = zero if a[i, k] <= zero else d[i, k]
     else:  # LEAKY_RELU: a > 0 exactly when z > 0 because the slope is positive
         slope = d.dtype.type(LEAKY_SLOPE)
-        for k in range(n):
-            d[k] = d[k] * slope if a[k] <= 0 else d[k]
+        for i in range(i0, i1):
+            for k in range(k0, k1):
+                d[i, k] = d[i, k] * slope if a[i, k] <= 0 else d[i, k]

@@ -33,7 +33,7 @@ the elementwise work around them is serial.
 import numpy as np
 from numba import njit, prange
 
-from ._activations import activate_row, multiply_derivative_row
+from ._activations import activate, multiply_derivative
 from ._blas import BLAS_MIN_WORK, gemm_nn, gemm_nt, gemm_tn
 from ._codes import SOFTMAX
 from ._gemm import (
@@ -99,12 +99,11 @@ def _forward_rows(a_in, W, b, a_out, code, z_keep, i0, i1, transpose):
                 a_out[i, j] += b[j]
     else:
         dot_block(a_in, W, b, a_out, i0, i1, 0, W.shape[0])
-    keep = z_keep.shape[0] > 0
-    for i in range(i0, i1):
-        if keep:
+    if z_keep.shape[0] > 0:
+        for i in range(i0, i1):
             for j in range(a_out.shape[1]):
                 z_keep[i, j] = a_out[i, j]
-        activate_row(a_out[i], code)
+    activate(a_out, i0, i1, 0, a_out.shape[1], code)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
@@ -112,12 +111,11 @@ def _forward_tile(a_in, W, b, a_out, code, z_keep, i0, i1, j0, j1):
     """Block ``[i0:i1, j0:j1]`` of the forward product, bias, kept ``z`` and (elementwise)
     activation."""
     dot_block(a_in, W, b, a_out, i0, i1, j0, j1)
-    keep = z_keep.shape[0] > 0
-    for i in range(i0, i1):
-        if keep:
+    if z_keep.shape[0] > 0:
+        for i in range(i0, i1):
             for j in range(j0, j1):
                 z_keep[i, j] = a_out[i, j]
-        activate_row(a_out[i, j0:j1], code)
+    activate(a_out, i0, i1, j0, j1, code)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
@@ -134,7 +132,7 @@ def _forward_one(a_in, W, b, a_out, code, z_keep):
     if z_keep.shape[0] > 0:
         for j in range(n_out):
             z_keep[0, j] = a_out[0, j]
-    activate_row(a_out[0], code)
+    activate(a_out, 0, 1, 0, n_out, code)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
@@ -148,7 +146,7 @@ def _delta_one(delta, W, a_in, code, delta_in):
         d = delta[0, j]
         for k in range(np.uint64(n_in)):
             delta_in[0, k] += d * W[j, k]
-    multiply_derivative_row(delta_in[0], a_in[0], code)
+    multiply_derivative(delta_in, a_in, 0, 1, 0, n_in, code)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
@@ -191,7 +189,7 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
                 a_out[i, j] += b[j]
                 if keep:
                     z_keep[i, j] = a_out[i, j]
-            activate_row(a_out[i], code)
+        activate(a_out, 0, n, 0, n_out, code)
     elif n < 2 * TILE_ROWS or n * n_in * n_out < PARALLEL_MIN_WORK:
         _forward_rows(a_in, W, b, a_out, code, z_keep, 0, n, forward_transposes(n, n_in, n_out))
     else:
@@ -244,15 +242,12 @@ def dense_delta(delta, W, a_in, code, delta_in):
         _delta_one(delta, W, a_in, code, delta_in)
     elif n < BLOCK:  # a few rows (online learning): a plain loop, whatever the size
         row_product(delta.T, W, delta_in)
-        for i in range(n):
-            multiply_derivative_row(delta_in[i], a_in[i], code)
+        multiply_derivative(delta_in, a_in, 0, n, 0, n_in, code)
     elif n * n_out * n_in >= BLAS_MIN_WORK and gemm_nn(delta, W, delta_in):
-        for i in range(n):
-            multiply_derivative_row(delta_in[i], a_in[i], code)
+        multiply_derivative(delta_in, a_in, 0, n, 0, n_in, code)
     elif n * n_out * n_in < PARALLEL_MIN_WORK:
         panel_product(delta.T, W, delta_in, 0, n, 0, n_in, False)
-        for i in range(n):
-            multiply_derivative_row(delta_in[i], a_in[i], code)
+        multiply_derivative(delta_in, a_in, 0, n, 0, n_in, code)
     else:
         _delta_tiles(delta, W, a_in, code, delta_in)
 
@@ -275,8 +270,7 @@ def _delta_tiles(delta, W, a_in, code, delta_in):
             i1 = min(n, i0 + TILE_DELTA_ROWS)
             k1 = min(n_in, k0 + PACK_W)
             packed_product(delta.T, W, delta_in, i0, i1, k0, k1, False, True)
-            for i in range(i0, i1):
-                multiply_derivative_row(delta_in[i, k0:k1], a_in[i, k0:k1], code)
+            multiply_derivative(delta_in, a_in, i0, i1, k0, k1, code)
     else:
         # tiles of TILE_ROWS rows x PANEL columns: a W panel (n_out x PANEL) stays in cache
         # while the tile's row blocks stream past it
@@ -290,8 +284,7 @@ def _delta_tiles(delta, W, a_in, code, delta_in):
             i1 = min(n, i0 + TILE_ROWS)
             k1 = min(n_in, k0 + PANEL)
             panel_product(delta.T, W, delta_in, i0, i1, k0, k1, False)
-            for i in range(i0, i1):
-                multiply_derivative_row(delta_in[i, k0:k1], a_in[i, k0:k1], code)
+            multiply_derivative(delta_in, a_in, i0, i1, k0, k1, code)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True)

@@ -18,7 +18,7 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-from ._activations import multiply_derivative_row
+from ._activations import multiply_derivative
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, SOFTMAX
 from ._dense import dense_delta, dense_forward, dense_grad
 
@@ -235,7 +235,7 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta):
                 for j in range(m):
                     delta[i, j] = a[i, j] * (delta[i, j] - ga)
             else:
-                multiply_derivative_row(delta[i], a[i], out_code)
+                multiply_derivative(delta, a, i, i + 1, 0, m, out_code)
             for j in range(m):
                 delta[i, j] *= sc
         row_e = _row_loss(z, a, t, loss_code, i)

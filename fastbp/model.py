@@ -45,9 +45,19 @@ from .callbacks import EarlyStopping
 from .optim import LBFGS, SGD, get_optimizer
 from .schedules import Constant, get_schedule
 
-#: rows per chunk when predicting or computing a whole-data-set gradient; fixed (not tied
-#: to the thread count) so that chunked sums are reproducible
+#: rows per chunk when predicting or computing a whole-data-set gradient, at least: narrow
+#: networks take more rows per chunk, up to ``CHUNK_BYTES`` of activations (fewer parallel
+#: launches and calls per row); the count depends on the layer sizes only (never on the
+#: thread count), so that chunked sums are reproducible
 CHUNK_ROWS = 1024
+CHUNK_ROWS_MAX = 16384
+CHUNK_BYTES = 1 << 21
+
+
+def chunk_rows(layer_sizes, itemsize: int) -> int:
+    """Rows per chunk of whole-data-set passes for a network (see ``CHUNK_ROWS``)."""
+    per_row = int(sum(int(s) for s in layer_sizes)) * int(itemsize)
+    return max(CHUNK_ROWS, min(CHUNK_ROWS_MAX, CHUNK_BYTES // per_row))
 
 #: target duration of one compiled training call; ``fit`` runs each epoch as calls of about
 #: this long (measured), so Ctrl-C is honoured within a fraction of a second
@@ -325,6 +335,10 @@ class Model:
             n_out, n_in = W.shape
             W[:] = INITIALIZERS[name](rng, n_out, n_in)
             self.biases[p][:] = 0
+
+    @property
+    def _chunk_rows(self) -> int:
+        return chunk_rows(self.layer_sizes, self.dtype.itemsize)
 
     def _workspace(self, capacity: int) -> Workspace:
         ws = self._workspaces.get(capacity)
@@ -667,7 +681,7 @@ class Model:
 
     def _validation_metrics(self, Xv, Tv) -> dict:
         logs = {}
-        ws = self._workspace(min(Xv.shape[0], CHUNK_ROWS))
+        ws = self._workspace(min(Xv.shape[0], self._chunk_rows))
         logs["val_loss"] = float(dataset_loss(
             Xv, Tv, self._params, self.layer_sizes, self._w_off, self._b_off, self._act_codes,
             self._loss_code, ws.act, ws.a_off, ws.z_out,
@@ -810,7 +824,7 @@ class Model:
 
         X, T, SW, l2 = plan["X"], plan["T"], plan["SW"], plan["l2"]
         cfg = self._opt.get_config()
-        ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+        ws = self._workspace(min(X.shape[0], self._chunk_rows))
         params, grads = self._params, self.grads
         penalty = [0.0]
         interrupt = plan["interrupt"]
@@ -872,7 +886,7 @@ class Model:
             raise KeyboardInterrupt
 
     def _accuracy(self, X, T) -> float:
-        ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+        ws = self._workspace(min(X.shape[0], self._chunk_rows))
         out = np.empty_like(T)
         predict_into(X, self._params, self.layer_sizes, self._w_off, self._b_off,
                      self._act_codes, ws.act, ws.a_off, ws.z_out, out)
@@ -897,7 +911,7 @@ class Model:
         X = check_X(X, self.dtype, int(self.layer_sizes[0]))
         with self._lock, kernel_threads(n_threads):
             out = np.empty((X.shape[0], int(self.layer_sizes[-1])), dtype=self.dtype)
-            ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+            ws = self._workspace(min(X.shape[0], self._chunk_rows))
             predict_into(
                 X, self._params, self.layer_sizes, self._w_off, self._b_off, self._act_codes,
                 ws.act, ws.a_off, ws.z_out, out,
@@ -909,7 +923,7 @@ class Model:
         X = check_X(X, self.dtype, int(self.layer_sizes[0]))
         T = check_targets(y, X.shape[0], self.loss, int(self.layer_sizes[-1]), self.dtype)
         with self._lock, kernel_threads(n_threads):
-            ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+            ws = self._workspace(min(X.shape[0], self._chunk_rows))
             return float(dataset_loss(
                 X, T, self._params, self.layer_sizes, self._w_off, self._b_off,
                 self._act_codes, self._loss_code, ws.act, ws.a_off, ws.z_out,
@@ -935,7 +949,7 @@ class Model:
               else check_sample_weight(sample_weight, X.shape[0], self.dtype))
         l2 = check_positive_float(l2, "l2", allow_zero=True)
         with self._lock, kernel_threads(n_threads):
-            ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+            ws = self._workspace(min(X.shape[0], self._chunk_rows))
             loss = dataset_gradient_weighted(
                 X, T, SW, self._params, self.grads, self.layer_sizes, self._w_off,
                 self._b_off, self._act_codes, self._loss_code, ws.act, ws.delta, ws.a_off,
@@ -960,7 +974,7 @@ class Model:
         SW = (None if sample_weight is None
               else check_sample_weight(sample_weight, X.shape[0], self.dtype))
         with self._lock, kernel_threads(n_threads):
-            ws = self._workspace(min(X.shape[0], CHUNK_ROWS))
+            ws = self._workspace(min(X.shape[0], self._chunk_rows))
             if SW is None:
                 loss = dataset_loss(
                     X, T, self._params, self.layer_sizes, self._w_off, self._b_off,
