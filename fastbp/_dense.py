@@ -82,6 +82,22 @@ def forward_transposes(n, n_in, n_out):
     return n >= 2 * BLOCK and n_out % 8 == 0 and n_in < 64 and n_in * n_out <= TRANSPOSE_MAX
 
 
+@njit(inline="always", cache=True)
+def _tile(t, n_rows, n_cols, rows, cols):
+    """Bounds ``(r0, r1, c0, c1)`` of tile ``t`` of a ``rows x cols`` tiling (row-major) of
+    an ``n_rows x n_cols`` output."""
+    n_tc = (n_cols + cols - 1) // cols
+    tr = t // n_tc
+    r0 = tr * rows
+    c0 = (t - tr * n_tc) * cols
+    return r0, min(n_rows, r0 + rows), c0, min(n_cols, c0 + cols)
+
+
+@njit(inline="always", cache=True)
+def _n_tiles(n_rows, n_cols, rows, cols):
+    return ((n_rows + rows - 1) // rows) * ((n_cols + cols - 1) // cols)
+
+
 @njit(cache=True, nogil=True)
 def packs(n, n_in, n_out):
     """Whether ``dense_delta`` and ``dense_grad`` use the packed products for these shapes:
@@ -213,15 +229,10 @@ def _forward_tiles(a_in, W, b, a_out, code, z_keep):
     else:
         # 2-D tiles: each reads its slice of W once (``dot_block`` keeps it in cache while
         # the tile's rows pass over it)
-        n_ti = (n + FORWARD_TILE_ROWS - 1) // FORWARD_TILE_ROWS
-        n_tj = (n_out + FORWARD_TILE_COLS - 1) // FORWARD_TILE_COLS
-        for t in prange(n_ti * n_tj):
-            ti = t // n_tj
-            tj = t - ti * n_tj
-            i0 = ti * FORWARD_TILE_ROWS
-            j0 = tj * FORWARD_TILE_COLS
-            _forward_tile(a_in, W, b, a_out, code, z_keep, i0, min(n, i0 + FORWARD_TILE_ROWS),
-                          j0, min(n_out, j0 + FORWARD_TILE_COLS))
+        rows, cols = FORWARD_TILE_ROWS, FORWARD_TILE_COLS
+        for t in prange(_n_tiles(n, n_out, rows, cols)):
+            i0, i1, j0, j1 = _tile(t, n, n_out, rows, cols)
+            _forward_tile(a_in, W, b, a_out, code, z_keep, i0, i1, j0, j1)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
@@ -257,34 +268,22 @@ def _delta_tiles(delta, W, a_in, code, delta_in):
     """``dense_delta``'s product split into tiles, one ``prange`` iteration each."""
     n = delta.shape[0]
     n_out, n_in = W.shape
-    if packs(n, n_in, n_out):
+    packed = packs(n, n_in, n_out)
+    if packed:
         # tiles of TILE_DELTA_ROWS rows x PACK_W columns through packed operands: each
         # tile packs its panel of W once per pass and reuses it for all its rows
-        n_tr = (n + TILE_DELTA_ROWS - 1) // TILE_DELTA_ROWS
-        n_tk = (n_in + PACK_W - 1) // PACK_W
-        for t in prange(n_tr * n_tk):
-            tr = t // n_tk
-            tk = t - tr * n_tk
-            i0 = tr * TILE_DELTA_ROWS
-            k0 = tk * PACK_W
-            i1 = min(n, i0 + TILE_DELTA_ROWS)
-            k1 = min(n_in, k0 + PACK_W)
-            packed_product(delta.T, W, delta_in, i0, i1, k0, k1, False, True)
-            multiply_derivative(delta_in, a_in, i0, i1, k0, k1, code)
+        rows, cols = TILE_DELTA_ROWS, PACK_W
     else:
         # tiles of TILE_ROWS rows x PANEL columns: a W panel (n_out x PANEL) stays in cache
         # while the tile's row blocks stream past it
-        n_tr = (n + TILE_ROWS - 1) // TILE_ROWS
-        n_tk = (n_in + PANEL - 1) // PANEL
-        for t in prange(n_tr * n_tk):
-            tr = t // n_tk
-            tk = t - tr * n_tk
-            i0 = tr * TILE_ROWS
-            k0 = tk * PANEL
-            i1 = min(n, i0 + TILE_ROWS)
-            k1 = min(n_in, k0 + PANEL)
+        rows, cols = TILE_ROWS, PANEL
+    for t in prange(_n_tiles(n, n_in, rows, cols)):
+        i0, i1, k0, k1 = _tile(t, n, n_in, rows, cols)
+        if packed:
+            packed_product(delta.T, W, delta_in, i0, i1, k0, k1, False, True)
+        else:
             panel_product(delta.T, W, delta_in, i0, i1, k0, k1, False)
-            multiply_derivative(delta_in, a_in, i0, i1, k0, k1, code)
+        multiply_derivative(delta_in, a_in, i0, i1, k0, k1, code)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
@@ -321,32 +320,18 @@ def _grad_tiles(delta, a_in, gW, gb, accumulate):
     """``dense_grad``'s product split into tiles, one ``prange`` iteration each."""
     n_out, n_in = gW.shape
     n = delta.shape[0]
-    if packs(n, n_in, n_out):
-        # tiles of PACK_R rows x TILE_PACK_COLS columns through packed operands
-        n_tj = (n_out + PACK_R - 1) // PACK_R
-        n_tk = (n_in + TILE_PACK_COLS - 1) // TILE_PACK_COLS
-        for t in prange(n_tj * n_tk):
-            tj = t // n_tk
-            tk = t - tj * n_tk
-            j0 = tj * PACK_R
-            k0 = tk * TILE_PACK_COLS
-            j1 = min(n_out, j0 + PACK_R)
-            packed_product(delta, a_in, gW, j0, j1, k0, min(n_in, k0 + TILE_PACK_COLS),
-                           accumulate, False)
-            if tk == 0:
-                column_sums(delta, gb, j0, j1, accumulate)
-    else:
-        n_tj = (n_out + TILE_GRAD_ROWS - 1) // TILE_GRAD_ROWS
-        n_tk = (n_in + PANEL - 1) // PANEL
-        for t in prange(n_tj * n_tk):
-            tj = t // n_tk
-            tk = t - tj * n_tk
-            j0 = tj * TILE_GRAD_ROWS
-            k0 = tk * PANEL
-            j1 = min(n_out, j0 + TILE_GRAD_ROWS)
-            panel_product(delta, a_in, gW, j0, j1, k0, min(n_in, k0 + PANEL), accumulate)
-            if tk == 0:
-                column_sums(delta, gb, j0, j1, accumulate)
+    packed = packs(n, n_in, n_out)
+    # tiles of PACK_R rows x TILE_PACK_COLS columns through packed operands, else of
+    # TILE_GRAD_ROWS rows x PANEL columns
+    rows, cols = (PACK_R, TILE_PACK_COLS) if packed else (TILE_GRAD_ROWS, PANEL)
+    for t in prange(_n_tiles(n_out, n_in, rows, cols)):
+        j0, j1, k0, k1 = _tile(t, n_out, n_in, rows, cols)
+        if packed:
+            packed_product(delta, a_in, gW, j0, j1, k0, k1, accumulate, False)
+        else:
+            panel_product(delta, a_in, gW, j0, j1, k0, k1, accumulate)
+        if k0 == 0:
+            column_sums(delta, gb, j0, j1, accumulate)
 
 
 assert FORWARD_TILE_ROWS % BLOCK == 0 and FORWARD_TILE_COLS % DOT_GROUP == 0

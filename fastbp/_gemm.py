@@ -654,9 +654,7 @@ def packed_product(P, Q, C, r0, r1, k0, k1, accumulate, q_outer):
                 for g0 in range(r0, r1, PACK_R):
                     g0 = max(g0, 0)
                     nr = _pack_p(P, Pp, s0, ns, g0, r1)
-                    for rl in range(0, nr, BLOCK):
-                        _packed_4x64(Pp, Qp, C, rl, g0 + rl, k, ns, min(BLOCK, nr - rl), w,
-                                     acc_s)
+                    _packed_group(Pp, Qp, C, g0, nr, k, w, ns, acc_s)
         else:
             for g0 in range(r0, r1, PACK_R):
                 g0 = max(g0, 0)
@@ -664,9 +662,14 @@ def packed_product(P, Q, C, r0, r1, k0, k1, accumulate, q_outer):
                 for k in range(k0, k1, PACK_W):
                     k = max(k, 0)
                     w = _pack_q(Q, Qp, s0, ns, k, k1)
-                    for rl in range(0, nr, BLOCK):
-                        _packed_4x64(Pp, Qp, C, rl, g0 + rl, k, ns, min(BLOCK, nr - rl), w,
-                                     acc_s)
+                    _packed_group(Pp, Qp, C, g0, nr, k, w, ns, acc_s)
+
+
+@njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
+def _packed_group(Pp, Qp, C, g0, nr, k, w, ns, accumulate):
+    """The ``nr`` rows from ``g0`` x ``w`` columns from ``k`` of C, from the packed buffers."""
+    for rl in range(0, nr, BLOCK):
+        _packed_4x64(Pp, Qp, C, rl, g0 + rl, k, ns, min(BLOCK, nr - rl), w, accumulate)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
