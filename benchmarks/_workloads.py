@@ -341,6 +341,8 @@ class SklearnRunner:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # (2 rows are fewer than a batch: scikit-learn says it clips the batch size)
+            warnings.filterwarnings("ignore", "Got `batch_size`", UserWarning)
             # build the estimator's structures on 2 rows, then load the shared weights
             cls_kw = {} if self.w.regression else {"classes": np.arange(self.w.sizes[-1])}
             self.est.partial_fit(self.X[:2], self.y[:2], **cls_kw)

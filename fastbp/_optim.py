@@ -47,11 +47,23 @@ from numba import njit, prange
 from ._codes import OPT_ADAGRAD, OPT_ADAM, OPT_RMSPROP, OPT_SGD
 from ._dense import FASTMATH
 
+# ``error_model="numpy"``: a division by zero gives inf/NaN (caught by the divergence check)
+# instead of raising, which keeps a branch out of every division, so that the loops
+# vectorise (Adam over 235k float32 parameters: 425 us per step with Python's error model,
+# 49 us with NumPy's)
+
 #: elements below which the update runs serially
 _PARALLEL_MIN_ELEMENTS = 1 << 18
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@njit(fastmath=FASTMATH, cache=True, nogil=True)
+def _sgd_serial(params, grads, lr):
+    """``params -= lr * grads`` in one serial, vectorised pass (``lr`` of the buffer dtype)."""
+    for k in range(np.uint64(params.shape[0])):
+        params[k] -= lr * grads[k]
+
+
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
 def sgd_update(params, grads, learning_rate):
     """Plain gradient descent, ``params -= learning_rate * grads``, in place.
 
@@ -63,15 +75,14 @@ def sgd_update(params, grads, learning_rate):
     lr = params.dtype.type(learning_rate)
     n = params.shape[0]
     if n < _PARALLEL_MIN_ELEMENTS:
-        for k in range(n):
-            params[k] -= lr * grads[k]
+        _sgd_serial(params, grads, lr)
     else:
         for k in prange(n):
             params[k] -= lr * grads[k]
 
 
 # ------------------------------------------------------------------ per-element updates
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _sgd_one(params, grads, state, k, lr, l2, momentum, dampening1, nesterov, first):
     g = grads[k] + l2 * params[k]
     if momentum != 0:
@@ -87,7 +98,7 @@ def _sgd_one(params, grads, state, k, lr, l2, momentum, dampening1, nesterov, fi
     params[k] -= lr * g
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _adam_one(params, grads, state, k, l2, b1c, b2, b2c, step_size, bc2_sqrt, eps, decay):
     g = grads[k] + l2 * params[k]
     p = params[k] * decay
@@ -98,7 +109,7 @@ def _adam_one(params, grads, state, k, l2, b1c, b2, b2c, step_size, bc2_sqrt, ep
     params[k] = p - step_size * (m / (np.sqrt(v) / bc2_sqrt + eps))
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _rmsprop_one(params, grads, state, k, lr, l2, alpha, alpha1, eps, momentum, centered):
     g = grads[k] + l2 * params[k]
     s = alpha * state[0, k] + alpha1 * g * g
@@ -117,7 +128,7 @@ def _rmsprop_one(params, grads, state, k, lr, l2, alpha, alpha1, eps, momentum, 
         params[k] -= lr * g / d
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _adagrad_one(params, grads, state, k, clr, l2, eps):
     g = grads[k] + l2 * params[k]
     s = state[0, k] + g * g
@@ -126,7 +137,7 @@ def _adagrad_one(params, grads, state, k, clr, l2, eps):
 
 
 # ------------------------------------------------------------------ segment loops
-@njit(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
 def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
     """Update ``params[lo:hi]`` with optimizer ``kind``; ``l2``/``decoupled`` already 0 for
     biases. Scalars are cast to the buffer dtype once, outside the loop."""
@@ -217,8 +228,14 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
     sizes, w_off, b_off : int64 layout arrays
     """
     if kind == OPT_SGD and hyper[0] == 0 and l2 == 0:
-        # plain gradient descent treats weights and biases alike: one pass over the buffer
-        _step_segment(params, grads, state, kind, hyper, lr, step, 0.0, 0.0, 0, params.shape[0])
+        # plain gradient descent treats weights and biases alike: one pass over the buffer,
+        # without entering a parallel=True function when it is small (a fixed cost of
+        # ~20 ns, a tenth of a whole online-learning step)
+        n = params.shape[0]
+        if n < _PARALLEL_MIN_ELEMENTS:
+            _sgd_serial(params, grads, params.dtype.type(lr))
+        else:
+            _step_segment(params, grads, state, kind, hyper, lr, step, 0.0, 0.0, 0, n)
         return
     decoupled = hyper[3] if kind == OPT_ADAM else 0.0
     for p in range(sizes.shape[0] - 1):
