@@ -1,0 +1,322 @@
+"""Per-step cost of the compiled training driver and of each of its parts.
+
+Usage (from the repository root)::
+
+    python benchmarks/profile_step.py                       # tiny_online and small
+    python benchmarks/profile_step.py --workloads mnist     # any workload of _workloads.py
+
+Each part (batch gather, forward pass, loss + output delta + accuracy count, backward pass,
+optimizer step) runs alone in a compiled loop over the epoch's batches, and ``train_steps``
+runs the whole epoch; medians of 7 runs, in ns per step. Run it with ``NUMBA_NUM_THREADS=1``
+to see the serial path without scheduling noise. This is the profile behind issue 4's
+closing note (where the time of a small step goes).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+from numba import njit
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _workloads import WORKLOADS  # noqa: E402
+
+import fastbp  # noqa: E402
+from fastbp import _optim, _train  # noqa: E402
+from fastbp._network import (  # noqa: E402
+    _block,
+    backward_train,
+    forward_train,
+    output_delta_weighted,  # noqa: E402
+)
+from fastbp._network import _borrowed as B
+from fastbp._train import _gather_batch, count_correct  # noqa: E402
+
+
+@njit
+def loop_gather(X, T, SW, order, sizes, act, a_off, t_buf, w_buf, bs, nb):
+    X, T, SW, order, sizes, act, a_off, t_buf, w_buf = (
+        B(X),
+        B(T),
+        B(SW),
+        B(order),
+        B(sizes),
+        B(act),
+        B(a_off),
+        B(t_buf),
+        B(w_buf),
+    )
+    n = order.shape[0]
+    s = 0.0
+    for b in range(nb):
+        start = b * bs
+        m = min(bs, n - start)
+        t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf)
+        s += wsum
+    return s
+
+
+@njit
+def loop_forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m, drop, raw, nb):
+    params, sizes, w_off, b_off, act_codes, act, a_off, z_out, drop, raw = (
+        B(params),
+        B(sizes),
+        B(w_off),
+        B(b_off),
+        B(act_codes),
+        B(act),
+        B(a_off),
+        B(z_out),
+        B(drop),
+        B(raw),
+    )
+    for b in range(nb):
+        forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m, drop, raw, 0, b)
+
+
+@njit
+def loop_outdelta(z_out, act, delta, T, sizes, a_off, act_codes, loss_code, m, nb, w):
+    z_out, act, delta, T, sizes, a_off, act_codes, w = (
+        B(z_out),
+        B(act),
+        B(delta),
+        B(T),
+        B(sizes),
+        B(a_off),
+        B(act_codes),
+        B(w),
+    )
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    s = 0.0
+    for _b in range(nb):
+        a_out = _block(act, sizes, a_off, L, m)
+        t = T[:m]
+        s += output_delta_weighted(
+            z_out[: m * n_out].reshape((m, n_out)),
+            a_out,
+            t,
+            w,
+            loss_code,
+            act_codes[L - 1],
+            1.0 / m,
+            _block(delta, sizes, a_off, L, m),
+        )
+        s += count_correct(a_out, t, loss_code)
+    return s
+
+
+@njit
+def loop_backward(
+    params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, drop, raw, nb
+):
+    params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, drop, raw = (
+        B(params),
+        B(grads),
+        B(sizes),
+        B(w_off),
+        B(b_off),
+        B(act_codes),
+        B(act),
+        B(delta),
+        B(a_off),
+        B(drop),
+        B(raw),
+    )
+    for b in range(nb):
+        backward_train(
+            params,
+            grads,
+            sizes,
+            w_off,
+            b_off,
+            act_codes,
+            act,
+            delta,
+            a_off,
+            m,
+            False,
+            drop,
+            raw,
+            0,
+            b,
+        )
+
+
+@njit
+def loop_opt(params, grads, state, kind, hyper, lr, l2, sizes, w_off, b_off, nb):
+    params, grads, state, hyper, sizes, w_off, b_off = (
+        B(params),
+        B(grads),
+        B(state),
+        B(hyper),
+        B(sizes),
+        B(w_off),
+        B(b_off),
+    )
+    for b in range(nb):
+        _optim.optimizer_step(params, grads, state, kind, hyper, lr, b + 1, l2, sizes, w_off, b_off)
+
+
+@njit
+def loop_sgd(params, grads, lr, nb):
+    params, grads = B(params), B(grads)
+    for _b in range(nb):
+        _optim.sgd_update(params, grads, lr)
+
+
+def bench(f, *a, reps=7):
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        f(*a)
+        ts.append(time.perf_counter() - t0)
+    return np.median(ts)
+
+
+def run(sizes, bs, n, dtype="float32"):
+    loss = "squared_error" if sizes[-1] == 1 else "cross_entropy"
+    m = fastbp.Model(sizes, loss=loss, seed=0, dtype=dtype)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    if sizes[-1] == 1:
+        T = rng.standard_normal((n, 1)).astype(dtype)
+    else:
+        y = rng.integers(0, sizes[-1], n)
+        T = np.zeros((n, sizes[-1]), dtype)
+        T[np.arange(n), y] = 1
+    ws = m._workspace(bs)
+    order = np.arange(n, dtype=np.int64)
+    SW = np.zeros(0, dtype)
+    nb = (n + bs - 1) // bs
+    state = m._opt_state
+    hyper = m._opt.hyper() if hasattr(m, "_opt") and m._opt is not None else np.zeros(4)
+    drop = m._drop_rates
+    acc = np.zeros(3)
+    cnt = np.zeros(1, np.int64)
+    p0 = m._params.copy()
+
+    def full():
+        m._params[:] = p0
+        _train.train_steps(
+            X,
+            T,
+            SW,
+            order,
+            m._params,
+            m.grads,
+            state,
+            0,
+            hyper,
+            cnt,
+            0.01,
+            0.0,
+            0.0,
+            drop,
+            0,
+            m.layer_sizes,
+            m._w_off,
+            m._b_off,
+            m._act_codes,
+            m._loss_code,
+            bs,
+            ws.act,
+            ws.delta,
+            ws.act,
+            ws.a_off,
+            ws.z_out,
+            ws.t_buf,
+            ws.w_buf,
+            0,
+            nb,
+            acc,
+            True,
+        )
+
+    res = {}
+    res["train_steps"] = bench(full)
+    res["gather"] = bench(
+        loop_gather, X, T, SW, order, m.layer_sizes, ws.act, ws.a_off, ws.t_buf, ws.w_buf, bs, nb
+    )
+    res["forward"] = bench(
+        loop_forward,
+        m._params,
+        m.layer_sizes,
+        m._w_off,
+        m._b_off,
+        m._act_codes,
+        ws.act,
+        ws.a_off,
+        ws.z_out,
+        bs,
+        drop,
+        ws.act,
+        nb,
+    )
+    res["outdelta+cc"] = bench(
+        loop_outdelta,
+        ws.z_out,
+        ws.act,
+        ws.delta,
+        T,
+        m.layer_sizes,
+        ws.a_off,
+        m._act_codes,
+        m._loss_code,
+        bs,
+        nb,
+        SW,
+    )
+    res["backward"] = bench(
+        loop_backward,
+        m._params,
+        m.grads,
+        m.layer_sizes,
+        m._w_off,
+        m._b_off,
+        m._act_codes,
+        ws.act,
+        ws.delta,
+        ws.a_off,
+        bs,
+        drop,
+        ws.act,
+        nb,
+    )
+    m._params[:] = p0
+    res["optimizer_step"] = bench(
+        loop_opt,
+        m._params,
+        m.grads * 0,
+        state,
+        0,
+        hyper,
+        0.01,
+        0.0,
+        m.layer_sizes,
+        m._w_off,
+        m._b_off,
+        nb,
+    )
+    res["sgd_update"] = bench(loop_sgd, m._params, m.grads * 0, 0.01, nb)
+    print(f"{sizes} bs={bs} {dtype}: samples/s {n / res['train_steps']:.3g}")
+    for k, v in res.items():
+        print(f"  {k:15s} {1e9 * v / nb:8.1f} ns/step")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workloads", default="tiny_online,small")
+    ap.add_argument("--dtype", default="float32")
+    args = ap.parse_args()
+    for name in args.workloads.split(","):
+        w = WORKLOADS[name]
+        run(list(w.sizes), w.batch, w.samples, args.dtype)
+
+
+if __name__ == "__main__":
+    main()
