@@ -105,6 +105,17 @@ def packs(n, n_in, n_out):
     return n_in >= PACK_W and n * n_in * n_out >= PARALLEL_MIN_WORK
 
 
+@njit(inline="always", cache=True)
+def _keep_and_activate(a_out, z_keep, code, i0, i1, j0, j1):
+    """Copy the block ``z = a_out[i0:i1, j0:j1]`` into ``z_keep`` if it has rows, then apply
+    the activation to the block in place."""
+    if z_keep.shape[0] > 0:
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                z_keep[i, j] = a_out[i, j]
+    activate(a_out, i0, i1, j0, j1, code)
+
+
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
 def _forward_rows(a_in, W, b, a_out, code, z_keep, i0, i1, transpose):
     """Rows ``i0:i1`` of the forward product, bias, kept ``z`` and activation."""
@@ -115,11 +126,7 @@ def _forward_rows(a_in, W, b, a_out, code, z_keep, i0, i1, transpose):
                 a_out[i, j] += b[j]
     else:
         dot_block(a_in, W, b, a_out, i0, i1, 0, W.shape[0])
-    if z_keep.shape[0] > 0:
-        for i in range(i0, i1):
-            for j in range(a_out.shape[1]):
-                z_keep[i, j] = a_out[i, j]
-    activate(a_out, i0, i1, 0, a_out.shape[1], code)
+    _keep_and_activate(a_out, z_keep, code, i0, i1, 0, a_out.shape[1])
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True)
@@ -127,11 +134,7 @@ def _forward_tile(a_in, W, b, a_out, code, z_keep, i0, i1, j0, j1):
     """Block ``[i0:i1, j0:j1]`` of the forward product, bias, kept ``z`` and (elementwise)
     activation."""
     dot_block(a_in, W, b, a_out, i0, i1, j0, j1)
-    if z_keep.shape[0] > 0:
-        for i in range(i0, i1):
-            for j in range(j0, j1):
-                z_keep[i, j] = a_out[i, j]
-    activate(a_out, i0, i1, j0, j1, code)
+    _keep_and_activate(a_out, z_keep, code, i0, i1, j0, j1)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
@@ -145,10 +148,7 @@ def _forward_one(a_in, W, b, a_out, code, z_keep):
         for k in range(np.uint64(n_in)):
             s += a_in[0, k] * W[j, k]
         a_out[0, j] = s + b[j]
-    if z_keep.shape[0] > 0:
-        for j in range(n_out):
-            z_keep[0, j] = a_out[0, j]
-    activate(a_out, 0, 1, 0, n_out, code)
+    _keep_and_activate(a_out, z_keep, code, 0, 1, 0, n_out)
 
 
 @njit(fastmath=FASTMATH, cache=True, nogil=True, inline="always")
@@ -199,13 +199,10 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
     if n == 1:
         _forward_one(a_in, W, b, a_out, code, z_keep)
     elif n >= BLOCK and n * n_in * n_out >= BLAS_MIN_WORK and gemm_nt(a_in, W, a_out):
-        keep = z_keep.shape[0] > 0
         for i in range(n):
             for j in range(n_out):
                 a_out[i, j] += b[j]
-                if keep:
-                    z_keep[i, j] = a_out[i, j]
-        activate(a_out, 0, n, 0, n_out, code)
+        _keep_and_activate(a_out, z_keep, code, 0, n, 0, n_out)
     elif n < 2 * TILE_ROWS or n * n_in * n_out < PARALLEL_MIN_WORK:
         _forward_rows(a_in, W, b, a_out, code, z_keep, 0, n, forward_transposes(n, n_in, n_out))
     else:

@@ -64,8 +64,18 @@ def _sgd_serial(params, grads, lr):
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
+def _sgd_parallel(params, grads, lr):
+    """``_sgd_serial`` split over the threads (each element updated by one iteration)."""
+    for k in prange(params.shape[0]):
+        params[k] -= lr * grads[k]
+
+
+@njit(cache=True, nogil=True)
 def sgd_update(params, grads, learning_rate):
     """Plain gradient descent, ``params -= learning_rate * grads``, in place.
+
+    A plain compiled function: a small buffer is updated without entering a
+    ``parallel=True`` function (a fixed cost of ~20 ns, a tenth of an online-learning step).
 
     Parameters
     ----------
@@ -73,12 +83,10 @@ def sgd_update(params, grads, learning_rate):
     learning_rate : float
     """
     lr = params.dtype.type(learning_rate)
-    n = params.shape[0]
-    if n < _PARALLEL_MIN_ELEMENTS:
+    if params.shape[0] < _PARALLEL_MIN_ELEMENTS:
         _sgd_serial(params, grads, lr)
     else:
-        for k in prange(n):
-            params[k] -= lr * grads[k]
+        _sgd_parallel(params, grads, lr)
 
 
 # ------------------------------------------------------------------ per-element updates
@@ -151,16 +159,7 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
         dampening1 = ft(1.0 - hyper[1])
         nesterov = hyper[2] != 0
         first = step == 1
-        if momentum == 0 and l2 == 0:
-            # plain gradient descent: no state, no penalty (g + 0 * p would equal g for any
-            # finite p, but costs a load and a multiply per element)
-            if par:
-                for k in prange(lo, hi):
-                    params[k] -= lr_ * grads[k]
-            else:
-                for k in range(np.uint64(lo), np.uint64(hi)):
-                    params[k] -= lr_ * grads[k]
-        elif par:
+        if par:
             for k in prange(lo, hi):
                 _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
         else:
@@ -228,14 +227,8 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
     sizes, w_off, b_off : int64 layout arrays
     """
     if kind == OPT_SGD and hyper[0] == 0 and l2 == 0:
-        # plain gradient descent treats weights and biases alike: one pass over the buffer,
-        # without entering a parallel=True function when it is small (a fixed cost of
-        # ~20 ns, a tenth of a whole online-learning step)
-        n = params.shape[0]
-        if n < _PARALLEL_MIN_ELEMENTS:
-            _sgd_serial(params, grads, params.dtype.type(lr))
-        else:
-            _step_segment(params, grads, state, kind, hyper, lr, step, 0.0, 0.0, 0, n)
+        # plain gradient descent treats weights and biases alike: one pass over the buffer
+        sgd_update(params, grads, lr)
         return
     decoupled = hyper[3] if kind == OPT_ADAM else 0.0
     for p in range(sizes.shape[0] - 1):
