@@ -235,7 +235,7 @@ class TorchRunner:
         self.opt.zero_grad(set_to_none=True)
         loss = self._loss(self.net(self.X[: self.nb]), self.y[: self.nb])
         loss.backward()
-        return float(loss)
+        return float(loss.detach())
 
 
 # -------------------------------------------------------------------------------------- jax
