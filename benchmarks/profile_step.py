@@ -27,14 +27,14 @@ from _workloads import WORKLOADS  # noqa: E402
 
 import fastbp  # noqa: E402
 from fastbp import _optim, _train  # noqa: E402
-from fastbp._network import (  # noqa: E402
+from fastbp.kernels._drivers import _gather_batch, count_correct  # noqa: E402
+from fastbp.kernels._network import (  # noqa: E402
     _block,
     backward_train,
     forward_train,
     output_delta_weighted,  # noqa: E402
 )
-from fastbp._network import _borrowed as B
-from fastbp._train import _gather_batch, count_correct  # noqa: E402
+from fastbp.kernels._network import _borrowed as B
 
 
 @njit
@@ -166,7 +166,7 @@ def loop_opt(params, grads, state, kind, hyper, lr, l2, sizes, w_off, b_off, nb)
 def loop_sgd(params, grads, lr, nb):
     params, grads = B(params), B(grads)
     for _b in range(nb):
-        _optim.sgd_update(params, grads, lr)
+        _optim.sgd_step(params, grads, lr)
 
 
 def bench(f, *a, reps=7):
@@ -302,7 +302,7 @@ def run(sizes, bs, n, dtype="float32"):
         m._b_off,
         nb,
     )
-    res["sgd_update"] = bench(loop_sgd, m._params, m.grads * 0, 0.01, nb)
+    res["sgd_step"] = bench(loop_sgd, m._params, m.grads * 0, 0.01, nb)
     print(f"{sizes} bs={bs} {dtype}: samples/s {n / res['train_steps']:.3g}")
     for k, v in res.items():
         print(f"  {k:15s} {1e9 * v / nb:8.1f} ns/step")

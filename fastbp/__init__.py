@@ -22,8 +22,10 @@ _numba.get_num_threads()
 
 from . import optim, schedules  # noqa: E402
 from ._errors import DivergenceError, DivergenceWarning, ModelFileError  # noqa: E402
+from ._training.state import History  # noqa: E402
 from .callbacks import EarlyStopping  # noqa: E402
-from .model import History, Model, Workspace  # noqa: E402
+from .kernels._layout import Workspace  # noqa: E402
+from .model import Model  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -50,3 +50,19 @@ INITIALIZERS = {
 def default_initializer(activation: str) -> str:
     """He uniform for relu/leaky_relu, Glorot uniform otherwise."""
     return "he_uniform" if activation in ("relu", "leaky_relu") else "glorot_uniform"
+
+
+def initialize(network, seed_sequence) -> None:
+    """Draw the initial weights of every layer of ``network`` into its ``params`` (biases 0).
+
+    Each layer gets ``network.init`` if set, else He uniform when it feeds relu/leaky_relu
+    and Glorot uniform otherwise, from the generator seeded by ``seed_sequence``."""
+    from .kernels._codes import ACTIVATIONS
+
+    names = {code: name for name, code in ACTIVATIONS.items()}
+    rng = np.random.Generator(np.random.PCG64(seed_sequence))
+    for p in range(network.n_layers):
+        W = network.weight(network.params, p)
+        name = network.init or default_initializer(names[int(network.act_codes[p])])
+        W[:] = INITIALIZERS[name](rng, *W.shape)
+        network.bias(network.params, p)[:] = 0

@@ -57,8 +57,8 @@ def model_state(model) -> tuple[dict, dict]:
     """(JSON-serialisable header, dict of arrays) describing ``model`` completely."""
     from . import __version__
 
-    opt = model._opt
-    sched = model._schedule
+    state = model.state
+    opt, sched = state.optimizer, state.schedule
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -72,23 +72,21 @@ def model_state(model) -> tuple[dict, dict]:
         "init": model.init,
         "dropout": list(model.dropout),
         "optimizer": None if opt is None else {
-            "name": opt.name, "config": opt.get_config(), "step": int(model._opt_counters[0]),
+            "name": opt.name, "config": opt.get_config(), "step": state.steps,
         },
         "schedule": None if sched is None else {
             "name": sched.name, "config": sched.get_config(), "state": sched.get_state(),
         },
-        "shuffle_rng": model._shuffle_rng.bit_generator.state,
-        "history": {k: [float(v) for v in seq] for k, seq in model.history.metrics.items()},
-        "events": [dict(e) for e in model.history.events],
+        "shuffle_rng": state.shuffle_rng.bit_generator.state,
+        "history": {k: [float(v) for v in seq] for k, seq in state.history.metrics.items()},
+        "events": [dict(e) for e in state.history.events],
     }
-    arrays = {"params": model._params, "optimizer_state": model._opt_state}
+    arrays = {"params": model.params, "optimizer_state": state.opt_state}
     return header, arrays
 
 
-def restore_model(model, header: dict, arrays: dict) -> None:
-    """(Re)build ``model`` in place from ``model_state`` output."""
-    from .model import History
-
+def build_model(cls, header: dict, arrays: dict):
+    """A new ``cls`` instance from ``model_state`` output (also what unpickling calls)."""
     if header.get("format") != FORMAT:
         raise ValueError(f"not a fastbp model file (format={header.get('format')!r}).")
     if header.get("version") != VERSION:
@@ -96,42 +94,44 @@ def restore_model(model, header: dict, arrays: dict) -> None:
             f"fastbp model file version {header.get('version')!r} is not supported by this "
             f"fastbp (reads version {VERSION}); upgrade fastbp."
         )
-    model.__init__(
+    model = cls(
         header["layer_sizes"], activation=header["activations"], loss=header["loss"],
         output=header["output"], dtype=header["dtype"], seed=header["seed"],
         init=header["init"], dropout=header["dropout"],
     )
     params = np.asarray(arrays["params"])
-    state = np.asarray(arrays["optimizer_state"])
-    n = model._params.shape[0]
+    opt_state = np.asarray(arrays["optimizer_state"])
+    n = model.params.shape[0]
     if params.shape != (n,) or params.dtype != model.dtype:
         raise ValueError(
             f"params in the file have shape {params.shape} and dtype {params.dtype}; the "
             f"architecture needs ({n},) {model.dtype}."
         )
-    if state.ndim != 2 or state.shape[1] != n or state.dtype != model.dtype:
-        raise ValueError(f"optimizer_state has shape {state.shape}, dtype {state.dtype}.")
-    model._params[...] = params
+    if opt_state.ndim != 2 or opt_state.shape[1] != n or opt_state.dtype != model.dtype:
+        raise ValueError(f"optimizer_state has shape {opt_state.shape}, dtype "
+                         f"{opt_state.dtype}.")
+    model.params[...] = params
+    state = model.state
     o = header["optimizer"]
     if o is not None:
-        model._opt = _optim_mod.from_config(o["name"], o["config"])
-        if state.shape[0] != model._opt.state_rows:
+        state.optimizer = _optim_mod.from_config(o["name"], o["config"])
+        if opt_state.shape[0] != state.optimizer.state_rows:
             raise ValueError(
-                f"optimizer_state has {state.shape[0]} rows; {o['name']} needs "
-                f"{model._opt.state_rows}."
+                f"optimizer_state has {opt_state.shape[0]} rows; {o['name']} needs "
+                f"{state.optimizer.state_rows}."
             )
-        model._opt_state = np.array(state, dtype=model.dtype, order="C")
-        model._opt_counters[0] = int(o["step"])
+        state.opt_state = np.array(opt_state, dtype=model.dtype, order="C")
+        state.counters[0] = int(o["step"])
     sc = header["schedule"]
     if sc is not None:
-        model._schedule = _sched_mod.from_config(sc["name"], sc["config"], sc["state"])
-    model._shuffle_rng.bit_generator.state = header["shuffle_rng"]
-    h = History()
+        state.schedule = _sched_mod.from_config(sc["name"], sc["config"], sc["state"])
+    state.shuffle_rng.bit_generator.state = header["shuffle_rng"]
+    h = state.history
     h.metrics = {k: [float(v) for v in seq] for k, seq in header["history"].items()}
     h.metrics.setdefault("loss", [])
     h.metrics.setdefault("time", [])
     h.events = [dict(e) for e in header.get("events", [])]
-    model.history = h
+    return model
 
 
 def _checksum(text: str, params: np.ndarray, state: np.ndarray) -> str:
@@ -323,6 +323,4 @@ def _load_checked(cls, zf: zipfile.ZipFile, path):
                               "corrupted or modified after it was written)")
     params = params.astype(dt, copy=False)
     state = state.astype(dt, copy=False)
-    model = cls.__new__(cls)
-    restore_model(model, header, {"params": params, "optimizer_state": state})
-    return model
+    return build_model(cls, header, {"params": params, "optimizer_state": state})

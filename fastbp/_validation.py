@@ -15,45 +15,163 @@ import numpy as np
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+# ----------------------------------------------------------------- parameter tables
+# Scalar parameters are checked declaratively: a table maps each parameter name to one of the
+# specs below, and ``check_params`` checks (and converts) them all before anything changes.
+# ``Model``, the optimizers, schedules and callbacks, and the scikit-learn estimators share
+# these specs, so a parameter is described and reported the same way everywhere.
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _fmt(x) -> str:
+    if not np.isfinite(x):
+        return "inf" if x > 0 else "-inf"
+    return repr(int(x)) if float(x).is_integer() else repr(x)
+
+
+class Param:
+    """One entry of a parameter table; ``none=True`` also accepts ``None``."""
+
+    none = False
+
+    def check(self, value, name: str):  # pragma: no cover - every spec overrides it
+        raise NotImplementedError
+
+    def __call__(self, value, name: str):
+        if value is None and self.none:
+            return None
+        return self.check(value, name)
+
+
+class Int(Param):
+    """A Python or NumPy integer (not a bool) in ``[lo, hi]``."""
+
+    def __init__(self, lo: int = 1, hi: int | None = 2**62, none: bool = False,
+                 inf: bool = False):
+        self.lo, self.hi, self.none, self.inf = lo, hi, none, inf
+
+    def check(self, value, name):
+        if self.inf and isinstance(value, numbers.Real) and not _is_bool(value) and (
+                value == np.inf):
+            return np.inf
+        if _is_bool(value) or not isinstance(value, numbers.Integral):
+            raise TypeError(
+                f"{name} must be an integer >= {self.lo}; got {type(value).__name__} {value!r}."
+            )
+        if value < self.lo:
+            raise ValueError(f"{name} must be an integer >= {self.lo}; got {value}.")
+        if self.hi is not None and value > self.hi:
+            raise ValueError(f"{name} must be an integer <= {self.hi}; got {value}.")
+        return int(value)
+
+
+class Real(Param):
+    """A finite real number (Python or NumPy, not a bool) within the given bounds."""
+
+    def __init__(self, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False,
+                 none: bool = False):
+        self.lo, self.hi, self.lo_open, self.hi_open, self.none = lo, hi, lo_open, hi_open, none
+
+    def bounds(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            lb, rb = ("(" if self.lo_open else "["), (")" if self.hi_open else "]")
+            return f"in {lb}{_fmt(self.lo)}, {_fmt(self.hi)}{rb}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {_fmt(self.lo)}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {_fmt(self.hi)}"
+        return ""
+
+    def check(self, value, name):
+        if _is_bool(value) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number; got {type(value).__name__} "
+                            f"{value!r}.")
+        v = float(value)
+        bad = not np.isfinite(v)
+        if self.lo is not None:
+            bad |= v <= self.lo if self.lo_open else v < self.lo
+        if self.hi is not None:
+            bad |= v >= self.hi if self.hi_open else v > self.hi
+        if bad:
+            bounds = self.bounds()
+            raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}; "
+                             f"got {value!r}.")
+        return v
+
+
+class Bool(Param):
+    """``True``/``False`` (Python or NumPy bool; ``ints=True`` also takes integers)."""
+
+    def __init__(self, ints: bool = False, none: bool = False):
+        self.ints, self.none = ints, none
+
+    def check(self, value, name):
+        if _is_bool(value) or (self.ints and isinstance(value, numbers.Integral)):
+            return bool(value)
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
+
+
+class Choice(Param):
+    """One of a set of names; a wrong name gets the closest valid one as a suggestion.
+
+    ``aliases`` maps other accepted spellings to their canonical name."""
+
+    def __init__(self, choices, none: bool = False, aliases: dict | None = None):
+        self.choices, self.none, self.aliases = tuple(choices), none, dict(aliases or {})
+
+    def check(self, value, name):
+        if not isinstance(value, str):
+            raise TypeError(
+                f"{name} must be a string, one of {sorted(self.choices)}; got "
+                f"{type(value).__name__} {value!r}."
+            )
+        if value in self.choices:
+            return value
+        if value in self.aliases:
+            return self.aliases[value]
+        key = value.lower().replace("-", "_")
+        for alias, canonical in self.aliases.items():
+            if alias.lower().replace("-", "_") == key:
+                return canonical
+        close = difflib.get_close_matches(value, list(self.choices) + list(self.aliases), n=1)
+        hint = f" Did you mean {self.aliases.get(close[0], close[0])!r}?" if close else ""
+        raise ValueError(
+            f"{name}={value!r} is not supported; expected one of {sorted(self.choices)}.{hint}"
+        )
+
+
+def check_params(values: dict, table: dict, prefix: str = "", error=None) -> dict:
+    """Check every entry of ``values`` against its spec in ``table``; returns the converted
+    values. ``prefix`` is put before each name in messages (e.g. "SGD "); ``error``, if
+    given, is the exception class raised instead of ``TypeError``/``ValueError`` (it is
+    given the same message)."""
+    out = {}
+    for name, value in values.items():
+        try:
+            out[name] = table[name](value, prefix + name)
+        except (TypeError, ValueError) as exc:
+            if error is None:
+                raise
+            raise error(str(exc)) from None
+    return out
+
+
 def check_choice(value, choices, name: str) -> str:
     """``value`` must be one of ``choices`` (strings); suggests the closest valid name."""
-    if not isinstance(value, str):
-        raise TypeError(
-            f"{name} must be a string, one of {sorted(choices)}; got {type(value).__name__} "
-            f"{value!r}."
-        )
-    if value not in choices:
-        close = difflib.get_close_matches(value, list(choices), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"{name}={value!r} is not supported; expected one of {sorted(choices)}.{hint}"
-        )
-    return value
+    return Choice(choices)(value, name)
 
 
 def check_int(value, name: str, minimum: int = 1, maximum: int | None = 2**62) -> int:
     """A Python/NumPy integer (not bool) in ``[minimum, maximum]``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an integer >= {minimum}; got {type(value).__name__} {value!r}."
-        )
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be an integer <= {maximum}; got {value}.")
-    return int(value)
+    return Int(minimum, maximum)(value, name)
 
 
 def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
     """A finite real number ``> 0`` (or ``>= 0`` when ``allow_zero``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}.")
-    v = float(value)
-    ok = np.isfinite(v) and (v >= 0 if allow_zero else v > 0)
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}.")
-    return v
+    return Real(0.0, lo_open=not allow_zero)(value, name)
 
 
 def check_dtype(dtype) -> type:
@@ -232,20 +350,12 @@ def check_targets(y, n_samples: int, loss: str, n_out: int, dtype, name: str = "
 
 def check_bool(value, name: str) -> bool:
     """``True``/``False`` (Python or NumPy bool)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
-    return bool(value)
+    return Bool()(value, name)
 
 
 def check_fraction(value, name: str, lo_open: bool = False) -> float:
     """A real number in ``[0, 1)`` (``(0, 1)`` when ``lo_open``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1); got {type(value).__name__} {value!r}.")
-    v = float(value)
-    if not (np.isfinite(v) and (v > 0 if lo_open else v >= 0) and v < 1):
-        interval = "(0, 1)" if lo_open else "[0, 1)"
-        raise ValueError(f"{name} must be a number in {interval}; got {value!r}.")
-    return v
+    return Real(0.0, 1.0, lo_open=lo_open, hi_open=True)(value, name)
 
 
 def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
@@ -313,3 +423,54 @@ def check_class_weight(class_weight, T: np.ndarray, loss: str) -> np.ndarray:
             )
         table[int(key)] = check_positive_float(w, f"class_weight[{key}]", allow_zero=True)
     return table[cls]
+
+
+# ----------------------------------------------------------------- model construction
+def check_layer_sizes(layer_sizes) -> np.ndarray:
+    """At least two positive integers; returned as an int64 array."""
+    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+        raise TypeError(
+            f"layer_sizes must be a sequence of integers such as [64, 32, 10]; got "
+            f"{layer_sizes!r}."
+        )
+    if len(layer_sizes) < 2:
+        raise ValueError(
+            f"layer_sizes needs at least an input and an output size, e.g. [4, 1]; got "
+            f"{list(layer_sizes)!r}."
+        )
+    return np.array(
+        [check_int(s, f"layer_sizes[{i}]") for i, s in enumerate(layer_sizes)], dtype=np.int64
+    )
+
+
+def check_memory(sizes, itemsize: int) -> None:
+    """Refuse architectures whose parameter and gradient buffers cannot fit in memory
+    (rather than let the operating system kill the process while initialising)."""
+    s = [int(v) for v in sizes]
+    n_params = sum(a * b + b for a, b in zip(s[:-1], s[1:]))
+    need = 2 * n_params * itemsize
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        physical = 1 << 46
+    if need > physical:
+        raise MemoryError(
+            f"layer_sizes={s} has {n_params} parameters, needing {need / 2**30:.1f} GiB "
+            f"for parameters and gradients, more than this machine's "
+            f"{physical / 2**30:.1f} GiB of memory; use smaller layers."
+        )
+
+
+def check_per_layer(value, n_hidden: int, name: str, spec: Param, what: str,
+                    plural: str) -> list:
+    """One value for every hidden layer, or a list of ``n_hidden`` values."""
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) == n_hidden:
+        return [spec(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if isinstance(spec, Choice):
+        scalar = isinstance(value, str)
+    else:
+        scalar = isinstance(value, numbers.Real) and not _is_bool(value)
+    if scalar:
+        return [spec(value, name)] * n_hidden
+    raise ValueError(f"{name} must be one {what} or a list of {n_hidden} {plural} (one per "
+                     f"hidden layer); got {value!r}.")

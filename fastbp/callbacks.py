@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import check_choice, check_int
+from ._validation import Bool, Choice, Int, Real, check_params
 
 __all__ = ["EarlyStopping"]
 
@@ -45,12 +45,14 @@ class EarlyStopping:
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0, restore_best: bool = True,
                  monitor: str = "val_loss"):
-        from .optim import _bool, _real
-
-        self.patience = check_int(patience, "EarlyStopping patience")
-        self.min_delta = _real(min_delta, "EarlyStopping min_delta", 0.0)
-        self.restore_best = _bool(restore_best, "EarlyStopping restore_best")
-        self.monitor = check_choice(monitor, MONITORS, "EarlyStopping monitor")
+        checked = check_params(
+            {"patience": patience, "min_delta": min_delta, "restore_best": restore_best,
+             "monitor": monitor},
+            {"patience": Int(), "min_delta": Real(0.0), "restore_best": Bool(),
+             "monitor": Choice(MONITORS)},
+            prefix="EarlyStopping ",
+        )
+        self.__dict__.update(checked)
         self.reset()
 
     @property
@@ -62,6 +64,11 @@ class EarlyStopping:
         self.best_epoch = None
         self.stopped_epoch = None
         self.wait = 0
+
+    def begin(self, state) -> None:
+        """Called by the training loop at the start of every ``fit`` call: forget the
+        previous call's best value and patience count."""
+        self.reset()
 
     def update(self, epoch: int, logs: dict) -> tuple[bool, bool]:
         """Record one epoch; returns ``(improved, stop)``."""

@@ -55,6 +55,7 @@ seconds (a lost or stuck peer).
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import sys
 import threading
@@ -63,9 +64,12 @@ import traceback
 
 import numpy as np
 
-from ._dist_train import apply_step, local_step_gradient
+from ._training.loop import Trainer, _Diverged
+from ._training.plan import make_plan
+from ._training.state import SEED_SHARD_ORDER, History, seed_stream
 from ._validation import check_int, check_positive_float, check_sample_weight
-from .model import History, Model
+from .kernels._drivers import apply_step, local_step_gradient
+from .model import Model
 from .optim import LBFGS
 
 __all__ = [
@@ -132,7 +136,7 @@ def shard_order(seed: int, epoch: int, rank: int, n_local: int, shuffle: bool = 
     """
     if not shuffle:
         return np.arange(n_local, dtype=np.int64)
-    ss = np.random.SeedSequence(seed, spawn_key=(4, epoch, rank))
+    ss = seed_stream(seed, SEED_SHARD_ORDER, epoch, rank)
     return np.random.Generator(np.random.PCG64(ss)).permutation(n_local).astype(np.int64)
 
 
@@ -238,6 +242,7 @@ def fit(
     reset: bool = False,
     average_every: int = 1,
     timeout: float | None = None,
+    on_divergence: str = "raise",
 ) -> History:
     """Data-parallel ``Model.fit``: call it on every rank with that rank's shard.
 
@@ -259,14 +264,15 @@ def fit(
         Abort every rank (``MPI_Abort``) when this rank has made no progress for that many
         seconds (from the call on, so a rank that never calls ``fit`` is caught too).
         Must exceed the longest step, rank 0's end-of-epoch work and, with a cold Numba
-        cache, the first step's compilation (tens of seconds).
+        cache, the first step's compilation.
     validation_data, early_stopping, callbacks, verbose
         Used on rank 0 only (other ranks may pass them or not); its decisions are
         broadcast.
-    epochs, learning_rate, shuffle, optimizer, schedule, l2, clip_norm, reset
+    epochs, learning_rate, shuffle, optimizer, schedule, l2, clip_norm, reset, on_divergence
         As ``Model.fit``; they must be the same on every rank (checked). ``clip_norm``
-        clips the averaged gradient. L-BFGS, ``validation_split`` and ``class_weight`` are
-        not supported here.
+        clips the averaged gradient. A non-finite summed gradient or parameter stops every
+        rank at the same step, with the same rollback and ``DivergenceError``. L-BFGS,
+        ``validation_split`` and ``class_weight`` are not supported here.
     sample_weight : (n_local,) array_like, optional
         Weights of this rank's rows, rescaled to mean 1 over all ranks' rows.
 
@@ -284,12 +290,15 @@ def fit(
     def plan_local():
         if not isinstance(model, Model):
             raise TypeError(f"model must be a fastbp.Model; got {type(model).__name__}.")
-        plan = model._plan(
-            X, y, epochs, None, learning_rate, shuffle, optimizer, schedule, l2, clip_norm,
-            validation_data if root else None, 0.0, early_stopping if root else None,
-            callbacks if root else (), verbose if root else False, None, None, reset,
+        plan = make_plan(
+            model, X, y, epochs=epochs, batch_size=None, learning_rate=learning_rate,
+            shuffle=shuffle, optimizer=optimizer, schedule=schedule, l2=l2,
+            clip_norm=clip_norm, validation_data=validation_data if root else None,
+            early_stopping=early_stopping if root else None,
+            callbacks=callbacks if root else (), verbose=verbose if root else False,
+            reset=reset, on_divergence=on_divergence,
         )
-        if isinstance(plan["opt"], LBFGS):
+        if isinstance(plan.optimizer, LBFGS):
             raise ValueError("fastbp.distributed.fit supports the step-based optimizers (sgd, "
                              "adam, adamw, rmsprop, adagrad), not L-BFGS.")
         bs = None if batch_size is None else check_int(batch_size, "batch_size")
@@ -298,11 +307,11 @@ def fit(
             check_positive_float(timeout, "timeout")
         sw = None
         if sample_weight is not None:
-            sw = check_sample_weight(sample_weight, plan["X"].shape[0], np.float64)
+            sw = check_sample_weight(sample_weight, plan.X.shape[0], np.float64)
         # everything that must agree across ranks, or the collective calls would not match
         signature = (
-            plan["epochs"], bs, plan["lr"], plan["shuffle"], type(plan["opt"]).__name__,
-            plan["l2"], plan["clip_norm"], every, sw is not None, reset,
+            plan.epochs, bs, plan.lr, plan.shuffle, type(plan.optimizer).__name__,
+            plan.l2, plan.clip_norm, every, sw is not None, plan.reset, plan.on_divergence,
             model.dtype.name, tuple(int(s) for s in model.layer_sizes), model.loss,
         )
         return plan, bs, every, sw, signature
@@ -314,191 +323,181 @@ def fit(
         dog = _Watchdog(comm, float(timeout))
         dog.start()
     try:
-        return _setup_and_train(model, plan_local, comm, MPI, rank, size, dog)
+        plan, bs, every, sw, signature = _collective(comm, plan_local)
+        gathered = comm.allgather((plan.X.shape[0], signature))
+        shard_sizes = [g[0] for g in gathered]
+
+        def check_agreement():
+            for r, (_, sig) in enumerate(gathered):
+                if sig != gathered[0][1]:
+                    raise ValueError(
+                        f"fastbp.distributed.fit was called with different arguments or "
+                        f"models on rank 0 and rank {r} (epochs, batch_size, learning_rate, "
+                        f"shuffle, optimizer, l2, clip_norm, average_every, sample_weight "
+                        f"given, reset, on_divergence, dtype, layer_sizes, loss): "
+                        f"{gathered[0][1]} != {sig}."
+                    )
+            if sw is not None:
+                total = comm.allreduce(float(sw.sum()), op=MPI.SUM)
+                if not total > 0:
+                    raise ValueError("sample_weight is zero for every sample on every rank.")
+                return (sw * (sum(shard_sizes) / total)).astype(model.dtype)
+            return np.zeros(0, model.dtype)
+
+        SW = _collective(comm, check_agreement)
+        b = max(shard_sizes) if bs is None else min(bs, max(shard_sizes))
+        plan = dataclasses.replace(plan, SW=SW, batch_size=max(b, 1),
+                                   n_rows=int(sum(shard_sizes)))
+        trainer = _MPITrainer(model.network, model.state, plan, comm=comm, MPI=MPI,
+                              shard_sizes=shard_sizes, every=every, dog=dog)
+        return trainer.run()
     finally:
         if dog is not None:
             dog.done.set()
 
 
-def _setup_and_train(model, plan_local, comm, MPI, rank, size, dog):
-    plan, bs, every, sw, signature = _collective(comm, plan_local)
-    gathered = comm.allgather((plan["X"].shape[0], signature))
-    shard_sizes = [g[0] for g in gathered]
+class _MPITrainer(Trainer):
+    """The training loop with what MPI adds: the shard's row order, one ``Allreduce`` of
+    the gradient per step (or of the parameters every ``average_every`` steps), and rank 0
+    deciding the end of every epoch for all ranks."""
 
-    def check_agreement():
-        for r, (_, sig) in enumerate(gathered):
-            if sig != gathered[0][1]:
-                raise ValueError(
-                    f"fastbp.distributed.fit was called with different arguments or models "
-                    f"on rank 0 and rank {r} (epochs, batch_size, learning_rate, shuffle, "
-                    f"optimizer, l2, clip_norm, average_every, sample_weight given, reset, "
-                    f"dtype, layer_sizes, loss): {gathered[0][1]} != {sig}."
-                )
-        if sw is not None:
-            total = comm.allreduce(float(sw.sum()), op=MPI.SUM)
-            if not total > 0:
-                raise ValueError("sample_weight is zero for every sample on every rank.")
-            return (sw * (sum(shard_sizes) / total)).astype(model.dtype)
-        return np.zeros(0, model.dtype)
+    def __init__(self, network, state, plan, *, comm, MPI, shard_sizes, every, dog):
+        super().__init__(network, state, plan)
+        self.comm, self.MPI, self.every, self.dog = comm, MPI, every, dog
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        rows = _rows_per_step(shard_sizes, plan.batch_size)  # (P, S)
+        self.local_rows = np.ascontiguousarray(rows[self.rank])
+        self.inv_global = 1.0 / rows.sum(axis=0)  # 1 / M_k per step
+        self.n_steps = self.local_rows.shape[0]
 
-    plan["SW"] = _collective(comm, check_agreement)
-    n_total = int(sum(shard_sizes))
-    b = max(shard_sizes) if bs is None else min(bs, max(shard_sizes))
-    rows = _rows_per_step(shard_sizes, b)  # (P, S)
-    local_rows = np.ascontiguousarray(rows[rank])
-    inv_global = 1.0 / rows.sum(axis=0)  # 1 / M_k per step
+    def _alive(self) -> None:
+        if self.dog is not None:
+            self.dog.last = time.monotonic()
 
-    # identical starting state everywhere: rank 0's
-    if plan["reset"]:
-        model._reset_training_state()
-    model._adopt_optimizer(plan["opt"])
-    model._adopt_schedule(plan["sched"])
-    comm.Bcast(model._params, root=0)
-    comm.Bcast(model._opt_state, root=0)
-    comm.Bcast(model._opt_counters, root=0)
-    seed0, drop0, epoch0 = comm.bcast(
-        (model.seed, model._drop_seed, model.history.epochs), root=0)
-    drop_seed = drop0 if rank == 0 else int(
-        np.random.SeedSequence([drop0, rank]).generate_state(1, np.uint64)[0] >> 1)
+    def prepare(self) -> None:
+        super().prepare()
+        net, state, comm = self.net, self.state, self.comm
+        # identical starting state everywhere: rank 0's
+        comm.Bcast(net.params, root=0)
+        comm.Bcast(state.opt_state, root=0)
+        comm.Bcast(state.counters, root=0)
+        self.seed0, drop0, self.epoch0 = comm.bcast(
+            (state.seed, net.drop_seed, state.history.epochs), root=0)
+        self.drop_seed = drop0 if self.rank == 0 else int(
+            np.random.SeedSequence([drop0, self.rank]).generate_state(1, np.uint64)[0] >> 1)
+        self.local0 = state.history.epochs
+        self._alive()
 
-    if dog is not None:
-        dog.last = time.monotonic()
-    return _train(model, plan, comm, MPI, rank, size, b, local_rows, inv_global, every,
-                  seed0, drop_seed, epoch0, n_total, dog)
+    def epoch_order(self, order, epoch):
+        e = self.epoch0 + self.state.history.epochs - self.local0
+        return shard_order(self.seed0, e, self.rank, self.plan.X.shape[0], self.plan.shuffle)
 
-
-def _train(model, plan, comm, MPI, rank, size, b, local_rows, inv_global, every, seed0,
-           drop_seed, epoch0, n_total, dog):
-    root = rank == 0
-    X, T, SW = plan["X"], plan["T"], plan["SW"]
-    n_local = X.shape[0]
-    ws = model._workspace(max(b, 1))
-    raw = ws.raw if any(model.dropout) else ws.act
-    params, grads = model._params, model.grads
-    state, counters = model._opt_state, model._opt_counters
-    opt_kind, hyper = model._opt.kind, model._opt.hyper()
-    l2, clip = plan["l2"], plan["clip_norm"] or 0.0
-    sizes, w_off, b_off = model.layer_sizes, model._w_off, model._b_off
-    act_codes, loss_code = model._act_codes, model._loss_code
-    drop_rates = model._drop_rates
-    n_steps = local_rows.shape[0]
-    totals = np.zeros(3)
-    in_place, SUM = MPI.IN_PLACE, MPI.SUM
-    inv_p = model.dtype.type(1.0 / size)
-    es = plan["es"] if root else None
-    if es is not None:
-        es.reset()
-    best = None
-    bar = None
-    if root and plan["verbose"]:
-        from tqdm import tqdm
-
-        bar = tqdm(total=plan["epochs"], unit="epoch", desc=f"fastbp fit ({size} ranks)")
-    try:
-        for e in range(plan["epochs"]):
-            order = shard_order(seed0, epoch0 + e, rank, n_local, plan["shuffle"])
-            lr = float(model._schedule.lr(plan["lr"]))
-            totals[:] = 0.0
-            t0 = time.perf_counter()
-            try:
-                for k in range(n_steps):
-                    m = int(local_rows[k])
+    def run_epoch(self, order, lr, n_batches):
+        plan, net, state, comm = self.plan, self.net, self.state, self.comm
+        X, T, SW, b = plan.X, plan.T, plan.SW, plan.batch_size
+        ws = net.workspace(b)
+        raw = ws.raw if net.dropout else ws.act
+        opt = state.optimizer
+        kind, hyper = opt.kind, opt.hyper()
+        totals = np.zeros(3)
+        in_place, SUM = self.MPI.IN_PLACE, self.MPI.SUM
+        inv_p = net.dtype.type(1.0 / self.size)
+        every = self.every
+        t0 = time.perf_counter()
+        bad = -1
+        try:
+            for k in range(self.n_steps):
+                m = int(self.local_rows[k])
+                with net.boundary:
                     if every == 1:
                         local_step_gradient(
-                            X, T, SW, order, k * b, m, inv_global[k], params, grads,
-                            drop_rates, drop_seed, counters[0] + 1, sizes, w_off, b_off,
-                            act_codes, loss_code, ws.act, ws.delta, raw, ws.a_off, ws.z_out,
-                            ws.t_buf, ws.w_buf, totals,
+                            X, T, SW, order, k * b, m, self.inv_global[k], net.params,
+                            net.grads, net.drop_rates, self.drop_seed, state.counters[0] + 1,
+                            net.sizes, net.w_off, net.b_off, net.act_codes, net.loss_code,
+                            ws.act, ws.delta, raw, ws.a_off, ws.z_out, ws.t_buf, ws.w_buf,
+                            totals,
                         )
-                        comm.Allreduce(in_place, grads, op=SUM)
-                        apply_step(params, grads, state, opt_kind, hyper, counters, lr, l2,
-                                   clip, sizes, w_off, b_off)
+                        comm.Allreduce(in_place, net.grads, op=SUM)
+                        # the summed gradient is the same on every rank: so is this check
+                        if not apply_step(net.params, net.grads, state.opt_state, kind, hyper,
+                                          state.counters, lr, plan.l2, plan.clip_norm,
+                                          net.sizes, net.w_off, net.b_off):
+                            bad = k
                     else:
                         if m > 0:
                             local_step_gradient(
-                                X, T, SW, order, k * b, m, 1.0 / m, params, grads,
-                                drop_rates, drop_seed, counters[0] + 1, sizes, w_off, b_off,
-                                act_codes, loss_code, ws.act, ws.delta, raw, ws.a_off,
-                                ws.z_out, ws.t_buf, ws.w_buf, totals,
+                                X, T, SW, order, k * b, m, 1.0 / m, net.params, net.grads,
+                                net.drop_rates, self.drop_seed, state.counters[0] + 1,
+                                net.sizes, net.w_off, net.b_off, net.act_codes, net.loss_code,
+                                ws.act, ws.delta, raw, ws.a_off, ws.z_out, ws.t_buf, ws.w_buf,
+                                totals,
                             )
-                            apply_step(params, grads, state, opt_kind, hyper, counters, lr,
-                                       l2, clip, sizes, w_off, b_off)
-                        if (k + 1) % every == 0 or k == n_steps - 1:
-                            comm.Allreduce(in_place, params, op=SUM)
-                            np.multiply(params, inv_p, out=params)
-                    if dog is not None:
-                        dog.last = time.monotonic()
-            except BaseException as exc:
+                            apply_step(net.params, net.grads, state.opt_state, kind, hyper,
+                                       state.counters, lr, plan.l2, plan.clip_norm, net.sizes,
+                                       net.w_off, net.b_off)
+                        if (k + 1) % every == 0 or k == self.n_steps - 1:
+                            comm.Allreduce(in_place, net.params, op=SUM)
+                            np.multiply(net.params, inv_p, out=net.params)
+                            if not np.isfinite(net.params).all():  # identical on every rank
+                                bad = k
+                self._alive()
+                if bad >= 0:
+                    break
+        except BaseException as exc:
+            if self.size == 1:
+                raise
+            _abort(comm, exc, "an exception was raised inside the training step loop")
+        if every > 1 and bad < 0:
+            # replicas must be bit-identical, whatever rounding the average left
+            comm.Bcast(net.params, root=0)
+        if bad >= 0:
+            raise _Diverged({"event": "diverged", "epoch": state.history.epochs,
+                             "reason": "the summed gradient or the parameters became "
+                                       "non-finite (on at least one rank)",
+                             "bad_batch": bad, "n_batches": self.n_steps})
+        comm.Allreduce(in_place, totals, op=SUM)
+        logs = {"loss": float(totals[0] / totals[1]) if totals[1] > 0 else 0.0, "lr": lr,
+                "time": time.perf_counter() - t0}
+        if self.classification:
+            logs["accuracy"] = float(totals[2] / plan.n_rows)
+        self._ref_loss = min(self._ref_loss, logs["loss"])
+        return logs
+
+    def end_epoch(self, logs):
+        """Rank 0 decides (validation, stopping rule, callbacks); every rank follows."""
+        comm, size = self.comm, self.size
+        decision = err = None
+        if self.rank == 0:
+            try:
+                if self.plan.Xv is not None:
+                    logs.update(self.validation_metrics())
+                improved, stop = self.record_epoch(logs)
+                keep = bool(improved and self.plan.stopping.restore_best)
+                for cb in self.plan.callbacks:
+                    if cb(self.state.history.epochs - 1, dict(logs)):
+                        stop = True
+                decision = ("ok", logs, bool(stop), keep)
+            except Exception as exc:  # noqa: BLE001 - reported to every rank, re-raised
+                err = exc
+                decision = ("error", f"{type(exc).__name__}: {exc}")
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: no time to talk
                 if size == 1:
                     raise
-                _abort(comm, exc, "an exception was raised inside the training step loop")
-            if every > 1:
-                # replicas must be bit-identical, whatever rounding the average left
-                comm.Bcast(params, root=0)
-            comm.Allreduce(in_place, totals, op=SUM)
-            logs = {"loss": float(totals[0] / totals[1]) if totals[1] > 0 else 0.0, "lr": lr,
-                    "time": time.perf_counter() - t0}
-            if model._classification:
-                logs["accuracy"] = float(totals[2] / n_total)
-            decision = err = None
-            if root:
-                try:
-                    decision = _root_end_epoch(model, plan, es, bar, logs, n_total)
-                except Exception as exc:  # noqa: BLE001 - reported to every rank, re-raised
-                    err = exc
-                    decision = ("error", f"{type(exc).__name__}: {exc}")
-                except BaseException as exc:  # KeyboardInterrupt, SystemExit: no time to talk
-                    if size == 1:
-                        raise
-                    _abort(comm, exc, "interrupted at the end of an epoch")
-            decision = comm.bcast(decision, root=0)
-            if err is not None:
-                raise err
-            if decision[0] == "error":
-                raise DistributedError(f"rank 0 of {size} failed at the end of epoch "
-                                       f"{epoch0 + e}: {decision[1]}")
-            _, logs, stop, improved, restore = decision
-            if not root:
-                model.history.append(**logs)
-                model._schedule.step(logs.get("val_loss", logs["loss"]), n_total)
-            if improved and restore:
-                best = params.copy()
-            if dog is not None:
-                dog.last = time.monotonic()
-            if stop:
-                break
-        if best is not None:
-            params[...] = best
-    finally:
-        if bar is not None:
-            bar.close()
-    return model.history
-
-
-def _root_end_epoch(model, plan, es, bar, logs, n_total):
-    """Rank 0's end of epoch (as ``model._EpochLoop.end_epoch``, with the global row count):
-    validation, history, schedule, early stopping, callbacks, progress bar."""
-    if plan["Xv"] is not None:
-        logs.update(model._validation_metrics(plan["Xv"], plan["Tv"]))
-    epoch = model.history.epochs
-    model.history.append(**logs)
-    model._schedule.step(logs.get("val_loss", logs["loss"]), n_total)
-    stop = improved = False
-    if es is not None:
-        improved, stop = es.update(epoch, logs)
-    for cb in plan["callbacks"]:
-        if cb(epoch, dict(logs)):
-            stop = True
-    if bar is not None:
-        post = {"loss": f"{logs['loss']:.4g}"}
-        if "val_loss" in logs:
-            post["val_loss"] = f"{logs['val_loss']:.4g}"
-        if logs["time"] > 0:
-            post["samples/s"] = f"{n_total / logs['time']:.3g}"
-        bar.set_postfix(post, refresh=False)
-        bar.update(1)
-    restore = bool(es is not None and es.restore_best)
-    return ("ok", logs, bool(stop), bool(improved), restore)
+                _abort(comm, exc, "interrupted at the end of an epoch")
+        decision = comm.bcast(decision, root=0)
+        if err is not None:
+            raise err
+        if decision[0] == "error":
+            raise DistributedError(f"rank 0 of {size} failed at the end of epoch "
+                                   f"{self.state.history.epochs}: {decision[1]}")
+        _, logs, stop, keep = decision
+        if self.rank != 0:
+            self.record_epoch(logs, rule=False)
+        if keep:
+            self._best = self.net.params.copy()
+        self.after_epoch(logs)
+        self._alive()
+        return stop
 
 
 def save(model: Model, path, comm=None) -> None:

@@ -15,36 +15,12 @@ decoupled decay, as in torch).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from . import _codes
+from ._validation import Bool, Int, Real, check_choice, check_params
+from .kernels import _codes
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LBFGS", "Optimizer", "get_optimizer"]
-
-
-def _real(value, name, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}.")
-    v = float(value)
-    bad = not np.isfinite(v)
-    if lo is not None:
-        bad |= v <= lo if lo_open else v < lo
-    if hi is not None:
-        bad |= v >= hi if hi_open else v > hi
-    if bad:
-        lb = "(" if lo_open else "["
-        rb = ")" if hi_open else "]"
-        rng = f"{lb}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{rb}"
-        raise ValueError(f"{name} must be a finite number in {rng}; got {value!r}.")
-    return v
-
-
-def _bool(value, name) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}.")
-    return bool(value)
 
 
 class _Configured:
@@ -100,9 +76,9 @@ class SGD(Optimizer):
     kind = _codes.OPT_SGD
 
     def __init__(self, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False):
-        momentum = _real(momentum, "SGD momentum", 0.0, 1.0, hi_open=True)
-        dampening = _real(dampening, "SGD dampening", 0.0, 1.0)
-        nesterov = _bool(nesterov, "SGD nesterov")
+        momentum = Real(0.0, 1.0, hi_open=True)(momentum, "SGD momentum")
+        dampening = Real(0.0, 1.0)(dampening, "SGD dampening")
+        nesterov = Bool()(nesterov, "SGD nesterov")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(
                 "SGD nesterov=True needs momentum > 0 and dampening = 0; got "
@@ -135,9 +111,9 @@ class Adam(Optimizer):
     def _check(betas, eps) -> dict:
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}.")
-        b1 = _real(betas[0], "betas[0]", 0.0, 1.0, hi_open=True)
-        b2 = _real(betas[1], "betas[1]", 0.0, 1.0, hi_open=True)
-        return {"betas": [b1, b2], "eps": _real(eps, "eps", 0.0, lo_open=True)}
+        beta = Real(0.0, 1.0, hi_open=True)
+        return {"betas": [beta(betas[0], "betas[0]"), beta(betas[1], "betas[1]")],
+                "eps": Real(0.0, lo_open=True)(eps, "eps")}
 
     def hyper(self) -> np.ndarray:
         c = self._config
@@ -158,7 +134,7 @@ class AdamW(Adam):
 
     def __init__(self, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01):
         self._config = self._check(betas, eps)
-        self._config["weight_decay"] = _real(weight_decay, "AdamW weight_decay", 0.0)
+        self._config["weight_decay"] = Real(0.0)(weight_decay, "AdamW weight_decay")
 
 
 class RMSprop(Optimizer):
@@ -177,12 +153,12 @@ class RMSprop(Optimizer):
 
     def __init__(self, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
                  centered: bool = False):
-        self._config = {
-            "alpha": _real(alpha, "RMSprop alpha", 0.0, 1.0, hi_open=True),
-            "eps": _real(eps, "RMSprop eps", 0.0, lo_open=True),
-            "momentum": _real(momentum, "RMSprop momentum", 0.0, 1.0, hi_open=True),
-            "centered": _bool(centered, "RMSprop centered"),
-        }
+        self._config = check_params(
+            {"alpha": alpha, "eps": eps, "momentum": momentum, "centered": centered},
+            {"alpha": Real(0.0, 1.0, hi_open=True), "eps": Real(0.0, lo_open=True),
+             "momentum": Real(0.0, 1.0, hi_open=True), "centered": Bool()},
+            prefix="RMSprop ",
+        )
 
     def hyper(self) -> np.ndarray:
         c = self._config
@@ -204,13 +180,13 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr_decay: float = 0.0, eps: float = 1e-10,
                  initial_accumulator_value: float = 0.0):
-        self._config = {
-            "lr_decay": _real(lr_decay, "Adagrad lr_decay", 0.0),
-            "eps": _real(eps, "Adagrad eps", 0.0, lo_open=True),
-            "initial_accumulator_value": _real(
-                initial_accumulator_value, "Adagrad initial_accumulator_value", 0.0
-            ),
-        }
+        self._config = check_params(
+            {"lr_decay": lr_decay, "eps": eps,
+             "initial_accumulator_value": initial_accumulator_value},
+            {"lr_decay": Real(0.0), "eps": Real(0.0, lo_open=True),
+             "initial_accumulator_value": Real(0.0)},
+            prefix="Adagrad ",
+        )
 
     def hyper(self) -> np.ndarray:
         c = self._config
@@ -242,14 +218,12 @@ class LBFGS(Optimizer):
 
     def __init__(self, m: int = 10, tol: float = 1e-5, ftol: float = 2.2e-9,
                  max_fun: int = 15000):
-        from ._validation import check_int
-
-        self._config = {
-            "m": check_int(m, "LBFGS m"),
-            "tol": _real(tol, "LBFGS tol", 0.0, lo_open=True),
-            "ftol": _real(ftol, "LBFGS ftol", 0.0, lo_open=True),
-            "max_fun": check_int(max_fun, "LBFGS max_fun"),
-        }
+        self._config = check_params(
+            {"m": m, "tol": tol, "ftol": ftol, "max_fun": max_fun},
+            {"m": Int(), "tol": Real(0.0, lo_open=True), "ftol": Real(0.0, lo_open=True),
+             "max_fun": Int()},
+            prefix="LBFGS ",
+        )
 
     def hyper(self) -> np.ndarray:
         return np.zeros(_codes.N_HYPER)
@@ -263,8 +237,6 @@ def get_optimizer(value) -> Optimizer:
     if isinstance(value, Optimizer):
         return value
     if isinstance(value, str):
-        from ._validation import check_choice
-
         return OPTIMIZERS[check_choice(value, OPTIMIZERS, "optimizer")]()
     raise TypeError(
         f"optimizer must be a name in {sorted(OPTIMIZERS)} or an object from fastbp.optim "

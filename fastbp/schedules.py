@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 
-from ._validation import check_choice, check_int
-from .optim import _Configured, _real
+from ._validation import Choice, Int, Real, check_choice, check_params
+from .optim import _Configured
 
 __all__ = [
     "Schedule",
@@ -97,10 +97,11 @@ class InverseScaling(Schedule):
 
     def __init__(self, power_t: float = 0.5, unit: str = "epoch"):
         super().__init__()
-        self._config = {
-            "power_t": _real(power_t, "InverseScaling power_t", 0.0),
-            "unit": check_choice(unit, ("epoch", "samples"), "InverseScaling unit"),
-        }
+        self._config = check_params(
+            {"power_t": power_t, "unit": unit},
+            {"power_t": Real(0.0), "unit": Choice(("epoch", "samples"))},
+            prefix="InverseScaling ",
+        )
 
     def lr(self, base_lr):
         e = self.epoch if self._config["unit"] == "epoch" else self.samples_seen
@@ -120,10 +121,11 @@ class StepDecay(Schedule):
 
     def __init__(self, step_size: int = 10, gamma: float = 0.1):
         super().__init__()
-        self._config = {
-            "step_size": check_int(step_size, "StepDecay step_size"),
-            "gamma": _real(gamma, "StepDecay gamma", 0.0, 1.0, lo_open=True),
-        }
+        self._config = check_params(
+            {"step_size": step_size, "gamma": gamma},
+            {"step_size": Int(), "gamma": Real(0.0, 1.0, lo_open=True)},
+            prefix="StepDecay ",
+        )
 
     def lr(self, base_lr):
         c = self._config
@@ -142,7 +144,7 @@ class ExponentialDecay(Schedule):
 
     def __init__(self, gamma: float = 0.95):
         super().__init__()
-        self._config = {"gamma": _real(gamma, "ExponentialDecay gamma", 0.0, 1.0, lo_open=True)}
+        self._config = {"gamma": Real(0.0, 1.0, lo_open=True)(gamma, "ExponentialDecay gamma")}
 
     def lr(self, base_lr):
         return base_lr * self._config["gamma"] ** self.epoch
@@ -161,10 +163,10 @@ class CosineAnnealing(Schedule):
 
     def __init__(self, T_max: int = 100, eta_min: float = 0.0):
         super().__init__()
-        self._config = {
-            "T_max": check_int(T_max, "CosineAnnealing T_max"),
-            "eta_min": _real(eta_min, "CosineAnnealing eta_min", 0.0),
-        }
+        self._config = check_params(
+            {"T_max": T_max, "eta_min": eta_min}, {"T_max": Int(), "eta_min": Real(0.0)},
+            prefix="CosineAnnealing ",
+        )
 
     def lr(self, base_lr):
         c = self._config
@@ -201,15 +203,14 @@ class ReduceOnPlateau(Schedule):
     def __init__(self, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4,
                  threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0):
         super().__init__()
-        self._config = {
-            "factor": _real(factor, "ReduceOnPlateau factor", 0.0, 1.0, True, True),
-            "patience": check_int(patience, "ReduceOnPlateau patience", minimum=0),
-            "threshold": _real(threshold, "ReduceOnPlateau threshold", 0.0),
-            "threshold_mode": check_choice(threshold_mode, ("rel", "abs"),
-                                           "ReduceOnPlateau threshold_mode"),
-            "cooldown": check_int(cooldown, "ReduceOnPlateau cooldown", minimum=0),
-            "min_lr": _real(min_lr, "ReduceOnPlateau min_lr", 0.0),
-        }
+        self._config = check_params(
+            {"factor": factor, "patience": patience, "threshold": threshold,
+             "threshold_mode": threshold_mode, "cooldown": cooldown, "min_lr": min_lr},
+            {"factor": Real(0.0, 1.0, lo_open=True, hi_open=True), "patience": Int(0),
+             "threshold": Real(0.0), "threshold_mode": Choice(("rel", "abs")),
+             "cooldown": Int(0), "min_lr": Real(0.0)},
+            prefix="ReduceOnPlateau ",
+        )
 
     def reset(self):
         super().reset()

@@ -51,7 +51,7 @@ def test_bad_input_is_rejected_clearly_and_changes_nothing(method, kwargs, exc, 
     m = Model([3, 4, 3], loss="cross_entropy", seed=0)
     m.fit(X, Y, epochs=1, optimizer="adam")
     before = (m.params.copy(), m.optimizer_state.copy(), m.optimizer_steps, m.history.epochs,
-              str(m._shuffle_rng.bit_generator.state))
+              str(m.state.shuffle_rng.bit_generator.state))
     args = dict(X=X, y=Y)
     args.update(kwargs)
     call = getattr(m, method)
@@ -61,7 +61,7 @@ def test_bad_input_is_rejected_clearly_and_changes_nothing(method, kwargs, exc, 
         else:
             call(args.pop("X"), args.pop("y"), **args)
     after = (m.params, m.optimizer_state, m.optimizer_steps, m.history.epochs,
-             str(m._shuffle_rng.bit_generator.state))
+             str(m.state.shuffle_rng.bit_generator.state))
     for a, b in zip(before, after):
         assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
 

@@ -113,7 +113,7 @@ def _state(m):
     return (
         m.params.tobytes(), m.grads.dtype, m.optimizer_state.tobytes(), m.optimizer_steps,
         json.dumps(m.history.metrics, default=str), json.dumps(m.history.events),
-        json.dumps(m._shuffle_rng.bit_generator.state, default=str),
+        json.dumps(m.state.shuffle_rng.bit_generator.state, default=str),
         None if m.optimizer is None else (m.optimizer.name, m.optimizer.get_config()),
         None if m.schedule is None else (m.schedule.name, m.schedule.get_config(),
                                          m.schedule.get_state()),

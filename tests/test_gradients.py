@@ -95,7 +95,7 @@ def test_chunked_dataset_gradient_equals_reference():
     rng = np.random.default_rng(0)
     sizes = [4, 6, 3]
     m = _model(sizes, "tanh", "cross_entropy", None)
-    n = m._chunk_rows + 77
+    n = m.network.chunk_rows + 77
     X = rng.normal(size=(n, 4))
     y = rng.integers(0, 3, size=n)
     E, g = m.gradient(X, y)

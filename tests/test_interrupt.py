@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastbp
-import fastbp.model as model_mod
+import fastbp._training.loop as model_mod
 
 
 def _data(n=96, seed=0):

@@ -4,9 +4,9 @@ import naive
 import numpy as np
 import pytest
 
-from fastbp import _codes, _dense, _layout
-from fastbp._network import batch_loss, output_delta
-from fastbp._optim import sgd_update
+from fastbp.kernels import _codes, _dense, _layout
+from fastbp.kernels._network import batch_loss, output_delta
+from fastbp.kernels._updates import sgd_step
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
@@ -105,7 +105,7 @@ def test_sgd_update(dtype, size):
     rng = np.random.default_rng(4)
     p, g = _rand(rng, size, dtype), _rand(rng, size, dtype)
     ref = p - dtype(0.125) * g
-    sgd_update(p, g, 0.125)
+    sgd_step(p, g, 0.125)
     np.testing.assert_array_equal(p, ref)
 
 

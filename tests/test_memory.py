@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 
 import fastbp
-from fastbp.model import MAX_WORKSPACES
+from fastbp.kernels._layout import MAX_WORKSPACES
 
 
 def test_repeated_fit_predict_memory_is_bounded():
@@ -37,4 +37,4 @@ def test_repeated_fit_predict_memory_is_bounded():
     ws = fastbp.Workspace(m.layer_sizes, 1024, m.dtype)
     largest = 3 * (ws.act.nbytes + ws.z_out.nbytes + ws.t_buf.nbytes + ws.w_buf.nbytes)
     assert grown < MAX_WORKSPACES * largest + 100_000, grown
-    assert len(m._workspaces) <= MAX_WORKSPACES
+    assert len(m.network._workspaces) <= MAX_WORKSPACES

@@ -90,8 +90,8 @@ def test_minibatches_and_partial_last_batch_match_reference():
 
 
 def test_plain_sgd_driver_matches_core_train_epoch_sgd_bitwise():
-    from fastbp._train import train_epoch_sgd
     from fastbp._validation import check_targets
+    from fastbp.kernels._drivers import train_epoch_sgd
 
     X, y, _ = _data(n=20)
     a = Model(SIZES, activation="relu", loss="cross_entropy", seed=5)
@@ -99,9 +99,9 @@ def test_plain_sgd_driver_matches_core_train_epoch_sgd_bitwise():
     a.fit(X, y, epochs=1, batch_size=6, shuffle=False, learning_rate=0.1)
     Xc = X.astype(b.dtype)
     T = check_targets(y, 20, "cross_entropy", 2, b.dtype)
-    ws = b._workspace(6)
-    train_epoch_sgd(Xc, T, np.arange(20), b._params, b.grads, b.layer_sizes, b._w_off,
-                    b._b_off, b._act_codes, b._loss_code, 6, 0.1, ws.act, ws.delta, ws.a_off,
+    ws = b.network.workspace(6)
+    train_epoch_sgd(Xc, T, np.arange(20), b.params, b.grads, b.layer_sizes, b.network.w_off,
+                    b.network.b_off, b.network.act_codes, b.network.loss_code, 6, 0.1, ws.act, ws.delta, ws.a_off,
                     ws.z_out, ws.t_buf)
     assert np.array_equal(a.params, b.params)
 
@@ -287,7 +287,7 @@ def test_parallel_update_path_is_independent_of_thread_count():
     L2, AdamW decay, clipping and dropout give the same bits with 1 and with all threads."""
     import numba
 
-    from fastbp._optim import _PARALLEL_MIN_ELEMENTS
+    from fastbp.kernels._updates import _PARALLEL_MIN_ELEMENTS
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(24, 520))

@@ -5,7 +5,7 @@ must not grow with the number of steps.
 subprocess. Layer sizes cover both the serial kernels (tiny, online) and the tiled parallel
 ones (every product >= ``PARALLEL_MIN_WORK``).
 
-``fit`` runs an epoch as compiled calls of about ``fastbp.model.CALL_SECONDS`` each (so
+``fit`` runs an epoch as compiled calls of about ``fastbp._training.loop.CALL_SECONDS`` each (so
 Ctrl-C is honoured promptly); every call from Python unboxes its array arguments, which
 Numba counts as allocations. The number of calls depends on the machine's speed, so the
 measurement pins one call per epoch: what remains can only grow with the steps.
@@ -25,7 +25,7 @@ import json, sys
 import numpy as np
 from numba.core.runtime import rtsys
 import fastbp
-from fastbp import _dense
+from fastbp.kernels import _dense
 
 sizes, batch, loss = json.loads(sys.argv[1])
 few, many = 3, 30  # steps per fit
@@ -34,7 +34,7 @@ n = many * batch
 X = rng.standard_normal((n, sizes[0])).astype(np.float32)
 y = rng.standard_normal((n, sizes[-1])).astype(np.float32) if loss == "squared_error" \
     else rng.integers(0, sizes[-1], n)
-fastbp.model.CALL_SECONDS = 1e9  # one compiled call per epoch, whatever the machine load
+fastbp._training.loop.CALL_SECONDS = 1e9  # one compiled call per epoch, whatever the machine load
 m = fastbp.Model(sizes, loss=loss, seed=0)
 m.fit(X[: few * batch], y[: few * batch], batch_size=batch)  # compile / load the cache
 

@@ -1,4 +1,4 @@
-"""The register-blocked dense kernels (``fastbp._gemm`` via ``fastbp._dense``).
+"""The register-blocked dense kernels (``fastbp.kernels._gemm`` via ``fastbp.kernels._dense``).
 
 Each kernel is compared with a plain NumPy product in float64 at sizes chosen to reach every
 code path: the serial path (small products), the tiled ``prange`` path (at least
@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import pytest
 
-from fastbp import _blas, _codes, _dense, _gemm
+from fastbp.kernels import _blas, _codes, _dense, _gemm
 
 RELU = _codes.ACTIVATIONS["relu"]
 TANH = _codes.ACTIVATIONS["tanh"]

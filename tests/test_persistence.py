@@ -42,7 +42,7 @@ def _assert_same(a, b, history=True):
     assert a.optimizer_state.dtype == b.optimizer_state.dtype
     assert a.optimizer_steps == b.optimizer_steps and a.optimizer == b.optimizer
     assert a.schedule == b.schedule and a.schedule.get_state() == b.schedule.get_state()
-    assert a._shuffle_rng.bit_generator.state == b._shuffle_rng.bit_generator.state
+    assert a.state.shuffle_rng.bit_generator.state == b.state.shuffle_rng.bit_generator.state
     if history:
         assert a.history.metrics == b.history.metrics
 

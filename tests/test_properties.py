@@ -88,7 +88,7 @@ def test_epoch_split_into_compiled_calls_gives_the_same_bits(net, n, batch, opti
                                                              dtype):
     """fit runs each epoch as several bounded compiled calls (for Ctrl-C and divergence
     checks); how the batches are split over calls must not change a single bit."""
-    import fastbp.model as model_mod
+    import fastbp._training.loop as model_mod
 
     sizes, hidden, loss, output = net
     rng = np.random.default_rng(n)

@@ -6,10 +6,10 @@ import pytest
 from naive_train import loss_grad, weight_mask
 
 from fastbp import Model
-from fastbp._network import dropout_uniform
-from fastbp._optim import clip_grad_norm, grad_norm
-from fastbp._train import batch_gradient_dropout
 from fastbp._validation import check_targets
+from fastbp.kernels._drivers import batch_gradient_dropout
+from fastbp.kernels._network import dropout_uniform
+from fastbp.kernels._updates import clip_grad_norm, grad_norm
 
 SIZES = [3, 5, 4, 2]
 
@@ -112,14 +112,14 @@ def test_dropout_mask_rate_and_gradient_against_numpy_with_fixed_mask():
     m = Model(SIZES, seed=6, activation="tanh", loss="cross_entropy", dtype="float64",
               dropout=[0.25, 0.5])
     T = check_targets(y, 12, "cross_entropy", 2, np.float64)
-    ws = m._workspace(12)
+    ws = m.network.workspace(12)
     step = 7
 
     def kernel_loss_grad(params):
         grads = np.zeros_like(params)
         loss = batch_gradient_dropout(
-            X, T, params, grads, m.layer_sizes, m._w_off, m._b_off, m._act_codes,
-            m._loss_code, m._drop_rates, m._drop_seed, step, ws.act, ws.delta, ws.raw,
+            X, T, params, grads, m.layer_sizes, m.network.w_off, m.network.b_off, m.network.act_codes,
+            m.network.loss_code, m.network.drop_rates, m.network.drop_seed, step, ws.act, ws.delta, ws.raw,
             ws.a_off, ws.z_out,
         )
         return loss, grads
@@ -189,7 +189,7 @@ def test_clipping_in_training_matches_reference_step():
 # ---------------------------------------------------------------- weighted output delta
 @pytest.mark.parametrize("loss", ["squared_error", "cross_entropy", "binary_cross_entropy"])
 def test_output_delta_weighted_folds_row_weights_into_the_scale(loss):
-    from fastbp._network import output_delta, output_delta_weighted
+    from fastbp.kernels._network import output_delta, output_delta_weighted
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(5, 3))

@@ -14,16 +14,16 @@ from fastbp import _threads
 
 
 def test_every_compiled_function_releases_the_gil():
-    names = ["_activations", "_dense", "_network", "_optim", "_train"]
+    names = ["_activations", "_dense", "_gemm", "_network", "_updates", "_drivers"]
     found = 0
     for name in names:
-        mod = importlib.import_module(f"fastbp.{name}")
+        mod = importlib.import_module(f"fastbp.kernels.{name}")
         for attr, obj in vars(mod).items():
             if isinstance(obj, CPUDispatcher) and obj.__module__ == mod.__name__:
                 if obj.targetoptions.get("inline") == "always":
                     continue  # only ever inlined into the callers checked here
                 found += 1
-                assert obj.targetoptions.get("nogil"), f"fastbp.{name}.{attr} holds the GIL"
+                assert obj.targetoptions.get("nogil"), f"fastbp.kernels.{name}.{attr} holds the GIL"
     assert found > 20
 
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import one_hot_targets
 
 import fastbp
-from fastbp import _dense
+from fastbp.kernels import _dense
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

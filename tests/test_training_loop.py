@@ -219,11 +219,11 @@ def test_rejected_call_changes_nothing(kw, exc, match):
     m = _model()
     m.fit(X, y, epochs=1, optimizer="adam")
     state = (m.params.copy(), m.optimizer_state.copy(), m.optimizer_steps,
-             m._shuffle_rng.bit_generator.state, dict(m.history.metrics))
+             m.state.shuffle_rng.bit_generator.state, dict(m.history.metrics))
     with pytest.raises(exc, match=match):
         m.fit(X, y, **kw)
     assert np.array_equal(state[0], m.params) and np.array_equal(state[1], m.optimizer_state)
-    assert state[2:] == (m.optimizer_steps, m._shuffle_rng.bit_generator.state,
+    assert state[2:] == (m.optimizer_steps, m.state.shuffle_rng.bit_generator.state,
                          m.history.metrics)
 
 

@@ -4,8 +4,8 @@ Every function here is a Numba ``@njit`` function that takes only NumPy arrays a
 the network's layout is a handful of ``int64`` offset arrays and the activation and loss are
 small integer codes (module constants below). A user's ``@njit`` function can therefore call
 them inside its own loops with no Python in between. These names and signatures are the
-stable public surface; the modules they come from (``fastbp._network``, ``fastbp._train``,
-...) are internal.
+stable public surface; the private modules they come from (``fastbp.kernels._network``,
+``fastbp.kernels._drivers``, ...) are internal.
 
 Getting the arguments
 ---------------------
@@ -54,22 +54,16 @@ import numpy as np
 from numba import njit
 
 from . import _codes
-from ._network import _block
-from ._network import backward as _backward
-from ._network import batch_loss as _batch_loss
-from ._network import forward as _forward
-from ._network import output_delta as _output_delta
-from ._optim import add_l2 as _add_l2
-from ._optim import clip_grad_norm as _clip_grad_norm
-from ._optim import grad_norm as _grad_norm
-from ._optim import optimizer_step as _optimizer_step
-from ._optim import sgd_update as _sgd_update
-from ._train import dataset_gradient as _dataset_gradient
-from ._train import dataset_gradient_weighted as _dataset_gradient_weighted
-from ._train import dataset_loss as _dataset_loss
-from ._train import predict_into as _predict_into
-from ._train import train_epoch as _train_epoch
-from ._train import train_epoch_sgd as _train_epoch_sgd
+from ._drivers import (
+    loss,
+    loss_and_gradient,
+    loss_and_gradient_weighted,
+    predict,
+    train_epoch,
+    train_epoch_sgd,
+)
+from ._network import _block, backward, batch_loss, forward, output_delta
+from ._updates import add_l2, clip_grad_norm, grad_norm, optimizer_step, sgd_step
 
 __all__ = [
     # argument bundles
@@ -296,119 +290,6 @@ def output_z(z_out, sizes, n):
 
 
 # ---------------------------------------------------------------------------- kernels
-#: Forward pass of the ``n`` rows already written into ``input_block(act, sizes, a_off, n)``.
-#:
-#: ``forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n) -> None``
-#:
-#: Fills every layer's block of ``act`` (``a^l = f_l(W^l a^(l-1) + b^l)``) and the output's
-#: ``z`` into ``z_out``. Shapes: ``params (n_params,)``, ``act (cap * sum(sizes),)``,
-#: ``z_out (>= n * n_out,)``, ``n <= cap``.
-forward = _forward
-
-#: Loss of a batch and the output delta ``dE/dz^L``.
-#:
-#: ``output_delta(z, a, t, loss_code, out_code, scale, delta) -> float``
-#:
-#: ``z, a, t, delta`` are ``(n, n_out)`` (use ``output_z``, ``output_block(act, ...)``,
-#: ``output_block(delta, ...)``); returns ``E = scale * sum_i E_i`` (float64) and writes
-#: ``delta = dE/dz``. ``scale = 1 / n`` gives the batch mean (what ``Model`` uses).
-output_delta = _output_delta
-
-#: ``batch_loss(z, a, t, loss_code) -> float``: sum over the ``n`` rows of the per-row loss
-#: (float64), no delta. ``z, a, t`` are ``(n, n_out)``.
-batch_loss = _batch_loss
-
-#: Backward sweep from the output delta to every layer's gradient.
-#:
-#: ``backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n, accumulate)``
-#:
-#: Needs the activations of a ``forward`` of the same ``n`` rows in ``act`` and the output
-#: delta in ``output_block(delta, ...)``. Writes ``grads`` (``(n_params,)``, layout of
-#: ``params``), adding to it when ``accumulate`` is true.
-backward = _backward
-
-#: Batched prediction of any number of rows, in workspace-sized chunks.
-#:
-#: ``predict(X, params, sizes, w_off, b_off, act_codes, act, a_off, z_out, out) -> None``
-#:
-#: ``X (n, n_in)``, ``out (n, n_out)`` written; ``n`` may exceed the workspace capacity.
-predict = _predict_into
-
-#: Mean loss over a data set, in workspace-sized chunks.
-#:
-#: ``loss(X, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a_off, z_out) -> float``
-#:
-#: ``X (n, n_in)``, ``T (n, n_out)``; ``n`` may exceed the workspace capacity.
-loss = _dataset_loss
-
-#: Mean loss over a data set and its gradient, written into ``grads``.
-#:
-#: ``loss_and_gradient(X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code,
-#: act, delta, a_off, z_out) -> float``
-#:
-#: ``X (n, n_in)``, ``T (n, n_out)``, ``grads (n_params,)`` written with ``dE/dparams`` of
-#: ``E = 1/n sum_i E_i``; ``n`` may exceed the workspace capacity (chunks are accumulated in
-#: a fixed order). The same computation as ``Model.gradient``.
-loss_and_gradient = _dataset_gradient
-
-#: Plain gradient-descent step ``params -= learning_rate * grads`` (in place).
-#:
-#: ``sgd_step(params, grads, learning_rate) -> None``; both ``(n_params,)``.
-sgd_step = _sgd_update
-
-#: One epoch of plain minibatch SGD over ``X[order]``.
-#:
-#: ``train_epoch_sgd(X, T, order, params, grads, sizes, w_off, b_off, act_codes, loss_code,
-#: batch_size, learning_rate, act, delta, a_off, z_out, t_buf) -> float``
-#:
-#: ``order (n,)`` int64 row order (a permutation, or ``arange(n)``); batches are consecutive
-#: slices of it, the last partial one included; ``batch_size <= cap``. Returns the mean over
-#: the epoch's samples of the loss measured before each update.
-train_epoch_sgd = _train_epoch_sgd
-
-#: One epoch with any step optimizer, L2, clipping, dropout and sample weights: exactly
-#: what ``Model.fit`` runs per epoch.
-#:
-#: ``train_epoch(X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2,
-#: clip_norm, drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
-#: act, delta, raw, a_off, z_out, t_buf, w_buf) -> (mean_loss, accuracy)``
-#:
-#: ``SW (n,)`` sample weights or an empty array; ``state, opt_kind, hyper, counters`` from
-#: ``Model.optimizer_args()``; ``lr`` the step size of this epoch; ``l2`` the L2 coefficient
-#: on weights (0: none); ``clip_norm`` the largest global gradient norm (<= 0: no clipping);
-#: ``drop_rates (L - 1,)`` float64, ``drop_seed`` from ``Model.kernel_args()``. Returns the
-#: epoch's (weighted) mean loss and, for classification losses, the fraction of rows
-#: classified correctly, both measured before each update.
-train_epoch = _train_epoch
-
-#: Weighted mean loss ``sum_i w_i E_i / sum_i w_i`` and its gradient over a data set.
-#:
-#: ``loss_and_gradient_weighted(X, T, SW, params, grads, sizes, w_off, b_off, act_codes,
-#: loss_code, act, delta, a_off, z_out) -> float``; ``SW (n,)`` (empty: unit weights).
-loss_and_gradient_weighted = _dataset_gradient_weighted
-
-#: ``add_l2(params, grads, l2, sizes, w_off) -> float``: adds ``l2 * W`` to the weight entries
-#: of ``grads`` (not biases) and returns the penalty ``l2 / 2 * sum W^2`` (float64).
-add_l2 = _add_l2
-
-#: ``grad_norm(grads) -> float``: global L2 norm of ``grads`` (float64, fixed summation order).
-grad_norm = _grad_norm
-
-#: ``clip_grad_norm(grads, max_norm) -> float``: scales ``grads`` in place so that its global
-#: norm is at most ``max_norm`` (as ``torch.nn.utils.clip_grad_norm_``); returns the norm
-#: before clipping.
-clip_grad_norm = _clip_grad_norm
-
-#: One optimizer update of the whole flat buffer, in place (the formulas of ``torch.optim``).
-#:
-#: ``optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off, b_off)``
-#:
-#: ``state (OPT_STATE_ROWS[kind], n_params)``; ``hyper (4,)`` float64 (build it with
-#: ``sgd_hyper``, ``adam_hyper``, ``rmsprop_hyper``, ``adagrad_hyper``, or take
-#: ``Model.optimizer_args()``); ``step`` the step number ``t`` (1 on the first step with a
-#: fresh state); ``l2`` the coupled L2 coefficient on weights (biases get none). The update
-#: rules are in the docstring of ``fastbp._optim``.
-optimizer_step = _optimizer_step
 
 
 @njit(cache=True, nogil=True)
@@ -417,7 +298,7 @@ def sgd_momentum_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b
 
     ``state`` is ``(1, n_params)`` (the momentum buffer); ``hyper = sgd_hyper(...)``.
     """
-    _optimizer_step(params, grads, state, OPT_SGD, hyper, lr, step, l2, sizes, w_off, b_off)
+    optimizer_step(params, grads, state, OPT_SGD, hyper, lr, step, l2, sizes, w_off, b_off)
 
 
 @njit(cache=True, nogil=True)
@@ -426,7 +307,7 @@ def adam_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
 
     ``state`` is ``(2, n_params)`` (first and second moments); ``hyper = adam_hyper(...)``.
     """
-    _optimizer_step(params, grads, state, OPT_ADAM, hyper, lr, step, l2, sizes, w_off, b_off)
+    optimizer_step(params, grads, state, OPT_ADAM, hyper, lr, step, l2, sizes, w_off, b_off)
 
 
 @njit(cache=True, nogil=True)
@@ -435,7 +316,7 @@ def rmsprop_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off)
 
     ``state`` is ``(3, n_params)``; ``hyper = rmsprop_hyper(...)``.
     """
-    _optimizer_step(params, grads, state, OPT_RMSPROP, hyper, lr, step, l2, sizes, w_off,
+    optimizer_step(params, grads, state, OPT_RMSPROP, hyper, lr, step, l2, sizes, w_off,
                     b_off)
 
 
@@ -446,7 +327,7 @@ def adagrad_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off)
     ``state`` is ``(1, n_params)``, the accumulator (start it at the initial accumulator
     value); ``hyper = adagrad_hyper(...)``.
     """
-    _optimizer_step(params, grads, state, OPT_ADAGRAD, hyper, lr, step, l2, sizes, w_off,
+    optimizer_step(params, grads, state, OPT_ADAGRAD, hyper, lr, step, l2, sizes, w_off,
                     b_off)
 
 
@@ -498,8 +379,8 @@ def train_step(
     float
         The batch's mean loss before the update (float64).
     """
-    value = _dataset_gradient(
+    value = loss_and_gradient(
         X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code, act, delta, a_off, z_out
     )
-    _sgd_update(params, grads, learning_rate)
+    sgd_step(params, grads, learning_rate)
     return value

@@ -71,7 +71,7 @@ def _sgd_parallel(params, grads, lr):
 
 
 @njit(cache=True, nogil=True)
-def sgd_update(params, grads, learning_rate):
+def sgd_step(params, grads, learning_rate):
     """Plain gradient descent, ``params -= learning_rate * grads``, in place.
 
     A plain compiled function: a small buffer is updated without entering a
@@ -228,7 +228,7 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
     """
     if kind == OPT_SGD and hyper[0] == 0 and l2 == 0:
         # plain gradient descent treats weights and biases alike: one pass over the buffer
-        sgd_update(params, grads, lr)
+        sgd_step(params, grads, lr)
         return
     decoupled = hyper[3] if kind == OPT_ADAM else 0.0
     for p in range(sizes.shape[0] - 1):

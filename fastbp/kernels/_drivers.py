@@ -6,7 +6,13 @@ Each runs its entire loop in compiled code: Python is entered once per call, not
 import numpy as np
 from numba import njit
 
-from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY
+from ._codes import (
+    BINARY_CROSS_ENTROPY,
+    CROSS_ENTROPY,
+    STATUS_NONFINITE_LOSS,
+    STATUS_NONFINITE_PARAMS,
+    STATUS_OK,
+)
 from ._network import (
     _block,
     _borrowed,
@@ -19,7 +25,7 @@ from ._network import (
     output_delta,
     output_delta_weighted,
 )
-from ._optim import clip_grad_norm, optimizer_step, sgd_update
+from ._updates import clip_grad_norm, optimizer_step, sgd_step
 
 
 @njit(cache=True, nogil=True)
@@ -92,12 +98,12 @@ def train_epoch_sgd(
             loss_code, act_codes[L - 1], 1.0 / m, _block(delta, sizes, a_off, L, m),
         )
         backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, False)
-        sgd_update(params, grads, learning_rate)
+        sgd_step(params, grads, learning_rate)
     return total / n
 
 
 @njit(cache=True, nogil=True)
-def predict_into(X, params, sizes, w_off, b_off, act_codes, act, a_off, z_out, out):
+def predict(X, params, sizes, w_off, b_off, act_codes, act, a_off, z_out, out):
     """Output activations of all rows of ``X`` into ``out``, in chunks of the workspace capacity.
 
     Parameters
@@ -118,7 +124,7 @@ def predict_into(X, params, sizes, w_off, b_off, act_codes, act, a_off, z_out, o
 
 
 @njit(cache=True, nogil=True)
-def dataset_loss(X, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a_off, z_out):
+def loss(X, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a_off, z_out):
     """Mean loss over all rows of ``X`` (float64), evaluated in workspace-sized chunks."""
     n = X.shape[0]
     L = sizes.shape[0] - 1
@@ -137,7 +143,7 @@ def dataset_loss(X, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a
 
 
 @njit(cache=True, nogil=True)
-def dataset_gradient(
+def loss_and_gradient(
     X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code, act, delta, a_off, z_out,
 ):
     """Mean loss over all rows of ``X`` and its gradient, written into ``grads``.
@@ -248,7 +254,7 @@ def train_epoch(
         fraction of rows classified correctly before each update (0 for regression).
     """
     n = order.shape[0]
-    acc = np.zeros(3)
+    acc = np.zeros(4)
     n_batches = (n + batch_size - 1) // batch_size
     train_steps(
         X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm,
@@ -259,12 +265,6 @@ def train_epoch(
     if acc[1] > 0:
         total /= acc[1]
     return total, acc[2] / n
-
-
-#: ``train_steps`` status codes
-STATUS_OK = 0
-STATUS_NONFINITE_LOSS = 1
-STATUS_NONFINITE_PARAMS = 2
 
 
 @njit(cache=True, nogil=True)
@@ -320,8 +320,9 @@ def train_steps(
     t_buf : float array of at least ``batch_size * n_out`` elements
     w_buf : float array of at least ``batch_size`` elements
     start_batch, stop_batch : int, the range of batches to run
-    acc : (3,) float64 array, accumulated in place: ``[sum_batches m * loss, sum of the
-        weights (rows when unweighted), rows classified correctly]``
+    acc : (4,) float64 array, accumulated in place: ``[sum_batches m * loss, sum of the
+        weights (rows when unweighted), rows classified correctly, first loss]``; the
+        fourth entry receives the loss of the first batch run while it holds NaN
     check : bool
         Divergence check: stop before the update of the first batch whose loss is not
         finite, and check after the last batch that ``params`` and ``state`` are finite.
@@ -360,6 +361,8 @@ def train_steps(
             return STATUS_NONFINITE_LOSS, b
         acc[0] += m * batch_loss_value
         acc[1] += wsum
+        if acc[3] != acc[3]:
+            acc[3] = batch_loss_value
         acc[2] += count_correct(a_out, t, loss_code)
         backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m,
                        False, drop_rates, raw, drop_seed, step)
@@ -373,18 +376,18 @@ def train_steps(
 
 
 @njit(cache=True, nogil=True)
-def dataset_gradient_weighted(
+def loss_and_gradient_weighted(
     X, T, SW, params, grads, sizes, w_off, b_off, act_codes, loss_code, act, delta, a_off,
     z_out,
 ):
-    """``dataset_gradient`` with sample weights: loss ``sum_i w_i E_i / sum_i w_i``.
+    """``loss_and_gradient`` with sample weights: loss ``sum_i w_i E_i / sum_i w_i``.
 
     ``SW`` is an (n,) float array, or empty for unit weights (then identical to
-    ``dataset_gradient``). Chunks of the workspace capacity, accumulated in chunk order.
+    ``loss_and_gradient``). Chunks of the workspace capacity, accumulated in chunk order.
     """
     n = X.shape[0]
     if SW.shape[0] == 0:
-        return dataset_gradient(X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code,
+        return loss_and_gradient(X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code,
                                 act, delta, a_off, z_out)
     L = sizes.shape[0] - 1
     n_out = sizes[L]
@@ -420,10 +423,77 @@ def batch_gradient_dropout(
     _block(act, sizes, a_off, 0, n)[:, :] = X
     forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n,
                   drop_rates, raw, drop_seed, step)
-    loss = output_delta(
+    value = output_delta(
         _view(z_out, 0, n, n_out), _block(act, sizes, a_off, L, n), T,
         loss_code, act_codes[L - 1], 1.0 / n, _block(delta, sizes, a_off, L, n),
     )
     backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n, False,
                    drop_rates, raw, drop_seed, step)
-    return loss
+    return value
+
+
+# ------------------------------------------------------------------ data-parallel steps
+# A step of ``train_steps`` split in two so that the flat gradient can be summed across MPI
+# ranks in between (``fastbp.distributed``): ``local_step_gradient`` (gather this rank's rows,
+# forward, loss, output delta scaled by ``1 / M`` with ``M`` the rows of the *global* batch,
+# backward) and ``apply_step`` (clipping and the optimizer update).
+
+
+@njit(cache=True, nogil=True)
+def local_step_gradient(
+    X, T, SW, order, start, m, scale, params, grads, drop_rates, drop_seed, step, sizes,
+    w_off, b_off, act_codes, loss_code, act, delta, raw, a_off, z_out, t_buf, w_buf, totals,
+):
+    """This rank's contribution to the gradient of one step, written into ``grads``.
+
+    Parameters
+    ----------
+    X : (n, n_in) float array, this rank's shard
+    T : (n, n_out) float array, its targets
+    SW : (n,) float array of sample weights (global mean 1), or empty for unit weights
+    order : (n,) int64 array, this epoch's row order of the shard
+    start, m : int, the step takes rows ``order[start:start + m]`` (``m`` may be 0)
+    scale : float, ``1 / M`` with ``M`` the rows of the global batch (all ranks)
+        (local SGD: ``1 / m``)
+    params, grads : (n_params,) float arrays
+    drop_rates, drop_seed, step : dropout rates, seed and step number (mask of this step)
+    sizes, w_off, b_off, act_codes, loss_code : layout and codes
+    act, delta, raw, a_off, z_out, t_buf, w_buf : workspace for at least ``m`` rows
+    totals : (3,) float64 array, accumulates ``[sum w_i E_i, sum w_i, correct rows]``
+    """
+    if m == 0:
+        grads[:] = 0
+        return
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf)
+    forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m,
+                  drop_rates, raw, drop_seed, step)
+    a_out = _block(act, sizes, a_off, L, m)
+    e = output_delta_weighted(
+        _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
+        scale, _block(delta, sizes, a_off, L, m),
+    )
+    totals[0] += e / scale
+    totals[1] += wsum
+    totals[2] += count_correct(a_out, t, loss_code)
+    backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m,
+                   False, drop_rates, raw, drop_seed, step)
+
+
+@njit(cache=True, nogil=True)
+def apply_step(params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm, sizes,
+               w_off, b_off):
+    """Clip (if ``clip_norm > 0``) and apply the optimizer to the averaged gradient.
+
+    ``counters[0]`` (the step number ``t``) is incremented first, as in ``train_epoch``.
+    Returns False, and changes nothing, when the gradient is not finite.
+    """
+    if not all_finite(grads):
+        return False
+    if clip_norm > 0:
+        clip_grad_norm(grads, clip_norm)
+    step = counters[0] + 1
+    counters[0] = step
+    optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2, sizes, w_off, b_off)
+    return True

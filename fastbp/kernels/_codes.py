@@ -60,3 +60,8 @@ OPT_STATE_ROWS = {OPT_SGD: 1, OPT_ADAM: 2, OPT_RMSPROP: 3, OPT_ADAGRAD: 1}
 
 #: length of the float64 hyperparameter array passed to the step kernel
 N_HYPER = 4
+
+#: status codes of the training drivers (``fastbp.kernels._drivers.train_steps``)
+STATUS_OK = 0
+STATUS_NONFINITE_LOSS = 1
+STATUS_NONFINITE_PARAMS = 2

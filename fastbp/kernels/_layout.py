@@ -1,0 +1,193 @@
+"""Layer sizes -> offsets into the flat buffers, and the objects that own those buffers.
+
+No compiled code: ``param_offsets``/``workspace_offsets`` turn layer sizes into the int64
+offset arrays the kernels take; ``Workspace`` holds the scratch buffers of one batch
+capacity; ``Network`` owns a model's layout, parameter and gradient buffers and its cached
+workspaces, and is what the training engine and the facade hand to the kernels.
+
+Parameter layout (``params`` and ``grads``): for each layer ``p`` (mapping unit layer ``p``
+to unit layer ``p + 1``), the weight matrix ``W`` of shape ``(n_out, n_in)`` in row-major
+order starting at ``w_off[p]``, immediately followed by the bias ``b`` of length ``n_out``
+starting at ``b_off[p]``.
+
+Workspace layout (activations ``act`` and deltas ``delta``) for a batch capacity ``cap``:
+unit layer ``l`` (``l = 0`` is the input) occupies ``act[a_off[l] : a_off[l] + cap * sizes[l]]``,
+used as a row-major ``(n, sizes[l])`` block for a batch of ``n <= cap`` rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+#: rows per chunk when predicting or computing a whole-data-set gradient, at least: narrow
+#: networks take more rows per chunk, up to ``CHUNK_BYTES`` of activations (fewer parallel
+#: launches and calls per row); the count depends on the layer sizes only (never on the
+#: thread count), so that chunked sums are reproducible
+CHUNK_ROWS = 1024
+CHUNK_ROWS_MAX = 16384
+CHUNK_BYTES = 1 << 21
+
+#: workspaces (one per batch capacity) kept per network; the least recently used is dropped
+MAX_WORKSPACES = 4
+
+
+def param_offsets(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Offsets of each layer's weights and biases in the flat parameter buffer.
+
+    Parameters
+    ----------
+    sizes : int64 array, shape (L + 1,)
+        Units per layer, input first.
+
+    Returns
+    -------
+    w_off, b_off : int64 arrays, shape (L,)
+    n_params : int
+    """
+    n_layers = len(sizes) - 1
+    w_off = np.empty(n_layers, dtype=np.int64)
+    b_off = np.empty(n_layers, dtype=np.int64)
+    pos = 0
+    for p in range(n_layers):
+        n_in, n_out = int(sizes[p]), int(sizes[p + 1])
+        w_off[p] = pos
+        pos += n_out * n_in
+        b_off[p] = pos
+        pos += n_out
+    return w_off, b_off, pos
+
+
+def workspace_offsets(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int]:
+    """Offsets of each unit layer's block in an activation/delta workspace.
+
+    Returns
+    -------
+    a_off : int64 array, shape (L + 1,)
+    total : int
+        Length of the workspace buffer.
+    """
+    a_off = np.empty(len(sizes), dtype=np.int64)
+    pos = 0
+    for l, s in enumerate(sizes):
+        a_off[l] = pos
+        pos += capacity * int(s)
+    return a_off, pos
+
+
+def chunk_rows(layer_sizes, itemsize: int) -> int:
+    """Rows per chunk of whole-data-set passes for a network (see ``CHUNK_ROWS``)."""
+    per_row = int(sum(int(s) for s in layer_sizes)) * int(itemsize)
+    return max(CHUNK_ROWS, min(CHUNK_ROWS_MAX, CHUNK_BYTES // per_row))
+
+
+class Workspace:
+    """Activation and delta buffers for batches of up to ``capacity`` rows.
+
+    Attributes
+    ----------
+    act, delta : (capacity * sum(layer_sizes),) float arrays
+    a_off : (L + 1,) int64 array, block offsets (see ``workspace_offsets``)
+    z_out : (capacity * n_out,) float array, the output layer's z
+    t_buf : (capacity * n_out,) float array, a batch of targets
+    w_buf : (capacity,) float array, a batch of sample weights
+    raw : like ``act``, the undropped hidden activations (allocated on first use by dropout)
+    """
+
+    def __init__(self, sizes: np.ndarray, capacity: int, dtype):
+        self.capacity = capacity
+        self.a_off, total = workspace_offsets(sizes, capacity)
+        self.act = np.zeros(total, dtype=dtype)
+        self.delta = np.zeros(total, dtype=dtype)
+        self.z_out = np.zeros(capacity * int(sizes[-1]), dtype=dtype)
+        self.t_buf = np.zeros(capacity * int(sizes[-1]), dtype=dtype)
+        self.w_buf = np.zeros(capacity, dtype=dtype)
+        self._raw = None
+
+    @property
+    def raw(self) -> np.ndarray:
+        if self._raw is None:
+            self._raw = np.zeros_like(self.act)
+        return self._raw
+
+
+class Network:
+    """A network's layout, its flat parameter and gradient buffers, and its workspaces.
+
+    Everything the compiled kernels are given about one model: ``sizes``, ``w_off``,
+    ``b_off``, ``act_codes`` (int64 arrays), ``loss_code``, ``drop_rates`` (float64, one per
+    hidden layer), ``drop_seed``, and the buffers ``params`` and ``grads``; ``init`` names
+    the weight initialiser (``fastbp._init``).
+
+    Two locks order the calls that use the buffers: ``lock`` (re-entrant) is held for a
+    whole training or inference call, so one model runs one such call at a time whatever
+    the number of Python threads; ``boundary`` is held by the training engine while it runs
+    a compiled call and updates its bookkeeping, and released between calls, so that a
+    snapshot taken under it (pickling, copying) always sees the state at a step boundary.
+    """
+
+    def __init__(self, sizes: np.ndarray, act_codes: np.ndarray, loss_code: int, dtype,
+                 drop_rates: np.ndarray, drop_seed: int, init: str | None = None):
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.act_codes = np.asarray(act_codes, dtype=np.int64)
+        self.loss_code = int(loss_code)
+        self.dtype = np.dtype(dtype)
+        self.drop_rates = np.asarray(drop_rates, dtype=np.float64)
+        self.drop_seed = int(drop_seed)
+        self.init = init  # weight initialiser of every layer, or None for the default
+        self.w_off, self.b_off, n_params = param_offsets(self.sizes)
+        self.params = np.zeros(n_params, dtype=self.dtype)
+        self.grads = np.zeros(n_params, dtype=self.dtype)
+        self.lock = threading.RLock()
+        self.boundary = threading.Lock()
+        self._workspaces: OrderedDict[int, Workspace] = OrderedDict()
+
+    @property
+    def n_params(self) -> int:
+        return self.params.shape[0]
+
+    @property
+    def n_layers(self) -> int:
+        """Weight layers (``len(sizes) - 1``)."""
+        return self.sizes.shape[0] - 1
+
+    @property
+    def dropout(self) -> bool:
+        """Whether any hidden layer drops units while training."""
+        return bool((self.drop_rates > 0).any())
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows per chunk of whole-data-set passes (``chunk_rows``)."""
+        return chunk_rows(self.sizes, self.dtype.itemsize)
+
+    def weight(self, buf: np.ndarray, p: int) -> np.ndarray:
+        """Layer ``p``'s ``(n_out, n_in)`` weight block of ``buf`` (``params`` or ``grads``),
+        a view."""
+        n_in, n_out = int(self.sizes[p]), int(self.sizes[p + 1])
+        w0 = int(self.w_off[p])
+        return buf[w0 : w0 + n_out * n_in].reshape(n_out, n_in)
+
+    def bias(self, buf: np.ndarray, p: int) -> np.ndarray:
+        """Layer ``p``'s ``(n_out,)`` bias block of ``buf``, a view."""
+        b0 = int(self.b_off[p])
+        return buf[b0 : b0 + int(self.sizes[p + 1])]
+
+    def workspace(self, capacity: int) -> Workspace:
+        """The cached workspace for batches of up to ``capacity`` rows (at most
+        ``MAX_WORKSPACES`` kept, least recently used dropped, so memory stays bounded)."""
+        ws = self._workspaces.get(capacity)
+        if ws is None:
+            ws = Workspace(self.sizes, capacity, self.dtype)
+            self._workspaces[capacity] = ws
+            while len(self._workspaces) > MAX_WORKSPACES:
+                self._workspaces.popitem(last=False)
+        else:
+            self._workspaces.move_to_end(capacity)
+        return ws
+
+    def chunk_workspace(self, n_rows: int) -> Workspace:
+        """The workspace for a whole-data-set pass over ``n_rows`` rows."""
+        return self.workspace(min(n_rows, self.chunk_rows))
