@@ -110,14 +110,14 @@ class FastbpRunner:
 
     def __init__(self, w: Workload, X, y, seed: int = 0):
         import fastbp
-        from fastbp import _network
+        from fastbp.kernels import _network
 
         self._net = _network
         self.w, self.X, self.y = w, X, y
         self.model = fastbp.Model(list(w.sizes), loss=w.loss, seed=seed)
         self.initial = self.model.params.copy()
         m = self.model
-        self.ws = m._workspace(w.batch)
+        self.ws = m.network.workspace(w.batch)
         self._T = (
             np.ascontiguousarray(y, dtype=np.float32) if w.regression
             else one_hot(y, w.sizes[-1])
@@ -144,7 +144,8 @@ class FastbpRunner:
 
     def forward(self):
         m, ws = self.model, self.ws
-        self._net.forward(m.params, m.layer_sizes, m._w_off, m._b_off, m._act_codes, ws.act,
+        net = m.network
+        self._net.forward(m.params, m.layer_sizes, net.w_off, net.b_off, net.act_codes, ws.act,
                           ws.a_off, ws.z_out, self.nb)
         n_out = self.w.sizes[-1]
         off = ws.a_off[self._L]
@@ -158,10 +159,11 @@ class FastbpRunner:
         loss = self._net.output_delta(
             ws.z_out[: n * n_out].reshape(n, n_out),
             ws.act[off : off + n * n_out].reshape(n, n_out),
-            self._t, m._loss_code, m._act_codes[-1], 1.0 / n,
+            self._t, m.network.loss_code, m.network.act_codes[-1], 1.0 / n,
             ws.delta[off : off + n * n_out].reshape(n, n_out),
         )
-        self._net.backward(m.params, m.grads, m.layer_sizes, m._w_off, m._b_off, m._act_codes,
+        net = m.network
+        self._net.backward(m.params, m.grads, m.layer_sizes, net.w_off, net.b_off, net.act_codes,
                            ws.act, ws.delta, ws.a_off, n, False)
         return loss, m.grads
 

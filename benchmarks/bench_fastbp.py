@@ -69,11 +69,11 @@ def test_fastbp_backward(benchmark, workload_data, timing, name):
     m = r.model
     for p, (gW, gb) in enumerate(ref_grads):
         n_in, n_out = w.sizes[p], w.sizes[p + 1]
-        o = int(m._w_off[p])
+        o = int(m.network.w_off[p])
         got = grads[o : o + n_in * n_out].reshape(n_out, n_in)
         scale = np.abs(gW).max() + 1e-12
         np.testing.assert_allclose(got / scale, gW / scale, atol=1e-4)
-        ob = int(m._b_off[p])
+        ob = int(m.network.b_off[p])
         np.testing.assert_allclose(grads[ob : ob + n_out], gb, rtol=1e-3, atol=1e-5)
 
 

@@ -55,6 +55,7 @@ def model_runs() -> dict:
             out[f"model/{name}/{dtype}"] = _h(m.params) + " " + _h(m.optimizer_state)
 
     base = dict(epochs=4, batch_size=16, learning_rate=0.05)
+    sw = np.random.default_rng(1).uniform(0, 2, size=X.shape[0])
     run("sgd", [12, 16, 3], base)
     run("sgd_full_batch", [12, 16, 3], dict(base, batch_size=None))
     run("sgd_online", [12, 8, 3], dict(base, batch_size=1, epochs=1))
@@ -67,7 +68,6 @@ def model_runs() -> dict:
     run("adagrad", [12, 16, 3], dict(base, optimizer=Adagrad(lr_decay=0.01)))
     run("l2_clip", [12, 16, 3], dict(base, l2=1e-3, clip_norm=0.5))
     run("dropout", [12, 16, 16, 3], base, dict(dropout=[0.2, 0.5], activation="relu"))
-    sw = np.random.default_rng(1).uniform(0, 2, size=X.shape[0])
     run("sample_weight", [12, 16, 3], dict(base, sample_weight=sw, class_weight="balanced"))
     run("early_stopping", [12, 16, 3], dict(
         base, epochs=30, validation_split=0.2,
@@ -77,6 +77,7 @@ def model_runs() -> dict:
                                      validation_data=(X[:50], y[:50])))
     run("cosine", [12, 16, 3], dict(base, epochs=3, schedule=CosineAnnealing(3)))
     run("lbfgs", [12, 16, 3], dict(epochs=15, optimizer="lbfgs", l2=1e-3))
+    run("lbfgs_sw", [12, 16, 3], dict(epochs=15, optimizer="lbfgs", sample_weight=sw))
     run("regression", [5, 16, 2], dict(base, optimizer="adam"), dict(activation="relu"),
         data=(Xr, yr), loss="squared_error")
     run("bce", [12, 8, 3], base, dict(activation="logistic"), data=(X, ybin),

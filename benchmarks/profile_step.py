@@ -8,8 +8,7 @@ Usage (from the repository root)::
 Each part (batch gather, forward pass, loss + output delta + accuracy count, backward pass,
 optimizer step) runs alone in a compiled loop over the epoch's batches, and ``train_steps``
 runs the whole epoch; medians of 7 runs, in ns per step. Run it with ``NUMBA_NUM_THREADS=1``
-to see the serial path without scheduling noise. This is the profile behind issue 4's
-closing note (where the time of a small step goes).
+to see the serial path without scheduling noise. It shows where the time of a small step goes.
 """
 
 import argparse
@@ -26,8 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _workloads import WORKLOADS  # noqa: E402
 
 import fastbp  # noqa: E402
-from fastbp import _optim, _train  # noqa: E402
+from fastbp.kernels import _drivers, _updates  # noqa: E402
 from fastbp.kernels._drivers import _gather_batch, count_correct  # noqa: E402
+from fastbp.kernels._layout import OptimizerArgs  # noqa: E402
 from fastbp.kernels._network import (  # noqa: E402
     _block,
     backward_train,
@@ -159,14 +159,15 @@ def loop_opt(params, grads, state, kind, hyper, lr, l2, sizes, w_off, b_off, nb)
         B(b_off),
     )
     for b in range(nb):
-        _optim.optimizer_step(params, grads, state, kind, hyper, lr, b + 1, l2, sizes, w_off, b_off)
+        _updates.optimizer_step(params, grads, state, kind, hyper, lr, b + 1, l2, sizes, w_off,
+                                b_off)
 
 
 @njit
 def loop_sgd(params, grads, lr, nb):
     params, grads = B(params), B(grads)
     for _b in range(nb):
-        _optim.sgd_step(params, grads, lr)
+        _updates.sgd_step(params, grads, lr)
 
 
 def bench(f, *a, reps=7):
@@ -189,53 +190,25 @@ def run(sizes, bs, n, dtype="float32"):
         y = rng.integers(0, sizes[-1], n)
         T = np.zeros((n, sizes[-1]), dtype)
         T[np.arange(n), y] = 1
-    ws = m._workspace(bs)
+    net = m.network
+    ws = net.workspace(bs)
     order = np.arange(n, dtype=np.int64)
     SW = np.zeros(0, dtype)
     nb = (n + bs - 1) // bs
-    state = m._opt_state
-    hyper = m._opt.hyper() if hasattr(m, "_opt") and m._opt is not None else np.zeros(4)
-    drop = m._drop_rates
-    acc = np.zeros(3)
+    state = m.state.opt_state
+    hyper = np.zeros(4)
+    drop = net.drop_rates
+    acc = np.zeros(5)
     cnt = np.zeros(1, np.int64)
-    p0 = m._params.copy()
+    p0 = m.params.copy()
+    k = net.args()
+    wsa = ws.arrays(dropout=False)
+    opt = OptimizerArgs(0, hyper, state, cnt)
 
     def full():
-        m._params[:] = p0
-        _train.train_steps(
-            X,
-            T,
-            SW,
-            order,
-            m._params,
-            m.grads,
-            state,
-            0,
-            hyper,
-            cnt,
-            0.01,
-            0.0,
-            0.0,
-            drop,
-            0,
-            m.layer_sizes,
-            m._w_off,
-            m._b_off,
-            m._act_codes,
-            m._loss_code,
-            bs,
-            ws.act,
-            ws.delta,
-            ws.act,
-            ws.a_off,
-            ws.z_out,
-            ws.t_buf,
-            ws.w_buf,
-            0,
-            nb,
-            acc,
-            True,
-        )
+        m.params[:] = p0
+        _drivers.train_steps(X, T, SW, order, k, wsa, opt, 0.01, 0.0, 0.0, bs, False, 0, nb,
+                             acc, True)
 
     res = {}
     res["train_steps"] = bench(full)
@@ -244,11 +217,11 @@ def run(sizes, bs, n, dtype="float32"):
     )
     res["forward"] = bench(
         loop_forward,
-        m._params,
+        m.params,
         m.layer_sizes,
-        m._w_off,
-        m._b_off,
-        m._act_codes,
+        net.w_off,
+        net.b_off,
+        net.act_codes,
         ws.act,
         ws.a_off,
         ws.z_out,
@@ -265,20 +238,20 @@ def run(sizes, bs, n, dtype="float32"):
         T,
         m.layer_sizes,
         ws.a_off,
-        m._act_codes,
-        m._loss_code,
+        net.act_codes,
+        net.loss_code,
         bs,
         nb,
         SW,
     )
     res["backward"] = bench(
         loop_backward,
-        m._params,
+        m.params,
         m.grads,
         m.layer_sizes,
-        m._w_off,
-        m._b_off,
-        m._act_codes,
+        net.w_off,
+        net.b_off,
+        net.act_codes,
         ws.act,
         ws.delta,
         ws.a_off,
@@ -287,10 +260,10 @@ def run(sizes, bs, n, dtype="float32"):
         ws.act,
         nb,
     )
-    m._params[:] = p0
+    m.params[:] = p0
     res["optimizer_step"] = bench(
         loop_opt,
-        m._params,
+        m.params,
         m.grads * 0,
         state,
         0,
@@ -298,11 +271,11 @@ def run(sizes, bs, n, dtype="float32"):
         0.01,
         0.0,
         m.layer_sizes,
-        m._w_off,
-        m._b_off,
+        net.w_off,
+        net.b_off,
         nb,
     )
-    res["sgd_step"] = bench(loop_sgd, m._params, m.grads * 0, 0.01, nb)
+    res["sgd_step"] = bench(loop_sgd, m.params, m.grads * 0, 0.01, nb)
     print(f"{sizes} bs={bs} {dtype}: samples/s {n / res['train_steps']:.3g}")
     for k, v in res.items():
         print(f"  {k:15s} {1e9 * v / nb:8.1f} ns/step")

@@ -18,7 +18,7 @@ import numba
 
 from ._validation import check_n_threads
 
-_SERIAL_LOCK = threading.Lock()
+_SERIAL_LOCK = threading.RLock()  # re-entrant: a validation pass may predict inside a fit
 _serialize: bool | None = None
 
 

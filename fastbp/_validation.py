@@ -97,7 +97,9 @@ class Real(Param):
             bad |= v >= self.hi if self.hi_open else v > self.hi
         if bad:
             bounds = self.bounds()
-            raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}; "
+            # a bounded interval says "finite" already
+            what = "a number" if bounds.startswith("in ") else "a finite number"
+            raise ValueError(f"{name} must be {what}{' ' + bounds if bounds else ''}; "
                              f"got {value!r}.")
         return v
 

@@ -12,13 +12,34 @@ import math
 
 from ._validation import Bool, Choice, Int, Real, check_params
 
-__all__ = ["EarlyStopping"]
+__all__ = ["EarlyStopping", "StoppingRule"]
 
 #: metrics that can be monitored, and whether larger is better
 MONITORS = {"loss": False, "val_loss": False, "accuracy": True, "val_accuracy": True}
 
 
-class EarlyStopping:
+class StoppingRule:
+    """What the training loop asks a stopping rule (``fit(early_stopping=...)``).
+
+    ``begin(state)`` at the start of each ``fit`` call; ``learning_rate(lr)`` before each
+    epoch (the schedule's rate; a rule may change it); ``update(epoch, logs)`` after each
+    epoch, returning ``(improved, stop)``: whether this epoch is the best so far (its
+    parameters are kept when ``restore_best``) and whether to stop.
+    """
+
+    restore_best = False
+
+    def begin(self, state) -> None:
+        pass
+
+    def learning_rate(self, lr: float) -> float:
+        return lr
+
+    def update(self, epoch: int, logs: dict) -> tuple[bool, bool]:
+        raise NotImplementedError
+
+
+class EarlyStopping(StoppingRule):
     """Stop when a monitored metric stops improving, and optionally restore the best weights.
 
     An epoch improves on the best so far when ``metric < best - min_delta`` (losses) or

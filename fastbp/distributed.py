@@ -473,6 +473,8 @@ class _MPITrainer(Trainer):
                     logs.update(self.validation_metrics())
                 improved, stop = self.record_epoch(logs)
                 keep = bool(improved and self.plan.stopping.restore_best)
+                if self.progress is not None:
+                    self.progress.update(logs)
                 for cb in self.plan.callbacks:
                     if cb(self.state.history.epochs - 1, dict(logs)):
                         stop = True
@@ -495,7 +497,7 @@ class _MPITrainer(Trainer):
             self.record_epoch(logs, rule=False)
         if keep:
             self._best = self.net.params.copy()
-        self.after_epoch(logs)
+        self.remember_if_healthy(logs["loss"])
         self._alive()
         return stop
 

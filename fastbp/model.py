@@ -305,11 +305,12 @@ class Model:
         )
 
     # ---------------------------------------------------------------- inference
-    def _inputs(self, X, y=None):
+    def _inputs(self, X, *y):
+        """``X`` (and the targets ``y``, when given) checked and converted."""
         X = check_X(X, self.dtype, int(self.layer_sizes[0]))
-        if y is None:
+        if not y:
             return X, None
-        return X, check_targets(y, X.shape[0], self.loss, int(self.layer_sizes[-1]),
+        return X, check_targets(y[0], X.shape[0], self.loss, int(self.layer_sizes[-1]),
                                 self.dtype)
 
     def predict(self, X, *, n_threads: int | None = None) -> np.ndarray:
@@ -454,12 +455,7 @@ class Model:
             buffers, not copies: kernels that update ``params`` change this model. The tuple
             can be passed to an ``@njit`` function as it is.
         """
-        from .kernels import KernelArgs
-
-        net = self._net
-        return KernelArgs(net.params, net.grads, net.sizes, net.w_off, net.b_off,
-                          net.act_codes, net.loss_code, int(net.act_codes[-1]),
-                          net.drop_rates, net.drop_seed)
+        return self._net.args()
 
     def allocate_workspace(self, batch_size: int):
         """Fresh activation/delta workspace for batches of up to ``batch_size`` rows.

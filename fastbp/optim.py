@@ -20,7 +20,8 @@ import numpy as np
 from ._validation import Bool, Int, Real, check_choice, check_params
 from .kernels import _codes
 
-__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LBFGS", "Optimizer", "get_optimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LBFGS", "SklearnSGD", "SklearnAdam",
+           "Optimizer", "get_optimizer"]
 
 
 class _Configured:
@@ -229,7 +230,62 @@ class LBFGS(Optimizer):
         return np.zeros(_codes.N_HYPER)
 
 
-OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, LBFGS)}
+class SklearnSGD(Optimizer):
+    """scikit-learn's SGD with (Nesterov) momentum (``MLPClassifier(solver="sgd")``).
+
+    The velocity form ``v = momentum * v - lr * g``; ``p += v``, or with Nesterov
+    ``p += momentum * v - lr * g``. With a constant rate this is ``SGD(momentum)`` with the
+    rate folded into the velocity; the ``fastbp.sklearn`` estimators use it to reach
+    scikit-learn's weights to rounding.
+
+    Parameters
+    ----------
+    momentum : float in [0, 1], default 0.9
+    nesterov : bool, default True
+    """
+
+    name = "sklearn_sgd"
+    kind = _codes.OPT_SKLEARN_SGD
+
+    def __init__(self, momentum: float = 0.9, nesterov: bool = True):
+        self._config = check_params(
+            {"momentum": momentum, "nesterov": nesterov},
+            {"momentum": Real(0.0, 1.0), "nesterov": Bool()}, prefix="SklearnSGD ")
+
+    def hyper(self) -> np.ndarray:
+        c = self._config
+        return np.array([c["momentum"], float(c["nesterov"]), 0.0, 0.0])
+
+
+class SklearnAdam(Optimizer):
+    """scikit-learn's Adam (``MLPClassifier(solver="adam")``): the bias correction folded
+    into the step size, ``p -= lr * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(u) +
+    eps)`` (``Adam`` divides the corrected moments instead; the two differ in where
+    ``eps`` enters).
+
+    Parameters
+    ----------
+    beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
+    epsilon : float > 0, default 1e-8
+    """
+
+    name = "sklearn_adam"
+    kind = _codes.OPT_SKLEARN_ADAM
+
+    def __init__(self, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8):
+        beta = Real(0.0, 1.0, hi_open=True)
+        self._config = check_params(
+            {"beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon},
+            {"beta_1": beta, "beta_2": beta, "epsilon": Real(0.0, lo_open=True)},
+            prefix="SklearnAdam ")
+
+    def hyper(self) -> np.ndarray:
+        c = self._config
+        return np.array([c["beta_1"], c["beta_2"], c["epsilon"], 0.0])
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, LBFGS, SklearnSGD,
+                                        SklearnAdam)}
 
 
 def get_optimizer(value) -> Optimizer:

@@ -40,6 +40,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils import shuffle as _sk_shuffle
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import (
@@ -49,8 +50,15 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _sk_solvers
+from ._errors import DivergenceError
+from ._training.lbfgs import objective as lbfgs_objective
+from ._training.loop import Trainer
+from ._training.plan import FitPlan
+from ._training.sklearn_rule import SklearnRule
+from ._validation import Bool, Choice, Int, Real, check_params
 from .model import Model
+from .optim import LBFGS, SklearnAdam, SklearnSGD
+from .schedules import Constant
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -63,52 +71,38 @@ _LBFGS_CHUNK = 1024
 
 
 # ------------------------------------------------------------------------- validation
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+#: scikit-learn's constraints on the estimators' hyperparameters, in fastbp's vocabulary
+_PARAMS = {
+    "activation": Choice(_ACTIVATIONS),
+    "solver": Choice(_SOLVERS),
+    "alpha": Real(0.0),
+    "learning_rate": Choice(_LEARNING_RATES),
+    "learning_rate_init": Real(0.0, lo_open=True),
+    "power_t": Real(0.0),
+    "max_iter": Int(),
+    "shuffle": Bool(),
+    "tol": Real(0.0),
+    "verbose": Bool(ints=True),
+    "warm_start": Bool(),
+    "momentum": Real(0.0, 1.0),
+    "nesterovs_momentum": Bool(),
+    "early_stopping": Bool(),
+    "validation_fraction": Real(0.0, 1.0, hi_open=True),
+    "beta_1": Real(0.0, 1.0, hi_open=True),
+    "beta_2": Real(0.0, 1.0, hi_open=True),
+    "epsilon": Real(0.0, lo_open=True),
+    "n_iter_no_change": Int(inf=True),
+    "max_fun": Int(),
+}
 
-
-def _is_real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-
-
-def _check_real(est, name, lo=None, hi=None, lo_open=False, hi_open=False):
-    v = getattr(est, name)
-    ok = _is_real(v) and np.isfinite(v)
-    if ok and lo is not None:
-        ok = v > lo if lo_open else v >= lo
-    if ok and hi is not None:
-        ok = v < hi if hi_open else v <= hi
-    if not ok:
-        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
-        rng = f"{lb}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{rb}"
-        raise ValueError(
-            f"The '{name}' parameter of {type(est).__name__} must be a real number in "
-            f"{rng}; got {v!r}."
-        )
-
-
-def _check_option(est, name, options):
-    v = getattr(est, name)
-    if not isinstance(v, str) or v not in options:
-        raise ValueError(
-            f"The '{name}' parameter of {type(est).__name__} must be one of "
-            f"{list(options)}; got {v!r}."
-        )
-
-
-def _check_bool(est, name):
-    v = getattr(est, name)
-    if not isinstance(v, (bool, np.bool_)):
-        raise ValueError(
-            f"The '{name}' parameter of {type(est).__name__} must be True or False; "
-            f"got {v!r}."
-        )
+#: scipy.optimize.minimize's L-BFGS-B defaults, which scikit-learn keeps
+_SCIPY_LBFGS = {"ftol": 2.2204460492503131e-09, "maxcor": 10}
 
 
 def _rejects_atomically(method):
     """A call that raises ``ValueError``/``TypeError`` (bad input or parameters) puts every
     attribute of the estimator back, so a rejected call leaves a fitted estimator usable and
-    unchanged (validation runs before training touches the model's buffers)."""
+    unchanged (the training engine restores the model's own state on any error)."""
     import functools
 
     @functools.wraps(method)
@@ -181,59 +175,29 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ parameters
     def _validate_hyperparameters(self) -> list[int]:
-        hls = self.hidden_layer_sizes
-        if _is_int(hls):
-            hls = [hls]
+        owner = type(self).__name__
         try:
+            check_params({name: getattr(self, name) for name in _PARAMS}, _PARAMS,
+                         prefix=f"{owner} ")
+            hls = self.hidden_layer_sizes
+            hls = [hls] if isinstance(hls, numbers.Integral) else hls
+            if isinstance(hls, (str, bytes)) or not hasattr(hls, "__iter__"):
+                raise ValueError(
+                    f"{owner} hidden_layer_sizes must be an int or a sequence of ints, such "
+                    f"as (100,) or (64, 32); got {self.hidden_layer_sizes!r}.")
             hls = list(hls)
-        except TypeError:
-            raise ValueError(
-                "The 'hidden_layer_sizes' parameter must be an int or a sequence of ints, "
-                f"such as (100,) or (64, 32); got {self.hidden_layer_sizes!r}."
-            ) from None
-        if not all(_is_int(h) for h in hls):
-            raise ValueError(
-                f"hidden_layer_sizes must contain integers; got {self.hidden_layer_sizes!r}."
-            )
-        if any(h <= 0 for h in hls):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {hls}.")
-        _check_option(self, "activation", _ACTIVATIONS)
-        _check_option(self, "solver", _SOLVERS)
-        _check_real(self, "alpha", 0)
-        bs = self.batch_size
-        if not (bs == "auto" or (_is_int(bs) and bs >= 1)):
-            raise ValueError(
-                f"The 'batch_size' parameter of {type(self).__name__} must be 'auto' or an "
-                f"int >= 1; got {bs!r}."
-            )
-        _check_option(self, "learning_rate", _LEARNING_RATES)
-        _check_real(self, "learning_rate_init", 0, lo_open=True)
-        _check_real(self, "power_t", 0)
-        if not (_is_int(self.max_iter) and self.max_iter >= 1):
-            raise ValueError(
-                f"The 'max_iter' parameter of {type(self).__name__} must be an int >= 1; "
-                f"got {self.max_iter!r}."
-            )
-        _check_bool(self, "shuffle")
-        _check_real(self, "tol", 0)
-        if not (_is_int(self.verbose) or isinstance(self.verbose, (bool, np.bool_))):
-            raise ValueError(f"verbose must be a bool or an int; got {self.verbose!r}.")
-        _check_bool(self, "warm_start")
-        _check_real(self, "momentum", 0, 1)
-        _check_bool(self, "nesterovs_momentum")
-        _check_bool(self, "early_stopping")
-        _check_real(self, "validation_fraction", 0, 1, hi_open=True)
-        _check_real(self, "beta_1", 0, 1, hi_open=True)
-        _check_real(self, "beta_2", 0, 1, hi_open=True)
-        _check_real(self, "epsilon", 0, lo_open=True)
-        nic = self.n_iter_no_change
-        if not ((_is_int(nic) and nic >= 1) or (_is_real(nic) and nic == np.inf)):
-            raise ValueError(
-                "The 'n_iter_no_change' parameter must be an int >= 1 or np.inf; got "
-                f"{nic!r}."
-            )
-        if not (_is_int(self.max_fun) and self.max_fun >= 1):
-            raise ValueError(f"max_fun must be an int >= 1; got {self.max_fun!r}.")
+            if not all(isinstance(h, numbers.Integral) and not isinstance(h, (bool, np.bool_))
+                       for h in hls):
+                raise ValueError(f"hidden_layer_sizes must contain integers; got "
+                                 f"{self.hidden_layer_sizes!r}.")
+            if any(h <= 0 for h in hls):  # scikit-learn's own message
+                raise ValueError(f"hidden_layer_sizes must be > 0, got {hls}.")
+            hls = [int(h) for h in hls]
+            bs = self.batch_size
+            if not (isinstance(bs, str) and bs == "auto"):
+                Int()(bs, f"{owner} batch_size (an int >= 1 or 'auto')")
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(str(exc)) from None
         return hls
 
     # ------------------------------------------------------------------ model setup
@@ -248,31 +212,25 @@ class _BaseMLP(BaseEstimator):
         self.n_layers_ = len(layer_units)
         out, loss = self._output_and_loss()
         self.out_activation_ = out
-        self._model = Model(
+        self.model_ = Model(
             layer_units, activation=self.activation, loss=loss, output=out,
             dtype=np.dtype(dtype).name, seed=0, init="glorot_uniform",
         )
         # scikit-learn's initialisation, drawn from the same random state in the same order:
         # U(-b, b) for weights *and* biases, b = sqrt(factor / (fan_in + fan_out))
         factor = 2.0 if self.activation == "logistic" else 6.0
-        for W, b in zip(self._model.weights, self._model.biases, strict=True):
+        for W, b in zip(self.model_.weights, self.model_.biases, strict=True):
             fan_out, fan_in = W.shape
             bound = np.sqrt(factor / (fan_in + fan_out))
             W[...] = rng.uniform(-bound, bound, (fan_in, fan_out)).T
             b[...] = rng.uniform(-bound, bound, fan_out)
         self._bind_views()
-        self._best_params = self._model.params.copy()
+        self._best_params = self.model_.params.copy()
+        self._stochastic = False
+        self._rule = SklearnRule()
+        self._rule.reset(early_stopping=bool(self.early_stopping))
         if self.solver in _STOCHASTIC_SOLVERS:
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
+            self._publish(self._rule)
 
     def _bind_views(self):
         """``coefs_`` / ``intercepts_`` as views into the model's flat buffer.
@@ -280,8 +238,20 @@ class _BaseMLP(BaseEstimator):
         ``coefs_[i]`` is ``(fan_in, fan_out)`` as in scikit-learn: the transpose of fastbp's
         row-major ``(n_out, n_in)`` weight matrix, a view, so writing into it changes the model.
         """
-        self.coefs_ = [W.T for W in self._model.weights]
-        self.intercepts_ = list(self._model.biases)
+        self.coefs_ = [W.T for W in self.model_.weights]
+        self.intercepts_ = list(self.model_.biases)
+
+    def _publish(self, rule: SklearnRule) -> None:
+        """scikit-learn's per-epoch attributes, from the training loop's rule."""
+        self.n_iter_ = rule.n_iter
+        self.t_ = rule.t
+        if rule.loss is not None:
+            self.loss_ = float(rule.loss)
+        self.loss_curve_ = rule.loss_curve
+        self.best_loss_ = rule.best_loss
+        self.validation_scores_ = rule.validation_scores
+        self.best_validation_score_ = rule.best_validation_score
+        self._no_improvement_count = rule.no_improvement_count
 
     # ------------------------------------------------------------------ fitting
     def _validate_input(self, X, y, incremental, reset):
@@ -290,7 +260,7 @@ class _BaseMLP(BaseEstimator):
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden = self._validate_hyperparameters()
         if self.loss != "squared_error" and not is_classifier(self):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"loss={self.loss!r} is not supported by fastbp's MLPRegressor; only "
                 "'squared_error' is (scikit-learn's 'poisson' needs an exp output "
                 "activation that fastbp does not have)."
@@ -304,66 +274,57 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             self._initialize(T, layer_units, X.dtype, rng)
         else:
-            have = [int(s) for s in self._model.layer_sizes]
+            have = [int(s) for s in self.model_.layer_sizes]
             if have != layer_units:
                 raise ValueError(
                     f"The network's layer sizes {have} do not match the data and "
                     f"hidden_layer_sizes {layer_units}; refit with warm_start=False."
                 )
-        dtype = self._model.dtype
+        dtype = self.model_.dtype
         X = np.ascontiguousarray(X, dtype=dtype)
         T = np.ascontiguousarray(T, dtype=dtype)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, T, sample_weight, incremental, rng)
-        else:
-            self._fit_lbfgs(X, T, sample_weight)
-
-        if not np.isfinite(self._model.params).all():
+        try:
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._fit_stochastic(X, T, sample_weight, incremental, rng)
+            else:
+                self._fit_lbfgs(X, T, sample_weight)
+        except DivergenceError:  # the engine put the model back as it was before the call
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain "
                 "large values and need to be preprocessed."
-            )
+            ) from None
         return self
 
     def _loss_scale(self) -> float:
         """Factor from fastbp's data loss to the value scikit-learn reports."""
-        return 1.0 / self.n_outputs_ if self._model.loss == "squared_error" else 1.0
+        return 1.0 / self.n_outputs_ if self.model_.loss == "squared_error" else 1.0
+
+    def _plan(self, X, T, sample_weight, **kw) -> FitPlan:
+        """The training loop's plan with scikit-learn's conventions: a batch's loss is its
+        weighted mean, and the L2 term ``alpha / (2 sum w) * sum W**2`` is part of it."""
+        sw = sample_weight if sample_weight is not None else np.zeros(0, X.dtype)
+        return FitPlan(X=X, T=T, SW=sw, l2=float(self.alpha), schedule=Constant(),
+                       weight_norm="weights", **kw)
 
     def _fit_lbfgs(self, X, T, sample_weight):
-        model = self._model
-        k = model.kernel_args()
-        ws = model.allocate_workspace(min(X.shape[0], _LBFGS_CHUNK))
-        use_sw = sample_weight is not None
-        sw = sample_weight if use_sw else np.ones(1, dtype=model.dtype)
-        alpha = float(self.alpha)
-        last = {}
-
-        def fun(x):
-            k.params[:] = x
-            data, pen = _sk_solvers.full_loss_grad(
-                X, T, sw, use_sw, alpha, k.params, k.grads, k.sizes, k.w_off, k.b_off,
-                k.act_codes, k.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf,
-            )
-            last["loss"] = data * self._loss_scale() + pen
-            return data + pen, k.grads.astype(np.float64)
-
-        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
-        callback = None
+        options = dict(_SCIPY_LBFGS, maxfun=self.max_fun, maxiter=self.max_iter, gtol=self.tol)
+        scale = self._loss_scale()
+        callbacks = ()
         if self.verbose:
-            # SciPy deprecates L-BFGS-B's own printing (iprint/disp); print per iteration here
-            iteration = [0]
-
-            def callback(xk):
-                iteration[0] += 1
-                print(f"Iteration {iteration[0]}, loss = {last['loss']:.8f}")
-
-        res = scipy.optimize.minimize(
-            fun, model.params.astype(np.float64), method="L-BFGS-B", jac=True,
-            options=options, callback=callback,
+            def show(epoch, logs, it=[0]):  # noqa: B006 - the iteration counter
+                it[0] += 1
+                print(f"Iteration {it[0]}, loss = {logs['loss'] * scale + logs['penalty']:.8f}")
+            callbacks = (show,)
+        plan = self._plan(
+            X, T, sample_weight, epochs=self.max_iter, batch_size=X.shape[0], lr=0.0,
+            shuffle=False, optimizer=LBFGS(), callbacks=callbacks, reset_optimizer=True,
+            lbfgs_chunk=_LBFGS_CHUNK, lbfgs_accuracy=False, lbfgs_options=options,
         )
+        trainer = Trainer(self.model_.network, self.model_.state, plan)
+        trainer.run()
+        res = trainer.lbfgs_result
         if res.status != 0:
             warnings.warn(
                 f"lbfgs failed to converge after {res.nit} iteration(s) (status={res.status}): "
@@ -373,26 +334,16 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=4,
             )
         self.n_iter_ = min(int(res.nit), self.max_iter)
-        model.params[:] = res.x
         # the value at the solution, reported as scikit-learn does
-        fun(res.x)
-        self.loss_ = float(last["loss"])
+        f = lbfgs_objective(trainer)
+        f(self.model_.params)
+        self.loss_ = float(f.data * scale + f.penalty)
 
     def _fit_stochastic(self, X, T, sample_weight, incremental, rng):
-        model = self._model
-        if not incremental or not hasattr(self, "_opt_state"):
-            self._opt_state = np.zeros((2, model.params.shape[0]), dtype=model.dtype)
-            self._opt_step = 0
-            self._lr = float(self.learning_rate_init)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        if not hasattr(self, "loss_curve_"):  # warm start after an L-BFGS fit
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            self.best_loss_ = None if self.early_stopping else np.inf
-            self.validation_scores_ = [] if self.early_stopping else None
-            self.best_validation_score_ = -np.inf if self.early_stopping else None
-
+        model = self.model_
+        fresh = not incremental or not getattr(self, "_stochastic", False)
         early_stopping = self.early_stopping
         if early_stopping:
             stratify = T if (is_classifier(self) and self.n_outputs_ == 1) else None
@@ -414,7 +365,6 @@ class _BaseMLP(BaseEstimator):
             T_train = np.ascontiguousarray(T_train)
         else:
             X_train, T_train, sw_train = X, T, sample_weight
-            X_val = y_val = sw_val = None
 
         n_samples = X_train.shape[0]
         if self.batch_size == "auto":
@@ -428,97 +378,58 @@ class _BaseMLP(BaseEstimator):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        use_sw = sw_train is not None
-        sw = np.ascontiguousarray(sw_train) if use_sw else np.ones(1, dtype=model.dtype)
-        k = model.kernel_args()
-        ws = model.allocate_workspace(batch_size)
-        solver = _sk_solvers.SOLVER_SGD if self.solver == "sgd" else _sk_solvers.SOLVER_ADAM
+        rule = self._rule
+        rule.configure(
+            solver=self.solver, learning_rate=self.learning_rate,
+            lr_init=self.learning_rate_init, power_t=self.power_t, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change, early_stopping=early_stopping,
+            n_samples=n_samples, loss_scale=self._loss_scale(), verbose=self.verbose,
+        )
+        if fresh:
+            rule.lr = float(self.learning_rate_init)
         sample_idx = np.arange(n_samples, dtype=np.int64)
-        scale = self._loss_scale()
 
-        self.n_iter_ = 0
-        for _ in range(self.max_iter):
-            if self.shuffle:
-                sample_idx = _sk_shuffle(sample_idx, random_state=rng)
-            lr = self._lr if solver == _sk_solvers.SOLVER_SGD else float(self.learning_rate_init)
-            data, pen, self._opt_step = _sk_solvers.epoch(
-                X_train, T_train, sw, use_sw, sample_idx, batch_size, float(self.alpha), solver,
-                lr, float(self.momentum), bool(self.nesterovs_momentum), float(self.beta_1),
-                float(self.beta_2), float(self.epsilon), self._opt_step, self._opt_state,
-                k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code,
-                ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf,
-            )
-            self.n_iter_ += 1
-            self.loss_ = float(data * scale + pen)
-            self.t_ += n_samples
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+        def order(epoch):  # scikit-learn reshuffles the previous epoch's order
+            nonlocal sample_idx
+            sample_idx = _sk_shuffle(sample_idx, random_state=rng)
+            return sample_idx
 
-            self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+        def validate():
+            return {"val_score": self._score(X_val, y_val, sw_val)}
 
-            # learning-rate schedule at the end of an iteration (sgd only, as scikit-learn)
-            if solver == _sk_solvers.SOLVER_SGD and self.learning_rate == "invscaling":
-                self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if early_stopping else "Training loss"
-                msg = (
-                    f"{what} did not improve more than tol={self.tol:f} for "
-                    f"{self.n_iter_no_change} consecutive epochs."
-                )
-                if self._trigger_stopping(msg):
-                    break
-                self._no_improvement_count = 0
-
-            if incremental:
-                break
-
-            if self.n_iter_ == self.max_iter:
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
-                    "the optimization hasn't converged yet.",
-                    ConvergenceWarning,
-                    stacklevel=4,
-                )
-
-        if early_stopping:
-            model.params[:] = self._best_params
-
-    def _trigger_stopping(self, msg) -> bool:
-        if self.solver == "sgd" and self.learning_rate == "adaptive":
-            if self._lr <= 1e-6:
-                if self.verbose:
-                    print(msg + " Learning rate too small. Stopping.")
-                return True
-            self._lr /= 5.0
-            if self.verbose:
-                print(f"{msg} Setting learning rate to {self._lr:f}")
-            return False
-        if self.verbose:
-            print(msg + " Stopping.")
-        return True
-
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
-        if early_stopping:
-            score = self._score(X_val, y_val, sw_val)
-            self.validation_scores_.append(score)
-            if self.verbose:
-                print(f"Validation score: {score:f}")
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:
-                self.best_validation_score_ = score
-                self._best_params[:] = self._model.params
+        if self.solver == "sgd":
+            opt = SklearnSGD(momentum=float(self.momentum),
+                             nesterov=bool(self.nesterovs_momentum))
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
+            opt = SklearnAdam(float(self.beta_1), float(self.beta_2), float(self.epsilon))
+        plan = self._plan(
+            X_train, T_train, sw_train, epochs=1 if incremental else self.max_iter,
+            batch_size=batch_size, lr=float(self.learning_rate_init), shuffle=self.shuffle,
+            optimizer=opt, stopping=rule, reset_optimizer=fresh,
+            order=order if self.shuffle else None,
+            validate=validate if early_stopping else None,
+        )
+        interrupted = False
+        try:
+            Trainer(model.network, model.state, plan).run()
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=4)
+            interrupted = True
+        self._stochastic = True
+        self._publish(rule)
+        if not (incremental or interrupted or rule.stopped) and rule.n_iter == self.max_iter:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
+                "the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if early_stopping:
+            # the best epoch's parameters, possibly from an earlier (warm-started) fit
+            if rule.improved:
+                self._best_params[:] = model.params
             else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
+                model.params[:] = self._best_params
 
     # ------------------------------------------------------------------ prediction
     def _forward(self, X, check_input=True) -> np.ndarray:
@@ -530,7 +441,7 @@ class _BaseMLP(BaseEstimator):
             )
         if scipy.sparse.issparse(X):
             X = X.toarray()
-        return self._model.predict(X)
+        return self.model_.predict(X)
 
     def _score_with(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
@@ -577,7 +488,7 @@ class _BaseMLP(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        if "_model" in state:
+        if "model_" in state:
             self._bind_views()
 
     def __sklearn_tags__(self):

@@ -53,9 +53,9 @@ def test_change_in_callee_module_invalidates_caller_cache(tmp_path):
 
 
 def test_fastbp_kernels_use_the_package_stamp():
-    from fastbp import _train
+    from fastbp.kernels import _drivers
 
-    locator = _train.train_epoch._cache._impl._locator
+    locator = _drivers.train_epoch._cache._impl._locator
     assert type(locator).__name__.startswith("PackageStamped")
     pkg_dir = os.path.dirname(fastbp.__file__)
     assert locator.get_source_stamp() == _cache.package_stamp(pkg_dir)

@@ -1,6 +1,7 @@
-"""Divergence: a non-finite loss or non-finite parameters stop training at once, the last
-finite state is restored, the history records where it happened, and the user gets an
-error (or a warning with on_divergence="warn")."""
+"""Divergence: a non-finite loss or non-finite parameters stop training at once, the model
+goes back to the end of the last healthy epoch of the call (or to its state before the
+call), the history records where it happened, and the user gets an error that says which
+state was restored (or a warning with on_divergence="warn")."""
 
 import numpy as np
 import pytest
@@ -18,19 +19,30 @@ def _data(n=120, seed=0):
 
 @pytest.fixture
 def record_calls(monkeypatch):
-    """Wrap the compiled chunk driver: record the status of every call and the parameters
-    after each call that reported a finite state."""
+    """Wrap the compiled chunk driver: record the status of every call."""
     calls = []
     real = model_mod.train_steps
 
     def wrapper(*args):
         status, reached = real(*args)
-        calls.append((int(status), int(reached), args[4].copy(), args[6].copy(),
-                      int(args[9][0])))
+        calls.append((int(status), int(reached)))
         return status, reached
 
     monkeypatch.setattr(model_mod, "train_steps", wrapper)
     return calls
+
+
+def _state(m):
+    return (m.params.copy(), m.optimizer_state.copy(), m.optimizer_steps,
+            str(m.state.shuffle_rng.bit_generator.state), {k: list(v) for k, v in
+                                                           m.history.metrics.items()})
+
+
+def _same_state(a, b):
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2:4] == b[2:4]
+    np.testing.assert_equal(a[4], b[4])
 
 
 @pytest.mark.parametrize("call_seconds", [0.0, 1e9])  # one batch per call / growing calls
@@ -43,27 +55,64 @@ def test_huge_learning_rate_stops_restores_and_raises(monkeypatch, record_calls,
     m.fit(X, y, epochs=2, batch_size=10, learning_rate=1e-3, optimizer=optimizer)
     assert m.history.epochs == 2
     record_calls.clear()
-    start = (m.params.copy(), m.optimizer_state.copy(), m.optimizer_steps)
+    start = _state(m)
     with pytest.raises(fastbp.DivergenceError, match="diverged") as info:
         m.fit(X, y, epochs=50, batch_size=10, learning_rate=1e30)
     ev = info.value.event
     assert m.history.events[-1] == ev and ev["event"] == "diverged"
-    # stopped at once: the failing call was the last one, and no later epoch was recorded
+    # stopped at once: the failing call was the last one
     assert record_calls[-1][0] != 0 and all(c[0] == 0 for c in record_calls[:-1])
-    assert m.history.epochs == ev["epoch"] and len(m.history["loss"]) == ev["epoch"]
-    assert np.isfinite(m.history["loss"]).all()
-    # restored: parameters, optimizer state and step count of the last finite call
-    last_good = [c[2:] for c in record_calls if c[0] == 0]
-    p, s, t = last_good[-1] if last_good else start  # else: diverged in the first call
-    assert np.isfinite(m.params).all() and np.isfinite(m.optimizer_state).all()
-    np.testing.assert_array_equal(m.params, p)
-    np.testing.assert_array_equal(m.optimizer_state, s)
-    assert m.optimizer_steps == t == ev["step"]
-    assert 0 <= ev["batch"] <= ev["bad_batch"] < ev["n_batches"] == 12
-    # the model is usable afterwards (the last finite state may still be a poor one)
-    assert m.predict(X).shape == (len(X), 1)
-    m.fit(X, y, epochs=1, batch_size=10, learning_rate=1e-4, reset=True)
+    # no epoch of this call was healthy: back to the state before the call, and it says so
+    assert ev["restored"] == "the state before this call"
+    assert "the state before this call" in str(info.value)
+    assert ev["epoch"] == 2 and ev["step"] == start[2] and 0 <= ev["bad_batch"] < 12
+    now = _state(m)
+    _same_state(now, start)
+    # the model is usable and can train on from there with a sensible rate
+    m.fit(X, y, epochs=1, batch_size=10, learning_rate=1e-4)
+    assert np.isfinite(m.params).all() and m.history.epochs == 3
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_divergence_after_healthy_epochs_restores_the_last_healthy_one(dtype):
+    """Epochs 0-2 train normally; a callback then blows the weights up (after epoch 2's
+    state was kept). The loss explodes (possibly finite for an epoch) and then overflows:
+    the model goes back to the end of epoch 2, not to an exploded state."""
+    X, y = _data()
+    seen = {}
+
+    def blow_up(epoch, logs):
+        if epoch == 2:
+            seen["kept"] = m.params.copy()
+            m.params[...] *= 1e4
+
+    m = fastbp.Model([5, 16, 1], activation="relu", seed=0, dtype=dtype)
+    with pytest.raises(fastbp.DivergenceError) as info:
+        m.fit(X, y, epochs=30, batch_size=10, learning_rate=1e-2, callbacks=[blow_up])
+    ev = info.value.event
+    assert ev["restored"] == "the end of epoch 2" and ev["epoch"] >= 3
+    np.testing.assert_array_equal(m.params, seen["kept"])
+    assert m.history.epochs == 3 and np.isfinite(m.history["loss"]).all()
+    assert max(m.history["loss"]) < 1e3  # no exploded epoch kept in the history
+    m.fit(X, y, epochs=1, batch_size=10, learning_rate=1e-3)  # trains on from there
     assert np.isfinite(m.params).all()
+
+
+def test_divergence_with_restore_best_keeps_the_best_weights():
+    X, y = _data()
+    Xv, yv = _data(40, seed=1)
+    seen = {}
+
+    def blow_up(epoch, logs):
+        seen.setdefault("val", []).append(logs["val_loss"])
+        if epoch == 3:
+            m.params[...] *= 1e4
+
+    m = fastbp.Model([5, 16, 1], activation="relu", seed=0, dtype="float64")
+    with pytest.raises(fastbp.DivergenceError, match="best epoch"):
+        m.fit(X, y, epochs=30, batch_size=10, learning_rate=1e-2, callbacks=[blow_up],
+              validation_data=(Xv, yv), early_stopping=fastbp.EarlyStopping(patience=50))
+    assert np.isclose(m.loss_value(Xv, yv), min(seen["val"]), rtol=1e-6)
 
 
 def test_nonfinite_parameters_after_a_finite_loss_are_caught(monkeypatch):

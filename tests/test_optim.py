@@ -100,8 +100,9 @@ def test_plain_sgd_driver_matches_core_train_epoch_sgd_bitwise():
     Xc = X.astype(b.dtype)
     T = check_targets(y, 20, "cross_entropy", 2, b.dtype)
     ws = b.network.workspace(6)
-    train_epoch_sgd(Xc, T, np.arange(20), b.params, b.grads, b.layer_sizes, b.network.w_off,
-                    b.network.b_off, b.network.act_codes, b.network.loss_code, 6, 0.1, ws.act, ws.delta, ws.a_off,
+    net = b.network
+    train_epoch_sgd(Xc, T, np.arange(20), b.params, b.grads, b.layer_sizes, net.w_off,
+                    net.b_off, net.act_codes, net.loss_code, 6, 0.1, ws.act, ws.delta, ws.a_off,
                     ws.z_out, ws.t_buf)
     assert np.array_equal(a.params, b.params)
 

@@ -100,7 +100,8 @@ def _masks(model, n, step):
     masks, unit0 = [], 0
     for h, rate in enumerate(model.dropout):
         k = SIZES[h + 1]
-        u = np.array([[dropout_uniform(model._drop_seed, step, i, unit0 + j) for j in range(k)]
+        seed = model.network.drop_seed
+        u = np.array([[dropout_uniform(seed, step, i, unit0 + j) for j in range(k)]
                       for i in range(n)])
         masks.append(np.where(u < rate, 0.0, 1.0 / (1.0 - rate)))
         unit0 += k
@@ -112,14 +113,15 @@ def test_dropout_mask_rate_and_gradient_against_numpy_with_fixed_mask():
     m = Model(SIZES, seed=6, activation="tanh", loss="cross_entropy", dtype="float64",
               dropout=[0.25, 0.5])
     T = check_targets(y, 12, "cross_entropy", 2, np.float64)
-    ws = m.network.workspace(12)
+    net = m.network
+    ws = net.workspace(12)
     step = 7
 
     def kernel_loss_grad(params):
         grads = np.zeros_like(params)
         loss = batch_gradient_dropout(
-            X, T, params, grads, m.layer_sizes, m.network.w_off, m.network.b_off, m.network.act_codes,
-            m.network.loss_code, m.network.drop_rates, m.network.drop_seed, step, ws.act, ws.delta, ws.raw,
+            X, T, params, grads, m.layer_sizes, net.w_off, net.b_off, net.act_codes,
+            net.loss_code, net.drop_rates, net.drop_seed, step, ws.act, ws.delta, ws.raw,
             ws.a_off, ws.z_out,
         )
         return loss, grads

@@ -200,7 +200,7 @@ def test_clone_pickle_and_views(multiclass):
     np.testing.assert_array_equal(restored.predict_proba(X), proba)
     # coefs_ / intercepts_ are views into the fastbp model's buffer, also after unpickling
     for e in (est, restored):
-        assert np.shares_memory(e.coefs_[0], e._model.params)
+        assert np.shares_memory(e.coefs_[0], e.model_.params)
         e.intercepts_[-1][:] = [100.0, 0.0, 0.0]
         assert (e.predict(X) == e.classes_[0]).all()
     # and partial_fit goes on after unpickling

@@ -71,6 +71,8 @@ def fit_lbfgs(trainer) -> None:
                 last_good[...] = params
             state.counters[0] += 1
         logs = {"loss": loss, "lr": float("nan"), "time": time.perf_counter() - t0[0]}
+        if plan.weight_norm == "weights":  # the estimators report the last evaluation's terms
+            logs["loss"], logs["penalty"] = float(f.data), float(f.penalty)
         if trainer.classification and plan.lbfgs_accuracy:
             logs["accuracy"] = trainer.accuracy(plan.X, plan.T)
         stop = trainer.end_epoch(logs)

@@ -35,6 +35,7 @@ from .._init import initialize
 from .._threads import kernel_threads
 from ..kernels import _codes
 from ..kernels._drivers import count_correct, loss, predict, train_steps
+from ..kernels._layout import OptimizerArgs
 from ..optim import LBFGS
 from ._interrupt import DeferredInterrupt
 from .plan import FitPlan
@@ -161,6 +162,8 @@ class Trainer:
         if plan.reset:
             state.reset()
             initialize(self.net, seed_stream(state.seed, SEED_INIT))
+        if plan.reset_optimizer:
+            state.optimizer = None
         state.adopt_optimizer(plan.optimizer)
         state.adopt_schedule(plan.schedule)
         if plan.stopping is not None:
@@ -178,6 +181,8 @@ class Trainer:
                 epoch, step0 = state.history.epochs, state.steps
                 order = self.epoch_order(order, epoch)
                 lr = float(state.schedule.lr(plan.lr))
+                if plan.stopping is not None:
+                    lr = float(plan.stopping.learning_rate(lr))
                 try:
                     logs = self.run_epoch(order, lr, n_batches)
                 except _Diverged as div:
@@ -211,11 +216,12 @@ class Trainer:
         """One epoch's steps as compiled calls of about ``CALL_SECONDS``; the epoch's logs."""
         plan, net, state = self.plan, self.net, self.state
         bs = plan.batch_size
-        ws = net.workspace(bs)
-        raw = ws.raw if net.dropout else ws.act
-        opt = state.optimizer
-        hyper, kind = opt.hyper(), opt.kind
-        acc = np.zeros(4)
+        k = net.args()
+        ws = net.workspace(bs).arrays(net.dropout)
+        opt = OptimizerArgs(state.optimizer.kind, state.optimizer.hyper(), state.opt_state,
+                            state.counters)
+        norm_weights = plan.weight_norm == "weights"
+        acc = np.zeros(5)
         acc[3] = math.nan  # first batch's loss, filled by the first call
         per_batch = state.seconds_per_batch.get(bs)
         chunk = 1 if per_batch is None else max(1, int(CALL_SECONDS / per_batch))
@@ -225,11 +231,8 @@ class Trainer:
             with net.boundary:
                 t0 = time.perf_counter()
                 status, reached = train_steps(
-                    plan.X, plan.T, plan.SW, order, net.params, net.grads, state.opt_state,
-                    kind, hyper, state.counters, lr, plan.l2, plan.clip_norm, net.drop_rates,
-                    net.drop_seed, net.sizes, net.w_off, net.b_off, net.act_codes,
-                    net.loss_code, bs, ws.act, ws.delta, raw, ws.a_off, ws.z_out, ws.t_buf,
-                    ws.w_buf, done, stop, acc, True,
+                    plan.X, plan.T, plan.SW, order, k, ws, opt, lr, plan.l2, plan.clip_norm,
+                    bs, norm_weights, done, stop, acc, True,
                 )
                 dt = time.perf_counter() - t0
             if status != _codes.STATUS_OK:
@@ -249,6 +252,8 @@ class Trainer:
         self._ref_loss = min(self._ref_loss, float(acc[3]))
         total = acc[0] / acc[1] if acc[1] > 0 else acc[0]
         logs = {"loss": float(total), "lr": lr, "time": seconds}
+        if norm_weights:
+            logs["penalty"] = float(acc[4] / acc[1])
         if self.classification:
             logs["accuracy"] = float(acc[2] / plan.X.shape[0])
         return logs
@@ -261,10 +266,12 @@ class Trainer:
         improved, stop = self.record_epoch(logs)
         if improved and self.plan.stopping.restore_best:
             self._best = self.net.params.copy()
+        self.remember_if_healthy(logs["loss"])
         for cb in self.plan.callbacks:
             if cb(self.state.history.epochs - 1, dict(logs)):
                 stop = True
-        self.after_epoch(logs)
+        if self.progress is not None:
+            self.progress.update(logs)
         return stop
 
     def record_epoch(self, logs: dict, rule: bool = True) -> tuple[bool, bool]:
@@ -278,12 +285,6 @@ class Trainer:
         if not rule or plan.stopping is None:
             return False, False
         return plan.stopping.update(epoch, logs)
-
-    def after_epoch(self, logs: dict) -> None:
-        """Keep the state if it is healthy; report progress."""
-        self.remember_if_healthy(logs["loss"])
-        if self.progress is not None:
-            self.progress.update(logs)
 
     def validation_metrics(self) -> dict:
         """``val_loss`` (and ``val_accuracy``) of the current parameters on the plan's

@@ -75,6 +75,8 @@ class FitPlan:
     verbose : bool
     reset : bool
         Start from the initial weights with a fresh training state.
+    reset_optimizer : bool
+        Start the optimizer afresh (zero state, step 0) even if its kind is unchanged.
     on_divergence : {"raise", "warn"}
     n_threads : int or None
     weight_norm : {"rows", "weights"}
@@ -114,6 +116,7 @@ class FitPlan:
     callbacks: tuple = ()
     verbose: bool = False
     reset: bool = False
+    reset_optimizer: bool = False
     on_divergence: str = "raise"
     n_threads: int | None = None
     weight_norm: str = "rows"

@@ -48,8 +48,6 @@ Example
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
@@ -62,6 +60,7 @@ from ._drivers import (
     train_epoch,
     train_epoch_sgd,
 )
+from ._layout import KernelArgs, OptimizerArgs, WorkspaceArrays
 from ._network import _block, backward, batch_loss, forward, output_delta
 from ._updates import add_l2, clip_grad_norm, grad_norm, optimizer_step, sgd_step
 
@@ -152,99 +151,6 @@ OPTIMIZER_CODES = {
 }
 #: optimizer code -> rows of its ``(rows, n_params)`` state buffer
 OPT_STATE_ROWS = dict(_codes.OPT_STATE_ROWS)
-
-
-# ---------------------------------------------------------------------------- argument bundles
-class KernelArgs(NamedTuple):
-    """A model's buffers and layout, as the kernels take them (``Model.kernel_args()``).
-
-    Attributes
-    ----------
-    params : (n_params,) float array
-        The model's parameter buffer itself (not a copy).
-    grads : (n_params,) float array
-        The model's gradient buffer, same layout as ``params``.
-    sizes : (L + 1,) int64 array
-        Units per layer, input first.
-    w_off, b_off : (L,) int64 arrays
-        Start of layer ``p``'s weights ``W`` (row-major ``(sizes[p+1], sizes[p])``) and bias
-        in ``params``/``grads``.
-    act_codes : (L,) int64 array
-        Activation code of each layer; the last entry is the output activation.
-    loss_code : int
-    out_code : int
-        ``act_codes[-1]``, the output activation (``output_delta`` takes it).
-    drop_rates : (L - 1,) float64 array
-        Dropout rate of each hidden layer (used by ``train_epoch`` only).
-    drop_seed : int
-        Seed of the dropout masks.
-    """
-
-    params: np.ndarray
-    grads: np.ndarray
-    sizes: np.ndarray
-    w_off: np.ndarray
-    b_off: np.ndarray
-    act_codes: np.ndarray
-    loss_code: int
-    out_code: int
-    drop_rates: np.ndarray
-    drop_seed: int
-
-
-class WorkspaceArrays(NamedTuple):
-    """Scratch buffers for batches of up to ``capacity`` rows (``Model.allocate_workspace``).
-
-    Attributes
-    ----------
-    act : (cap * sum(sizes),) float array
-        Activations; unit layer ``l`` is the row-major ``(n, sizes[l])`` block starting at
-        ``a_off[l]`` (layer 0 holds the input rows). See :func:`layer_block`.
-    delta : (cap * sum(sizes),) float array
-        ``dE/dz`` of every layer, same layout as ``act``.
-    a_off : (L + 1,) int64 array
-        Block offsets, ``a_off[l] = cap * sum(sizes[:l])``.
-    z_out : (cap * n_out,) float array
-        The output layer's pre-activation ``z`` (for numerically stable losses).
-    t_buf : (cap * n_out,) float array
-        Room for a batch of targets (used by the epoch drivers).
-    raw : (cap * sum(sizes),) float array
-        Undropped hidden activations (used by :func:`train_epoch` with dropout).
-    w_buf : (cap,) float array
-        Room for a batch of sample weights (used by :func:`train_epoch`).
-    capacity : int
-        ``cap``, the most rows a batch may have.
-    """
-
-    act: np.ndarray
-    delta: np.ndarray
-    a_off: np.ndarray
-    z_out: np.ndarray
-    t_buf: np.ndarray
-    raw: np.ndarray
-    w_buf: np.ndarray
-    capacity: int
-
-
-class OptimizerArgs(NamedTuple):
-    """A model's optimizer as the step kernels take it (``Model.optimizer_args()``).
-
-    Attributes
-    ----------
-    kind : int
-        ``OPT_SGD``, ``OPT_ADAM`` (Adam and AdamW), ``OPT_RMSPROP`` or ``OPT_ADAGRAD``.
-    hyper : (4,) float64 array
-        Hyperparameters (see :func:`optimizer_step`).
-    state : (rows, n_params) float array
-        The model's optimizer state (momentum buffer, moment estimates), not a copy.
-    counters : (1,) int64 array
-        ``[t]``, the model's count of optimizer steps taken, not a copy.
-    """
-
-    kind: int
-    hyper: np.ndarray
-    state: np.ndarray
-    counters: np.ndarray
 
 
 # ---------------------------------------------------------------------------- workspace views

@@ -54,9 +54,13 @@ OPT_SGD = 0
 OPT_ADAM = 1  # Adam and AdamW (AdamW = Adam with decoupled weight decay, hyper[3] > 0)
 OPT_RMSPROP = 2
 OPT_ADAGRAD = 3
+# scikit-learn's MLP update rules (``sklearn.neural_network._stochastic_optimizers``)
+OPT_SKLEARN_SGD = 4
+OPT_SKLEARN_ADAM = 5
 
 #: rows of the optimizer state buffer (each row shaped like ``params``)
-OPT_STATE_ROWS = {OPT_SGD: 1, OPT_ADAM: 2, OPT_RMSPROP: 3, OPT_ADAGRAD: 1}
+OPT_STATE_ROWS = {OPT_SGD: 1, OPT_ADAM: 2, OPT_RMSPROP: 3, OPT_ADAGRAD: 1,
+                  OPT_SKLEARN_SGD: 1, OPT_SKLEARN_ADAM: 2}
 
 #: length of the float64 hyperparameter array passed to the step kernel
 N_HYPER = 4

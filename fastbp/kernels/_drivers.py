@@ -254,13 +254,14 @@ def train_epoch(
         fraction of rows classified correctly before each update (0 for regression).
     """
     n = order.shape[0]
-    acc = np.zeros(4)
+    acc = np.zeros(5)
     n_batches = (n + batch_size - 1) // batch_size
-    train_steps(
-        X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm,
-        drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
-        act, delta, raw, a_off, z_out, t_buf, w_buf, 0, n_batches, acc, False,
-    )
+    net = (params, grads, sizes, w_off, b_off, act_codes, loss_code, act_codes[-1],
+           drop_rates, drop_seed)
+    ws = (act, delta, a_off, z_out, t_buf, raw, w_buf, batch_size)
+    opt = (opt_kind, hyper, state, counters)
+    train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, False, 0,
+                n_batches, acc, False)
     total = acc[0]
     if acc[1] > 0:
         total /= acc[1]
@@ -278,11 +279,8 @@ def all_finite(a):
 
 
 @njit(cache=True, nogil=True)
-def train_steps(
-    X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm,
-    drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
-    act, delta, raw, a_off, z_out, t_buf, w_buf, start_batch, stop_batch, acc, check,
-):
+def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, norm_weights,
+                start_batch, stop_batch, acc, check):
     """Batches ``start_batch .. stop_batch - 1`` of an epoch of minibatch training.
 
     Batch ``b`` is the rows ``order[b * batch_size : (b + 1) * batch_size]``; the last,
@@ -291,38 +289,34 @@ def train_steps(
     of the data gradient, then ``optimizer_step`` with the L2 penalty on weights.
     ``counters[0]`` (the optimizer's step number ``t``) is incremented before each update
     and also seeds the dropout mask. Running an epoch as several calls over consecutive
-    batch ranges gives bitwise the same result as one call over all of them (``Model.fit``
-    does this so that an interrupt is honoured between calls of bounded duration).
+    batch ranges gives bitwise the same result as one call over all of them (the training
+    loop does this so that an interrupt is honoured between calls of bounded duration).
 
     Parameters
     ----------
     X : (n, n_in) float array
     T : (n, n_out) float array, targets
-    SW : (n,) float array of sample weights (>= 0), or empty for unit weights. Each batch
-        of ``m`` rows minimises ``sum_i w_i E_i / m``: with weights of mean 1 over the data
-        (as ``Model.fit`` rescales them) its gradient is an unbiased estimate of the gradient
-        of the weighted mean ``sum_i w_i E_i / sum_i w_i`` over the whole data set.
+    SW : (n,) float array of sample weights (>= 0), or empty for unit weights
     order : (n,) int64 array, row order of this epoch
-    params, grads : (n_params,) float arrays
-    state : (rows, n_params) float array, optimizer state
-    opt_kind : int, ``_codes.OPT_*``
-    hyper : (4,) float64 array, optimizer hyperparameters (``fastbp._optim``)
-    counters : (1,) int64 array, ``[t]``, updated in place
+    net : KernelArgs, the layout and buffers (``params``, ``grads``, ..., ``drop_seed``)
+    ws : WorkspaceArrays for ``batch_size`` rows (``raw`` may be ``act`` without dropout)
+    opt : OptimizerArgs, ``(kind, hyper, state, counters)``; ``counters[0]`` is updated
     lr : float, learning rate of this epoch
     l2 : float, L2 coefficient on weights (0 = none)
     clip_norm : float, maximum global gradient norm (<= 0 = no clipping)
-    drop_rates : (L - 1,) float64 array, hidden-layer dropout rates
-    drop_seed : int >= 0, dropout seed
-    sizes, w_off, b_off, act_codes : int64 layout arrays
-    loss_code : int
     batch_size : int, 1 <= batch_size <= workspace capacity
-    act, delta, raw, a_off, z_out : workspace for ``batch_size`` rows (``raw`` as ``act``)
-    t_buf : float array of at least ``batch_size * n_out`` elements
-    w_buf : float array of at least ``batch_size`` elements
+    norm_weights : bool
+        False (``Model``): a batch of ``m`` rows minimises ``sum_i w_i E_i / m``; with
+        weights of mean 1 over the data (as ``Model.fit`` rescales them) its gradient is an
+        unbiased estimate of the gradient of the weighted mean over the data set. True
+        (scikit-learn): it minimises ``sum_i w_i E_i / sum_i w_i + l2 / (2 sum_i w_i) *
+        sum W**2``, the epoch loss is averaged over rows, and ``acc[4]`` accumulates the L2
+        term.
     start_batch, stop_batch : int, the range of batches to run
-    acc : (4,) float64 array, accumulated in place: ``[sum_batches m * loss, sum of the
-        weights (rows when unweighted), rows classified correctly, first loss]``; the
-        fourth entry receives the loss of the first batch run while it holds NaN
+    acc : (5,) float64 array, accumulated in place: ``[sum_batches m * loss, sum of the
+        weights (rows when unweighted or norm_weights), rows classified correctly, first
+        loss, sum_batches m * L2 term]``; the fourth entry receives the loss of the first
+        batch run while it holds NaN
     check : bool
         Divergence check: stop before the update of the first batch whose loss is not
         finite, and check after the last batch that ``params`` and ``state`` are finite.
@@ -334,6 +328,9 @@ def train_steps(
         the index of the batch after the last one whose update was applied
         (``stop_batch`` unless a non-finite loss stopped the run early).
     """
+    params, grads, sizes, w_off, b_off, act_codes, loss_code, _, drop_rates, drop_seed = net
+    act, delta, a_off, z_out, t_buf, raw, w_buf, _ = ws
+    opt_kind, hyper, state, counters = opt
     # borrowed arrays: no reference counting in the step loop (see ``_borrowed``)
     X, T, SW, order = _borrowed(X), _borrowed(T), _borrowed(SW), _borrowed(order)
     params, grads, state = _borrowed(params), _borrowed(grads), _borrowed(state)
@@ -353,14 +350,15 @@ def train_steps(
         forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m,
                       drop_rates, raw, drop_seed, step)
         a_out = _block(act, sizes, a_off, L, m)
+        scale = 1.0 / wsum if norm_weights else 1.0 / m
         batch_loss_value = output_delta_weighted(
             _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
-            1.0 / m, _block(delta, sizes, a_off, L, m),
+            scale, _block(delta, sizes, a_off, L, m),
         )
         if check and not np.isfinite(batch_loss_value):
             return STATUS_NONFINITE_LOSS, b
         acc[0] += m * batch_loss_value
-        acc[1] += wsum
+        acc[1] += m if norm_weights else wsum
         if acc[3] != acc[3]:
             acc[3] = batch_loss_value
         acc[2] += count_correct(a_out, t, loss_code)
@@ -369,7 +367,11 @@ def train_steps(
         if clip_norm > 0:
             clip_grad_norm(grads, clip_norm)
         counters[0] = step
-        optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2, sizes, w_off, b_off)
+        l2_step = l2 * scale if norm_weights else l2
+        sq = optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2_step, sizes,
+                            w_off, b_off)
+        if norm_weights:
+            acc[4] += 0.5 * l2_step * sq * m
     if check and not (all_finite(params) and all_finite(state)):
         return STATUS_NONFINITE_PARAMS, stop_batch
     return STATUS_OK, stop_batch

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -77,6 +78,101 @@ def workspace_offsets(sizes: np.ndarray, capacity: int) -> tuple[np.ndarray, int
     return a_off, pos
 
 
+# ------------------------------------------------------------------ argument bundles
+# The compiled kernels take these named tuples as single arguments (Numba passes a tuple
+# of arrays as a struct): a model's layout and buffers, a workspace, an optimizer.
+class KernelArgs(NamedTuple):
+    """A model's buffers and layout, as the kernels take them (``Model.kernel_args()``).
+
+    Attributes
+    ----------
+    params : (n_params,) float array
+        The model's parameter buffer itself (not a copy).
+    grads : (n_params,) float array
+        The model's gradient buffer, same layout as ``params``.
+    sizes : (L + 1,) int64 array
+        Units per layer, input first.
+    w_off, b_off : (L,) int64 arrays
+        Start of layer ``p``'s weights ``W`` (row-major ``(sizes[p+1], sizes[p])``) and bias
+        in ``params``/``grads``.
+    act_codes : (L,) int64 array
+        Activation code of each layer; the last entry is the output activation.
+    loss_code : int
+    out_code : int
+        ``act_codes[-1]``, the output activation (``output_delta`` takes it).
+    drop_rates : (L - 1,) float64 array
+        Dropout rate of each hidden layer (used by ``train_epoch`` only).
+    drop_seed : int
+        Seed of the dropout masks.
+    """
+
+    params: np.ndarray
+    grads: np.ndarray
+    sizes: np.ndarray
+    w_off: np.ndarray
+    b_off: np.ndarray
+    act_codes: np.ndarray
+    loss_code: int
+    out_code: int
+    drop_rates: np.ndarray
+    drop_seed: int
+
+
+class WorkspaceArrays(NamedTuple):
+    """Scratch buffers for batches of up to ``capacity`` rows (``Model.allocate_workspace``).
+
+    Attributes
+    ----------
+    act : (cap * sum(sizes),) float array
+        Activations; unit layer ``l`` is the row-major ``(n, sizes[l])`` block starting at
+        ``a_off[l]`` (layer 0 holds the input rows). See :func:`layer_block`.
+    delta : (cap * sum(sizes),) float array
+        ``dE/dz`` of every layer, same layout as ``act``.
+    a_off : (L + 1,) int64 array
+        Block offsets, ``a_off[l] = cap * sum(sizes[:l])``.
+    z_out : (cap * n_out,) float array
+        The output layer's pre-activation ``z`` (for numerically stable losses).
+    t_buf : (cap * n_out,) float array
+        Room for a batch of targets (used by the epoch drivers).
+    raw : (cap * sum(sizes),) float array
+        Undropped hidden activations (used by :func:`train_epoch` with dropout).
+    w_buf : (cap,) float array
+        Room for a batch of sample weights (used by :func:`train_epoch`).
+    capacity : int
+        ``cap``, the most rows a batch may have.
+    """
+
+    act: np.ndarray
+    delta: np.ndarray
+    a_off: np.ndarray
+    z_out: np.ndarray
+    t_buf: np.ndarray
+    raw: np.ndarray
+    w_buf: np.ndarray
+    capacity: int
+
+
+class OptimizerArgs(NamedTuple):
+    """A model's optimizer as the step kernels take it (``Model.optimizer_args()``).
+
+    Attributes
+    ----------
+    kind : int
+        ``OPT_SGD``, ``OPT_ADAM`` (Adam and AdamW), ``OPT_RMSPROP`` or ``OPT_ADAGRAD``.
+    hyper : (4,) float64 array
+        Hyperparameters (see :func:`optimizer_step`).
+    state : (rows, n_params) float array
+        The model's optimizer state (momentum buffer, moment estimates), not a copy.
+    counters : (1,) int64 array
+        ``[t]``, the model's count of optimizer steps taken, not a copy.
+    """
+
+    kind: int
+    hyper: np.ndarray
+    state: np.ndarray
+    counters: np.ndarray
+
+
 def chunk_rows(layer_sizes, itemsize: int) -> int:
     """Rows per chunk of whole-data-set passes for a network (see ``CHUNK_ROWS``)."""
     per_row = int(sum(int(s) for s in layer_sizes)) * int(itemsize)
@@ -111,6 +207,12 @@ class Workspace:
         if self._raw is None:
             self._raw = np.zeros_like(self.act)
         return self._raw
+
+    def arrays(self, dropout: bool = True) -> WorkspaceArrays:
+        """The buffers as the kernels take them; without ``dropout``, ``raw`` is ``act``
+        (the drivers never write it then, and no second buffer is allocated)."""
+        return WorkspaceArrays(self.act, self.delta, self.a_off, self.z_out, self.t_buf,
+                               self.raw if dropout else self.act, self.w_buf, self.capacity)
 
 
 class Network:
@@ -174,6 +276,12 @@ class Network:
         """Layer ``p``'s ``(n_out,)`` bias block of ``buf``, a view."""
         b0 = int(self.b_off[p])
         return buf[b0 : b0 + int(self.sizes[p + 1])]
+
+    def args(self) -> KernelArgs:
+        """The layout and buffers as the kernels take them."""
+        return KernelArgs(self.params, self.grads, self.sizes, self.w_off, self.b_off,
+                          self.act_codes, self.loss_code, int(self.act_codes[-1]),
+                          self.drop_rates, self.drop_seed)
 
     def workspace(self, capacity: int) -> Workspace:
         """The cached workspace for batches of up to ``capacity`` rows (at most

@@ -191,7 +191,8 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta):
     """Weighted loss of a batch and its output delta: ``E = scale * sum_i w_i E_i``.
 
     As ``output_delta`` with a per-row weight folded into each row's scale (``delta_i``
-    is multiplied by ``scale * w_i``). ``scale = 1 / sum_i w_i`` gives the weighted mean.
+    is multiplied by ``scale * w_i``, and ``E`` summed as ``sum_i E_i * (scale * w_i)``).
+    ``scale = 1 / sum_i w_i`` gives the weighted mean.
 
     Parameters
     ----------
@@ -209,11 +210,11 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta):
     weighted = w.shape[0] > 0
     sc = delta.dtype.type(scale)
     total = 0.0
+    row_scale = scale
     for i in range(n):
-        wi = 1.0
         if weighted:
-            wi = np.float64(w[i])
-            sc = delta.dtype.type(scale * wi)
+            row_scale = scale * np.float64(w[i])
+            sc = delta.dtype.type(row_scale)
         if loss_code == CROSS_ENTROPY:
             # d/dz_k sum_j t_j (lse(z) - z_j) = a_k sum_j t_j - t_k  (= a_k - t_k for one-hot)
             tsum = t.dtype.type(0)
@@ -239,8 +240,11 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta):
             for j in range(m):
                 delta[i, j] *= sc
         row_e = _row_loss(z, a, t, loss_code, i)
-        total += wi * row_e if weighted else row_e
-    return total * scale
+        if weighted:  # E_i * (scale w_i): each row's loss with the scale of its delta
+            total += row_e * row_scale
+        else:
+            total += row_e
+    return total if weighted else total * scale
 
 
 @njit(cache=True, nogil=True)

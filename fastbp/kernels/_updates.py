@@ -39,12 +39,35 @@ Adagrad (``hyper = [lr_decay, eps, 0, 0]``, row ``s`` starting at initial_accumu
     g = g + l2 * p
     s = s + g * g
     p = p - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)
+
+scikit-learn's rules (``sklearn.neural_network``'s ``SGDOptimizer`` and ``AdamOptimizer``),
+computed in the same order of operations, with no fused multiply-adds, so that the
+scikit-learn estimators reach scikit-learn's weights to rounding:
+
+scikit-learn SGD (``hyper = [momentum, nesterov, 0, 0]``, row ``v``)::
+
+    g = g + l2 * p
+    v = momentum * v - lr * g
+    p = p + momentum * v - lr * g   (nesterov)      p = p + v   (otherwise)
+
+scikit-learn Adam (``hyper = [beta1, beta2, eps, 0]``, rows ``m``, ``u``)::
+
+    g = g + l2 * p
+    m = beta1 * m + (1 - beta1) * g;  u = beta2 * u + (1 - beta2) * g * g
+    p = p - lr * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(u) + eps)
 """
 
 import numpy as np
 from numba import njit, prange
 
-from ._codes import OPT_ADAGRAD, OPT_ADAM, OPT_RMSPROP, OPT_SGD
+from ._codes import (
+    OPT_ADAGRAD,
+    OPT_ADAM,
+    OPT_RMSPROP,
+    OPT_SGD,
+    OPT_SKLEARN_ADAM,
+    OPT_SKLEARN_SGD,
+)
 from ._dense import FASTMATH
 
 # ``error_model="numpy"``: a division by zero gives inf/NaN (caught by the divergence check)
@@ -211,6 +234,52 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
                 _adagrad_one(params, grads, state, k, clr, l2_, eps_)
 
 
+@njit(error_model="numpy", cache=True, nogil=True)
+def _sklearn_segment(params, grads, state, kind, hyper, lr, step, l2, lo, hi, sq):
+    """scikit-learn's update of ``params[lo:hi]`` (no fastmath: the same rounding as
+    scikit-learn's NumPy code). Returns ``sq`` plus the sum of the squared parameters
+    before the update when ``l2 != 0`` (the L2 term of the reported loss), else ``sq``."""
+    ft = params.dtype.type
+    c = ft(l2)
+    penalised = l2 != 0
+    if kind == OPT_SKLEARN_SGD:
+        lr_ = ft(lr)
+        mu = ft(hyper[0])
+        nesterov = hyper[1] != 0
+        for k in range(lo, hi):
+            g = grads[k]
+            if penalised:
+                w = params[k]
+                sq += np.float64(w) * w
+                g = g + c * w
+            v = mu * state[0, k] - lr_ * g
+            state[0, k] = v
+            if nesterov:
+                params[k] += mu * v - lr_ * g
+            else:
+                params[k] += v
+    else:
+        beta1, beta2 = hyper[0], hyper[1]
+        b1 = ft(beta1)
+        b2 = ft(beta2)
+        b1c = ft(1.0) - b1
+        b2c = ft(1.0) - b2
+        eps = ft(hyper[2])
+        lr_t = ft(lr * np.sqrt(1.0 - beta2**step) / (1.0 - beta1**step))
+        for k in range(lo, hi):
+            g = grads[k]
+            if penalised:
+                w = params[k]
+                sq += np.float64(w) * w
+                g = g + c * w
+            m = b1 * state[0, k] + b1c * g
+            u = b2 * state[1, k] + b2c * (g * g)
+            state[0, k] = m
+            state[1, k] = u
+            params[k] -= lr_t * m / (np.sqrt(u) + eps)
+    return sq
+
+
 @njit(cache=True, nogil=True)
 def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off, b_off):
     """One optimizer update of the whole flat buffer, in place (formulas: module docstring).
@@ -225,11 +294,26 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
     step : int, the step number ``t`` (1 for the first step with this state)
     l2 : float, L2 penalty coefficient on weights (``E + l2/2 * sum W**2``); biases get none
     sizes, w_off, b_off : int64 layout arrays
+
+    Returns
+    -------
+    float
+        For scikit-learn's rules with ``l2 != 0``: the sum of the squared weights before
+        the update (float64, the L2 term of scikit-learn's reported loss); else 0.
     """
+    sq = 0.0
+    if kind == OPT_SKLEARN_SGD or kind == OPT_SKLEARN_ADAM:
+        for p in range(sizes.shape[0] - 1):
+            n_w = sizes[p] * sizes[p + 1]
+            sq = _sklearn_segment(params, grads, state, kind, hyper, lr, step, l2, w_off[p],
+                                  w_off[p] + n_w, sq)
+            _sklearn_segment(params, grads, state, kind, hyper, lr, step, 0.0, b_off[p],
+                             b_off[p] + sizes[p + 1], 0.0)
+        return sq
     if kind == OPT_SGD and hyper[0] == 0 and l2 == 0:
         # plain gradient descent treats weights and biases alike: one pass over the buffer
         sgd_step(params, grads, lr)
-        return
+        return sq
     decoupled = hyper[3] if kind == OPT_ADAM else 0.0
     for p in range(sizes.shape[0] - 1):
         n_w = sizes[p] * sizes[p + 1]
@@ -237,6 +321,7 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
                       w_off[p], w_off[p] + n_w)
         _step_segment(params, grads, state, kind, hyper, lr, step, 0.0, 0.0,
                       b_off[p], b_off[p] + sizes[p + 1])
+    return sq
 
 
 @njit(cache=True, nogil=True)

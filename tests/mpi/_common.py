@@ -20,7 +20,8 @@ def warm_kernels(comm):
         for dtype in ("float32", "float64"):
             m = fastbp.Model([3, 4, 2], loss="cross_entropy", dtype=dtype, seed=0,
                              dropout=0.5)
-            ws = m.network.workspace(2)
+            net = m.network
+            ws = net.workspace(2)
             X = np.zeros((2, 3), dtype)
             T = np.zeros((2, 2), dtype)
             order = np.arange(2, dtype=np.int64)
@@ -28,14 +29,14 @@ def warm_kernels(comm):
             for SW in (np.zeros(0, dtype), np.ones(2, dtype)):
                 local_step_gradient(
                     X, T, SW, order, 0, 2, np.float64(0.5), m.params, m.grads,
-                    m.network.drop_rates, 1, np.int64(1), m.layer_sizes, m.network.w_off, m.network.b_off,
-                    m.network.act_codes, m.network.loss_code, ws.act, ws.delta, ws.raw, ws.a_off, ws.z_out,
+                    net.drop_rates, 1, np.int64(1), m.layer_sizes, net.w_off, net.b_off,
+                    net.act_codes, net.loss_code, ws.act, ws.delta, ws.raw, ws.a_off, ws.z_out,
                     ws.t_buf, ws.w_buf, totals,
                 )
                 local_step_gradient(
                     X, T, SW, order, 0, 2, 0.5, m.params, m.grads,
-                    m.network.drop_rates, 1, np.int64(1), m.layer_sizes, m.network.w_off, m.network.b_off,
-                    m.network.act_codes, m.network.loss_code, ws.act, ws.delta, ws.raw, ws.a_off, ws.z_out,
+                    net.drop_rates, 1, np.int64(1), m.layer_sizes, net.w_off, net.b_off,
+                    net.act_codes, net.loss_code, ws.act, ws.delta, ws.raw, ws.a_off, ws.z_out,
                     ws.t_buf, ws.w_buf, totals,
                 )
             state = np.zeros((2, m.params.shape[0]), dtype)
