@@ -1,7 +1,7 @@
 """fastbp: fast backpropagation for multilayer perceptrons on multicore CPUs.
 
 The forward and backward passes are Numba-compiled loop kernels over flat, preallocated
-buffers; :class:`Model` is the Python facade.
+buffers; ``Model`` is the Python facade.
 """
 
 import os as _os

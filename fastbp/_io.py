@@ -13,9 +13,10 @@ Format ``fastbp.model`` version 1 — an uncompressed NumPy ``.npz`` (zip) holdi
     ``history``: {metric: [one value per epoch]} (NaN written as JSON ``NaN``).
 ``params``
     ``(n_params,)`` array of the model dtype, the flat parameter buffer (layout in
-    ``fastbp._layout``: per layer ``W`` row-major ``(n_out, n_in)`` then ``b``).
+    ``fastbp.kernels._layout``: per layer ``W`` row-major ``(n_out, n_in)`` then ``b``).
 ``optimizer_state``
-    ``(rows, n_params)`` array of the model dtype (rows per optimizer in ``fastbp._optim``).
+    ``(rows, n_params)`` array of the model dtype (rows per optimizer in
+    ``fastbp.kernels._updates``).
 ``checksum``
     0-d unicode array, ``"sha256:"`` + the SHA-256 of the header's JSON text (UTF-8), then
     the bytes of ``params`` and of ``optimizer_state``. Optional when reading (files written

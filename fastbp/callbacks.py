@@ -57,9 +57,9 @@ class EarlyStopping(StoppingRule):
         ``val_*`` needs ``validation_data`` or ``validation_split``; accuracies need a
         classification loss.
 
-    Attributes (after ``fit``)
-    --------------------------
-    best : float, the best monitored value
+    Attributes
+    ----------
+    best : float, the best monitored value (after ``fit``)
     best_epoch : int, the (model-wide) epoch at which it was reached
     stopped_epoch : int or None, the epoch after which training stopped early
     """

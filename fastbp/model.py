@@ -75,7 +75,7 @@ class Model:
         Gradient buffer with the layout of ``params``.
     weights, biases : lists of array views into ``params``.
     history : History
-    network : fastbp.kernels.Network
+    network : fastbp.kernels._layout.Network
         The layout and buffers the compiled kernels are given.
     state : TrainingState
         Optimizer with its state and step count, schedule, shuffling generator, history.
@@ -166,6 +166,7 @@ class Model:
 
     @property
     def history(self) -> History:
+        """The per-epoch training record (``loss``, ``lr``, ``time``, ...) and events."""
         return self._state.history
 
     @property
@@ -260,16 +261,18 @@ class Model:
         n_threads : int, optional
             Numba threads for this call; results do not depend on it.
 
-        Ctrl-C stops training between compiled calls of a fraction of a second: the model
-        keeps every completed step, ``history`` gets an ``"interrupted"`` event (and with
-        ``EarlyStopping(restore_best=True)`` the best weights), and the interrupt is
-        re-raised.
-
         Returns
         -------
         History
             ``model.history`` (keys ``loss``, ``lr``, ``time``, and ``accuracy``,
             ``val_loss``, ``val_accuracy`` where they apply).
+
+        Notes
+        -----
+        Ctrl-C stops training between compiled calls of a fraction of a second: the model
+        keeps every completed step, ``history`` gets an ``"interrupted"`` event (and with
+        ``EarlyStopping(restore_best=True)`` the best weights), and the interrupt is
+        re-raised.
         """
         plan = make_plan(
             self, X, y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,

@@ -2,7 +2,7 @@
 
 These objects hold no buffers and run nothing per step: ``Model.fit`` turns one into an
 integer code plus a small float64 hyperparameter array for the compiled step kernel
-(``fastbp._optim.optimizer_step``, whose docstring lists every update formula; they are
+(``fastbp.kernels._updates.optimizer_step``, whose docstring lists every update formula; they are
 those of ``torch.optim``). The state (momentum buffers, moment estimates) lives in the
 model, shaped ``(rows, n_params)`` with the layout of ``params``, and is kept between
 ``fit`` calls while the optimizer kind stays the same.

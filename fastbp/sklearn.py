@@ -1,4 +1,4 @@
-"""scikit-learn estimators backed by fastbp: :class:`MLPClassifier` and :class:`MLPRegressor`.
+"""scikit-learn estimators backed by fastbp: ``MLPClassifier`` and ``MLPRegressor``.
 
 They take the parameters of ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` with
 the same names, defaults and meaning, so that switching is a change of import::
@@ -11,7 +11,7 @@ the same learning-rate schedules, stopping rules, early stopping and L-BFGS call
 (``scipy.optimize.minimize``). Given the same ``random_state`` they even draw the same
 initial weights, the same minibatch order and the same validation split as scikit-learn,
 so the two reach the same weights up to floating-point rounding. The forward and backward
-passes run in fastbp's compiled kernels (:mod:`fastbp.kernels`).
+passes run in fastbp's compiled kernels (``fastbp.kernels``).
 
 Differences from scikit-learn are listed in the class docstrings (``Notes``).
 scikit-learn is an optional dependency of fastbp: it is imported by this module only.
@@ -119,7 +119,7 @@ def _rejects_atomically(method):
 
 
 class _BaseMLP(BaseEstimator):
-    """Shared implementation of :class:`MLPClassifier` and :class:`MLPRegressor`."""
+    """Shared implementation of ``MLPClassifier`` and ``MLPRegressor``."""
 
     def __init__(
         self,
@@ -516,7 +516,7 @@ _COMMON_NOTES = """
       ``n_outputs`` with an undivided gradient. ``loss_`` is reported as scikit-learn does.
     - Sparse ``X`` is accepted and converted to a dense array (fastbp's kernels are dense).
     - Only scikit-learn's parameters are offered (``loss='poisson'`` of the regressor is
-      not supported); :class:`fastbp.Model` has more activations, losses and optimizers.
+      not supported); ``fastbp.Model`` has more activations, losses and optimizers.
 """
 
 
@@ -817,14 +817,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
 n_iter_no_change, max_fun
-        As :class:`MLPClassifier` (early stopping scores the validation set with R^2).
+        As ``MLPClassifier`` (early stopping scores the validation set with R^2).
 
     Attributes
     ----------
     loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, \
 coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_, \
 out_activation_
-        As :class:`MLPClassifier`; the squared-error loss is reported as scikit-learn does,
+        As ``MLPClassifier``; the squared-error loss is reported as scikit-learn does,
         ``1/2`` of the mean over samples *and outputs* of the squared residual.
     """
 

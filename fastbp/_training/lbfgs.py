@@ -28,6 +28,7 @@ def objective(trainer):
     if plan.weight_norm == "weights" and l2:
         total = float(np.sum(SW, dtype=np.float64)) if SW.shape[0] else float(X.shape[0])
         l2 = l2 / total
+    row_scaled = plan.weight_norm == "weights"
     chunk = plan.lbfgs_chunk or net.chunk_rows
     ws = net.workspace(min(X.shape[0], chunk))
     params, grads = net.params, net.grads
@@ -38,7 +39,7 @@ def objective(trainer):
         params[...] = x
         value = loss_and_gradient_weighted(
             X, T, SW, params, grads, net.sizes, net.w_off, net.b_off, net.act_codes,
-            net.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out,
+            net.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out, row_scaled,
         )
         f.penalty = add_l2(params, grads, l2, net.sizes, net.w_off) if l2 else 0.0
         f.data = value

@@ -9,10 +9,11 @@ stable public surface; the private modules they come from (``fastbp.kernels._net
 
 Getting the arguments
 ---------------------
-``Model.kernel_args()`` returns a :class:`KernelArgs` named tuple of the model's own buffers
+``Model.kernel_args()`` returns a ``KernelArgs`` named tuple of the model's own buffers
 (``params``, ``grads``) and layout (``sizes``, ``w_off``, ``b_off``, ``act_codes``,
 ``loss_code``, ``out_code``); ``Model.allocate_workspace(batch_size)`` returns a
-:class:`WorkspaceArrays` named tuple (``act``, ``delta``, ``a_off``, ``z_out``, ``t_buf``) for
+``WorkspaceArrays`` named tuple (``act``, ``delta``, ``a_off``, ``z_out``, ``t_buf``, ``raw``,
+``w_buf``, ``capacity``) for
 batches of up to ``batch_size`` rows. ``params`` and ``grads`` are the model's buffers, not
 copies: what a kernel writes there is what ``Model.predict`` uses next, and the other way
 round. Both named tuples can be passed to an ``@njit`` function as they are.

@@ -48,8 +48,8 @@ ALLOWED_OUTPUTS = {
     "binary_cross_entropy": ("logistic",),
 }
 
-# Optimizer kinds understood by the compiled step kernel (``fastbp._optim.optimizer_step``).
-# L-BFGS is not a per-step kernel: it runs through SciPy on the flat buffer (``model.py``).
+# Optimizer kinds understood by the compiled step kernel (``_updates.optimizer_step``).
+# L-BFGS is not a per-step kernel: it runs through SciPy (``fastbp._training.lbfgs``).
 OPT_SGD = 0
 OPT_ADAM = 1  # Adam and AdamW (AdamW = Adam with decoupled weight decay, hyper[3] > 0)
 OPT_RMSPROP = 2

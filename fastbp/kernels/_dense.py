@@ -6,7 +6,7 @@ Shapes (``n`` = rows in the batch):
 - ``dense_delta``:     delta_in (n, n_in) = (delta (n, n_out) @ W) * f'(a_in)
 - ``dense_grad``:      gW (n_out, n_in) (+)= delta.T @ a_in,  gb (n_out,) (+)= delta.sum(0)
 
-How they are computed (see ``fastbp._gemm`` for the register-blocked micro-kernels):
+How they are computed (see ``fastbp.kernels._gemm`` for the register-blocked micro-kernels):
 
 - the forward product is a dot-product form (both operands contiguous along ``n_in``),
   computed in 4 x 4 output blocks: 16 vector accumulators, each loaded value used 4 times;
@@ -25,7 +25,7 @@ Every output element is computed by the same instruction sequence in the same or
 whichever path, tile or thread computes it (tile boundaries are multiples of the blocking),
 so results are bitwise independent of the number of threads. The serial/parallel and
 packed/unpacked choices depend only on the shapes. Products of at least ``BLAS_MIN_WORK``
-multiply-adds on C-contiguous operands go through BLAS instead (``fastbp._blas``, opt-in),
+multiply-adds on C-contiguous operands go through BLAS instead (``fastbp.kernels._blas``, opt-in),
 called from serial code only, so BLAS threads and Numba threads never run at the same time;
 the elementwise work around them is serial.
 """
@@ -191,7 +191,7 @@ def dense_forward(a_in, W, b, a_out, code, z_keep):
     W : (n_out, n_in) array
     b : (n_out,) array
     a_out : (n, n_out) array, written
-    code : int, activation code (``fastbp._codes``)
+    code : int, activation code (``fastbp.kernels._codes``)
     z_keep : (n, n_out) or (0, n_out) array, written when it has rows
     """
     n, n_in = a_in.shape

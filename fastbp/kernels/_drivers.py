@@ -353,7 +353,7 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         scale = 1.0 / wsum if norm_weights else 1.0 / m
         batch_loss_value = output_delta_weighted(
             _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
-            scale, _block(delta, sizes, a_off, L, m),
+            scale, _block(delta, sizes, a_off, L, m), norm_weights,
         )
         if check and not np.isfinite(batch_loss_value):
             return STATUS_NONFINITE_LOSS, b
@@ -380,9 +380,12 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
 @njit(cache=True, nogil=True)
 def loss_and_gradient_weighted(
     X, T, SW, params, grads, sizes, w_off, b_off, act_codes, loss_code, act, delta, a_off,
-    z_out,
+    z_out, row_scaled=False,
 ):
     """``loss_and_gradient`` with sample weights: loss ``sum_i w_i E_i / sum_i w_i``.
+
+    ``row_scaled``: sum the loss as ``output_delta_weighted`` does with ``row_scaled``
+    (the scikit-learn estimators' rounding).
 
     ``SW`` is an (n,) float array, or empty for unit weights (then identical to
     ``loss_and_gradient``). Chunks of the workspace capacity, accumulated in chunk order.
@@ -405,7 +408,7 @@ def loss_and_gradient_weighted(
         total += output_delta_weighted(
             _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
             T[start : start + m], SW[start : start + m], loss_code, act_codes[L - 1],
-            1.0 / wsum, _block(delta, sizes, a_off, L, m),
+            1.0 / wsum, _block(delta, sizes, a_off, L, m), row_scaled,
         )
         backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, start > 0)
     return total

@@ -1,4 +1,4 @@
-"""Register-blocked matrix-product micro-kernels used by ``fastbp._dense``.
+"""Register-blocked matrix-product micro-kernels used by ``fastbp.kernels._dense``.
 
 Two forms cover the three products of a dense layer:
 

@@ -125,7 +125,7 @@ class WorkspaceArrays(NamedTuple):
     ----------
     act : (cap * sum(sizes),) float array
         Activations; unit layer ``l`` is the row-major ``(n, sizes[l])`` block starting at
-        ``a_off[l]`` (layer 0 holds the input rows). See :func:`layer_block`.
+        ``a_off[l]`` (layer 0 holds the input rows). See ``layer_block``.
     delta : (cap * sum(sizes),) float array
         ``dE/dz`` of every layer, same layout as ``act``.
     a_off : (L + 1,) int64 array
@@ -135,9 +135,9 @@ class WorkspaceArrays(NamedTuple):
     t_buf : (cap * n_out,) float array
         Room for a batch of targets (used by the epoch drivers).
     raw : (cap * sum(sizes),) float array
-        Undropped hidden activations (used by :func:`train_epoch` with dropout).
+        Undropped hidden activations (used by ``train_epoch`` with dropout).
     w_buf : (cap,) float array
-        Room for a batch of sample weights (used by :func:`train_epoch`).
+        Room for a batch of sample weights (used by ``train_epoch``).
     capacity : int
         ``cap``, the most rows a batch may have.
     """
@@ -160,7 +160,7 @@ class OptimizerArgs(NamedTuple):
     kind : int
         ``OPT_SGD``, ``OPT_ADAM`` (Adam and AdamW), ``OPT_RMSPROP`` or ``OPT_ADAGRAD``.
     hyper : (4,) float64 array
-        Hyperparameters (see :func:`optimizer_step`).
+        Hyperparameters (see ``optimizer_step``).
     state : (rows, n_params) float array
         The model's optimizer state (momentum buffer, moment estimates), not a copy.
     counters : (1,) int64 array

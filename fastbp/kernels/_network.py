@@ -3,7 +3,7 @@
 ``forward`` fills the activation workspace layer by layer; ``output_delta`` turns the output
 layer's ``z``/``a`` and the targets into the loss and ``delta^L = dE/dz^L``; ``backward`` runs
 the dynamic-programming sweep ``delta^(l-1) = (W^l)^T delta^l * f'(z^(l-1))`` and writes every
-layer's gradient. See ``fastbp._layout`` for the buffer layout.
+layer's gradient. See ``fastbp.kernels._layout`` for the buffer layout.
 
 Training variants: ``output_delta_weighted`` folds a per-row weight into each row's scale;
 ``forward_train``/``backward_train`` add inverted dropout on hidden layers, with masks drawn
@@ -110,9 +110,9 @@ def forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n):
     ----------
     params : (n_params,) float array
     sizes : (L + 1,) int64 array, units per layer
-    w_off, b_off : (L,) int64 arrays, parameter offsets (``fastbp._layout.param_offsets``)
+    w_off, b_off : (L,) int64 arrays, parameter offsets (``fastbp.kernels._layout.param_offsets``)
     act_codes : (L,) int64 array, activation code of each layer (last: output activation)
-    act : float array, activation workspace (``fastbp._layout.workspace_offsets``)
+    act : float array, activation workspace (``fastbp.kernels._layout.workspace_offsets``)
     a_off : (L + 1,) int64 array, workspace offsets
     z_out : float array of at least ``n * sizes[L]`` elements, receives the output layer's z
     n : int, rows in the batch
@@ -187,12 +187,14 @@ def output_delta(z, a, t, loss_code, out_code, scale, delta):
 
 
 @njit(cache=True, nogil=True)
-def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta):
+def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta, row_scaled=False):
     """Weighted loss of a batch and its output delta: ``E = scale * sum_i w_i E_i``.
 
     As ``output_delta`` with a per-row weight folded into each row's scale (``delta_i``
-    is multiplied by ``scale * w_i``, and ``E`` summed as ``sum_i E_i * (scale * w_i)``).
-    ``scale = 1 / sum_i w_i`` gives the weighted mean.
+    is multiplied by ``scale * w_i``). ``scale = 1 / sum_i w_i`` gives the weighted mean.
+    ``E`` is summed as ``(sum_i w_i E_i) * scale``, or with ``row_scaled`` as
+    ``sum_i E_i * (scale * w_i)`` (scikit-learn's rounding; unit weights then differ from
+    the unweighted sum in the last bit).
 
     Parameters
     ----------
@@ -240,11 +242,13 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta):
             for j in range(m):
                 delta[i, j] *= sc
         row_e = _row_loss(z, a, t, loss_code, i)
-        if weighted:  # E_i * (scale w_i): each row's loss with the scale of its delta
+        if weighted and row_scaled:  # each row's loss with the scale of its delta
             total += row_e * row_scale
+        elif weighted:
+            total += np.float64(w[i]) * row_e
         else:
             total += row_e
-    return total if weighted else total * scale
+    return total if weighted and row_scaled else total * scale
 
 
 @njit(cache=True, nogil=True)
