@@ -28,13 +28,13 @@ import fastbp  # noqa: E402
 from fastbp.kernels import _drivers, _updates  # noqa: E402
 from fastbp.kernels._drivers import _gather_batch, count_correct  # noqa: E402
 from fastbp.kernels._layout import OptimizerArgs  # noqa: E402
+from fastbp.kernels._llvm import borrowed as B  # noqa: E402
 from fastbp.kernels._network import (  # noqa: E402
     _block,
     backward_train,
     forward_train,
     output_delta_weighted,  # noqa: E402
 )
-from fastbp.kernels._network import _borrowed as B
 
 
 @njit

@@ -19,7 +19,7 @@ import os
 from numba.core import caching
 
 #: environment switches read when kernels are compiled; they are part of the stamp
-COMPILE_SWITCHES = ("FASTBP_USE_BLAS",)
+COMPILE_SWITCHES = ()
 
 
 def package_stamp(package_dir: str) -> str:

@@ -46,6 +46,9 @@ def kernel_threads(n_threads):
     serial = serialize_kernels()
     if serial:
         _SERIAL_LOCK.acquire()
+    # tiles handed out one at a time (each a fixed amount of work): a thread that another
+    # process slows down takes fewer of them instead of holding the others back
+    chunk = numba.set_parallel_chunksize(1)
     try:
         if n_threads is None:
             yield
@@ -57,5 +60,6 @@ def kernel_threads(n_threads):
             finally:
                 numba.set_num_threads(previous)
     finally:
+        numba.set_parallel_chunksize(chunk)
         if serial:
             _SERIAL_LOCK.release()

@@ -59,3 +59,37 @@ def test_fastbp_kernels_use_the_package_stamp():
     assert type(locator).__name__.startswith("PackageStamped")
     pkg_dir = os.path.dirname(fastbp.__file__)
     assert locator.get_source_stamp() == _cache.package_stamp(pkg_dir)
+
+
+TRAIN = textwrap.dedent("""
+    import hashlib
+    import numpy as np
+    import fastbp
+    from fastbp import optim as O
+
+    def digests():
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(40, 5)).astype(np.float32)
+        y = rng.integers(0, 3, size=40)
+        out = []
+        for opt in (O.SGD(momentum=0.9, nesterov=True), O.SGD(momentum=0.5),
+                    O.RMSprop(momentum=0.3, centered=True), O.Adam(), O.Adagrad()):
+            m = fastbp.Model([5, 9, 3], loss="cross_entropy", seed=1, dtype="float32")
+            m.fit(X, y, epochs=2, batch_size=8, optimizer=opt, learning_rate=0.05)
+            out.append(hashlib.sha256(m.params.tobytes()).hexdigest()[:16])
+        return out
+""")
+
+
+def test_kernels_loaded_from_the_cache_give_the_bits_of_freshly_compiled_ones():
+    """A kernel compiled in this process and the same kernel loaded from Numba's cache by
+    another process compute the same bits (no optimisation-dependent fused multiply-adds)."""
+    ns = {}
+    exec(TRAIN, ns)  # noqa: S102 - compiled here (or loaded: either way one side of the pair)
+    here = ns["digests"]()
+    code = TRAIN + "\nprint(' '.join(digests()))\n"
+    fastbp_root = os.path.dirname(os.path.dirname(fastbp.__file__))
+    env = dict(os.environ, PYTHONPATH=fastbp_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    there = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=600, check=True).stdout.split()
+    assert here == there

@@ -5,11 +5,14 @@ from the same step."""
 import copy
 import pickle
 import threading
+import time
 
 import numpy as np
 
 import fastbp
 import fastbp._training.loop as loop
+
+EPOCHS = 12
 
 
 def test_snapshots_during_training_are_taken_at_step_boundaries(monkeypatch, tmp_path):
@@ -21,7 +24,7 @@ def test_snapshots_during_training_are_taken_at_step_boundaries(monkeypatch, tmp
     # the parameters after each step of the run, from a model trained step by step
     ref = fastbp.Model([6, 32, 3], loss="cross_entropy", seed=0)
     after = {0: (ref.params.copy(), ref.optimizer_state.copy())}
-    for _epoch in range(2):
+    for _epoch in range(EPOCHS):
         for b in range(16):
             ref.partial_fit(X[4 * b:4 * b + 4], y[4 * b:4 * b + 4], **kw)
             after[ref.optimizer_steps] = (ref.params.copy(), ref.optimizer_state.copy())
@@ -30,8 +33,12 @@ def test_snapshots_during_training_are_taken_at_step_boundaries(monkeypatch, tmp
     snaps = []
     done = threading.Event()
 
+    def slow_epochs(epoch, logs):  # the main thread gets time to take copies mid-run
+        time.sleep(0.005)
+        return False
+
     def train():
-        m.fit(X, y, epochs=2, **kw)
+        m.fit(X, y, epochs=EPOCHS, callbacks=[slow_epochs], **kw)
         done.set()
 
     t = threading.Thread(target=train)

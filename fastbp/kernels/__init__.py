@@ -62,6 +62,7 @@ from ._drivers import (
     train_epoch_sgd,
 )
 from ._layout import KernelArgs, OptimizerArgs, WorkspaceArrays
+from ._llvm import rt
 from ._network import _block, backward, batch_loss, forward, output_delta
 from ._updates import add_l2, clip_grad_norm, grad_norm, optimizer_step, sgd_step
 
@@ -205,7 +206,7 @@ def sgd_momentum_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b
 
     ``state`` is ``(1, n_params)`` (the momentum buffer); ``hyper = sgd_hyper(...)``.
     """
-    optimizer_step(params, grads, state, OPT_SGD, hyper, lr, step, l2, sizes, w_off, b_off)
+    optimizer_step(params, grads, state, rt(OPT_SGD), hyper, lr, step, l2, sizes, w_off, b_off)
 
 
 @njit(cache=True, nogil=True)
@@ -214,7 +215,7 @@ def adam_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
 
     ``state`` is ``(2, n_params)`` (first and second moments); ``hyper = adam_hyper(...)``.
     """
-    optimizer_step(params, grads, state, OPT_ADAM, hyper, lr, step, l2, sizes, w_off, b_off)
+    optimizer_step(params, grads, state, rt(OPT_ADAM), hyper, lr, step, l2, sizes, w_off, b_off)
 
 
 @njit(cache=True, nogil=True)
@@ -223,7 +224,7 @@ def rmsprop_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off)
 
     ``state`` is ``(3, n_params)``; ``hyper = rmsprop_hyper(...)``.
     """
-    optimizer_step(params, grads, state, OPT_RMSPROP, hyper, lr, step, l2, sizes, w_off,
+    optimizer_step(params, grads, state, rt(OPT_RMSPROP), hyper, lr, step, l2, sizes, w_off,
                     b_off)
 
 
@@ -234,7 +235,7 @@ def adagrad_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off)
     ``state`` is ``(1, n_params)``, the accumulator (start it at the initial accumulator
     value); ``hyper = adagrad_hyper(...)``.
     """
-    optimizer_step(params, grads, state, OPT_ADAGRAD, hyper, lr, step, l2, sizes, w_off,
+    optimizer_step(params, grads, state, rt(OPT_ADAGRAD), hyper, lr, step, l2, sizes, w_off,
                     b_off)
 
 

@@ -13,19 +13,59 @@ from ._codes import (
     STATUS_NONFINITE_PARAMS,
     STATUS_OK,
 )
+from ._llvm import borrowed as _borrowed
+from ._llvm import rt
 from ._network import (
     _block,
-    _borrowed,
+    _check_workspace,
     _view,
-    backward,
-    backward_train,
+    backward_pass,
     batch_loss,
-    forward,
-    forward_train,
+    forward_pass,
     output_delta,
     output_delta_weighted,
 )
 from ._updates import clip_grad_norm, optimizer_step, sgd_step
+
+
+# ------------------------------------------------------------------ argument checks
+# The public drivers take arrays from user code: inconsistent shapes or an out-of-range row
+# index must raise, never read or write outside an array. The checks are O(1), plus one
+# pass over ``order``.
+@njit(cache=True, nogil=True)
+def _check_data(X, T, sizes):
+    if X.shape[1] != sizes[0]:
+        raise ValueError("X must have sizes[0] columns (the input layer's width)")
+    if T.shape[0] != X.shape[0] or T.shape[1] != sizes[sizes.shape[0] - 1]:
+        raise ValueError("T must have X's rows and sizes[-1] columns (one target per output)")
+
+
+@njit(cache=True, nogil=True)
+def _check_order(order, n, SW):
+    for i in range(order.shape[0]):
+        if order[i] < 0 or order[i] >= n:
+            raise ValueError("order holds a row index outside 0 .. len(X) - 1")
+    if SW.shape[0] != 0 and SW.shape[0] != n:
+        raise ValueError("SW must be empty or hold one weight per row of X")
+
+
+@njit(cache=True, nogil=True)
+def _capacity(sizes, a_off, act):
+    """Rows the workspace holds (checked against its buffer)."""
+    if sizes[0] <= 0 or a_off.shape[0] != sizes.shape[0]:
+        raise ValueError("a_off does not match sizes")
+    cap = (a_off[1] - a_off[0]) // sizes[0]
+    if cap < 1:
+        raise ValueError("the workspace holds no rows")
+    return cap
+
+
+@njit(cache=True, nogil=True)
+def _inference(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out, grads):
+    """The ``layer_op`` buffers of a pass without dropout."""
+    zero = sizes[0] * 0
+    return (params, grads, act, delta, act, z_out, sizes, w_off, b_off, a_off, act_codes,
+            np.empty(0), zero, zero)
 
 
 @njit(cache=True, nogil=True)
@@ -83,21 +123,30 @@ def train_epoch_sgd(
     act_codes, a_off = _borrowed(act_codes), _borrowed(a_off)
     act, delta, z_out, t_buf = _borrowed(act), _borrowed(delta), _borrowed(z_out), \
         _borrowed(t_buf)
+    _check_data(X, T, sizes)
+    _check_order(order, X.shape[0], X[:0, 0])
+    if batch_size < 1 or batch_size > _capacity(sizes, a_off, act):
+        raise ValueError("batch_size must be between 1 and the workspace's capacity")
+    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, batch_size)
+    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0] or \
+            t_buf.shape[0] < batch_size * sizes[sizes.shape[0] - 1]:
+        raise ValueError("grads, delta or t_buf is too short for the layout")
     n = order.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
+    lay = _inference(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out, grads)
     total = 0.0
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
         t = _view(t_buf, 0, m, n_out)
         _gather(T, order, start, m, t)
-        forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
+        forward_pass(lay, m)
         total += m * output_delta(
             _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m), t,
             loss_code, act_codes[L - 1], 1.0 / m, _block(delta, sizes, a_off, L, m),
         )
-        backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, False)
+        backward_pass(lay, m, rt(False))
         sgd_step(params, grads, learning_rate)
     return total / n
 
@@ -114,27 +163,36 @@ def predict(X, params, sizes, w_off, b_off, act_codes, act, a_off, z_out, out):
     """
     n = X.shape[0]
     L = sizes.shape[0] - 1
-    cap = (a_off[1] - a_off[0]) // sizes[0]
+    if X.shape[1] != sizes[0]:
+        raise ValueError("X must have sizes[0] columns (the input layer's width)")
+    if out.shape[0] != n or out.shape[1] != sizes[L]:
+        raise ValueError("out must have X's rows and sizes[-1] columns")
+    cap = _capacity(sizes, a_off, act)
+    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, min(cap, n))
+    lay = _inference(params, sizes, w_off, b_off, act_codes, act, act, a_off, z_out, params)
     for start in range(0, n, cap):
         m = min(cap, n - start)
         a0 = _block(act, sizes, a_off, 0, m)
         _copy_rows(X, start, 0, m, a0)
-        forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
+        forward_pass(lay, m)
         _copy_rows(_block(act, sizes, a_off, L, m), 0, start, m, out)
 
 
 @njit(cache=True, nogil=True)
 def loss(X, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a_off, z_out):
     """Mean loss over all rows of ``X`` (float64), evaluated in workspace-sized chunks."""
+    _check_data(X, T, sizes)
     n = X.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    cap = (a_off[1] - a_off[0]) // sizes[0]
+    cap = _capacity(sizes, a_off, act)
+    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, min(cap, n))
+    lay = _inference(params, sizes, w_off, b_off, act_codes, act, act, a_off, z_out, params)
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
         _copy_rows(X, start, 0, m, _block(act, sizes, a_off, 0, m))
-        forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
+        forward_pass(lay, m)
         total += batch_loss(
             _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
             T[start : start + m], loss_code,
@@ -156,22 +214,9 @@ def loss_and_gradient(
     float
         The mean loss (float64).
     """
-    n = X.shape[0]
-    L = sizes.shape[0] - 1
-    n_out = sizes[L]
-    cap = (a_off[1] - a_off[0]) // sizes[0]
-    total = 0.0
-    for start in range(0, n, cap):
-        m = min(cap, n - start)
-        _copy_rows(X, start, 0, m, _block(act, sizes, a_off, 0, m))
-        forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
-        total += output_delta(
-            _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
-            T[start : start + m], loss_code, act_codes[L - 1], 1.0 / n,
-            _block(delta, sizes, a_off, L, m),
-        )
-        backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, start > 0)
-    return total
+    return loss_and_gradient_weighted(X, T, X[:0, 0], params, grads, sizes, w_off, b_off,
+                                      act_codes, loss_code, act, delta, a_off, z_out,
+                                      rt(False))
 
 
 @njit(cache=True, nogil=True)
@@ -253,6 +298,17 @@ def train_epoch(
         each update, and the
         fraction of rows classified correctly before each update (0 for regression).
     """
+    _check_data(X, T, sizes)
+    _check_order(order, X.shape[0], SW)
+    if batch_size < 1 or batch_size > _capacity(sizes, a_off, act):
+        raise ValueError("batch_size must be between 1 and the workspace's capacity")
+    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, batch_size)
+    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0] or \
+            raw.shape[0] < act.shape[0] or w_buf.shape[0] < batch_size or \
+            t_buf.shape[0] < batch_size * sizes[sizes.shape[0] - 1]:
+        raise ValueError("grads, delta, raw, t_buf or w_buf is too short for the layout")
+    if counters.shape[0] < 1 or drop_rates.shape[0] + 2 < sizes.shape[0]:
+        raise ValueError("counters needs one entry and drop_rates one per hidden layer")
     n = order.shape[0]
     acc = np.zeros(5)
     n_batches = (n + batch_size - 1) // batch_size
@@ -260,8 +316,8 @@ def train_epoch(
            drop_rates, drop_seed)
     ws = (act, delta, a_off, z_out, t_buf, raw, w_buf, batch_size)
     opt = (opt_kind, hyper, state, counters)
-    train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, False, 0,
-                n_batches, acc, False)
+    train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, rt(False), rt(0),
+                n_batches, acc, rt(False))
     total = acc[0]
     if acc[1] > 0:
         total /= acc[1]
@@ -347,8 +403,9 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         m = min(batch_size, n - start)
         t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf)
         step = counters[0] + 1
-        forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m,
-                      drop_rates, raw, drop_seed, step)
+        lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, act_codes,
+               drop_rates, drop_seed, step)
+        forward_pass(lay, m)
         a_out = _block(act, sizes, a_off, L, m)
         scale = 1.0 / wsum if norm_weights else 1.0 / m
         batch_loss_value = output_delta_weighted(
@@ -362,8 +419,7 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         if acc[3] != acc[3]:
             acc[3] = batch_loss_value
         acc[2] += count_correct(a_out, t, loss_code)
-        backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m,
-                       False, drop_rates, raw, drop_seed, step)
+        backward_pass(lay, m, rt(False))
         if clip_norm > 0:
             clip_grad_norm(grads, clip_norm)
         counters[0] = step
@@ -390,27 +446,33 @@ def loss_and_gradient_weighted(
     ``SW`` is an (n,) float array, or empty for unit weights (then identical to
     ``loss_and_gradient``). Chunks of the workspace capacity, accumulated in chunk order.
     """
+    _check_data(X, T, sizes)
+    if SW.shape[0] != 0 and SW.shape[0] != X.shape[0]:
+        raise ValueError("SW must be empty or hold one weight per row of X")
     n = X.shape[0]
-    if SW.shape[0] == 0:
-        return loss_and_gradient(X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code,
-                                act, delta, a_off, z_out)
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    cap = (a_off[1] - a_off[0]) // sizes[0]
+    cap = _capacity(sizes, a_off, act)
+    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, min(cap, n))
+    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0]:
+        raise ValueError("grads must match params and delta must match act")
+    lay = _inference(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out, grads)
+    weighted = SW.shape[0] > 0
     wsum = 0.0
-    for i in range(n):
+    for i in range(SW.shape[0]):
         wsum += np.float64(SW[i])
+    scale = 1.0 / wsum if weighted else 1.0 / n
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
         _copy_rows(X, start, 0, m, _block(act, sizes, a_off, 0, m))
-        forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m)
+        forward_pass(lay, m)
         total += output_delta_weighted(
             _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
-            T[start : start + m], SW[start : start + m], loss_code, act_codes[L - 1],
-            1.0 / wsum, _block(delta, sizes, a_off, L, m), row_scaled,
+            T[start : start + m], SW[start : start + m] if weighted else SW, loss_code,
+            act_codes[L - 1], scale, _block(delta, sizes, a_off, L, m), row_scaled,
         )
-        backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, start > 0)
+        backward_pass(lay, m, start > 0)
     return total
 
 
@@ -426,14 +488,14 @@ def batch_gradient_dropout(
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     _block(act, sizes, a_off, 0, n)[:, :] = X
-    forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n,
-                  drop_rates, raw, drop_seed, step)
+    lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, act_codes,
+           drop_rates, drop_seed, step)
+    forward_pass(lay, n)
     value = output_delta(
         _view(z_out, 0, n, n_out), _block(act, sizes, a_off, L, n), T,
         loss_code, act_codes[L - 1], 1.0 / n, _block(delta, sizes, a_off, L, n),
     )
-    backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n, False,
-                   drop_rates, raw, drop_seed, step)
+    backward_pass(lay, n, rt(False))
     return value
 
 
@@ -472,8 +534,9 @@ def local_step_gradient(
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf)
-    forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m,
-                  drop_rates, raw, drop_seed, step)
+    lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, act_codes,
+           drop_rates, drop_seed, step)
+    forward_pass(lay, m)
     a_out = _block(act, sizes, a_off, L, m)
     e = output_delta_weighted(
         _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
@@ -482,8 +545,7 @@ def local_step_gradient(
     totals[0] += e / scale
     totals[1] += wsum
     totals[2] += count_correct(a_out, t, loss_code)
-    backward_train(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m,
-                   False, drop_rates, raw, drop_seed, step)
+    backward_pass(lay, m, rt(False))
 
 
 @njit(cache=True, nogil=True)

@@ -12,71 +12,17 @@ instead of storing them.
 """
 
 import numpy as np
-from numba import njit, types
-from numba.core import cgutils
-from numba.core.imputils import impl_ret_borrowed
-from numba.extending import intrinsic
-from numba.np.arrayobj import make_array, populate_array
+from numba import njit
 
 from ._activations import multiply_derivative
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, SOFTMAX
-from ._dense import dense_delta, dense_forward, dense_grad
+from ._dense import OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op
+from ._llvm import rt
+from ._llvm import view2d as _view2d
+from ._vmath import vexp, vlog, vlog1p
 
-
-@intrinsic
-def _view2d(typingctx, flat, start, n_rows, n_cols):
-    """The C-contiguous ``(n_rows, n_cols)`` view of ``flat[start : start + n_rows * n_cols]``.
-
-    What ``flat[start : ...].reshape((n_rows, n_cols))`` gives, without the call into
-    Numba's C reshape helper (~15 ns, several times per layer and step). Unchecked: the
-    caller guarantees that the range lies inside the 1-D, C-contiguous ``flat``.
-    """
-    if not (isinstance(flat, types.Array) and flat.ndim == 1 and flat.layout == "C"):
-        return None
-    ret = types.Array(flat.dtype, 2, "C")
-    sig = ret(flat, types.intp, types.intp, types.intp)
-
-    def codegen(context, builder, signature, args):
-        src = make_array(flat)(context, builder, args[0])
-        start, rows, cols = args[1], args[2], args[3]
-        dst = make_array(ret)(context, builder)
-        itemsize = context.get_constant(
-            types.intp, context.get_abi_sizeof(context.get_data_type(flat.dtype))
-        )
-        populate_array(
-            dst, data=builder.gep(src.data, [start]),
-            shape=cgutils.pack_array(builder, [rows, cols]),
-            strides=cgutils.pack_array(builder, [builder.mul(cols, itemsize), itemsize]),
-            itemsize=itemsize, meminfo=src.meminfo, parent=src.parent,
-        )
-        return impl_ret_borrowed(context, builder, ret, dst._getvalue())
-
-    return sig, codegen
-
-
-@intrinsic
-def _borrowed(typingctx, arr):
-    """``arr`` without its reference-counted owner: the same data, shape and strides.
-
-    Every call that passes a Numba array to a compiled function increments and decrements
-    the owner's reference count (an atomic operation, ~5-20 ns each, and a step passes
-    arrays dozens of times); a borrowed array skips both. Only for use inside a call that
-    keeps ``arr`` itself alive: a borrowed array must not be returned or stored.
-    """
-    if not isinstance(arr, types.Array):
-        return None
-    sig = arr(arr)
-
-    def codegen(context, builder, signature, args):
-        src = make_array(arr)(context, builder, args[0])
-        dst = make_array(arr)(context, builder)
-        populate_array(
-            dst, data=src.data, shape=src.shape, strides=src.strides, itemsize=src.itemsize,
-            meminfo=None, parent=None,
-        )
-        return dst._getvalue()
-
-    return sig, codegen
+__all__ = ["backward", "backward_pass", "backward_train", "batch_loss", "dropout_uniform",
+           "forward", "forward_pass", "forward_train", "output_delta", "output_delta_weighted"]
 
 
 @njit(inline="always", cache=True)
@@ -88,18 +34,24 @@ def _view(flat, start, n_rows, n_cols):
 
 
 @njit(inline="always", cache=True)
-def _W(buf, sizes, w_off, p):
-    return _view(buf, w_off[p], sizes[p + 1], sizes[p])
-
-
-@njit(inline="always", cache=True)
-def _b(buf, sizes, b_off, p):
-    return buf[b_off[p] : b_off[p] + sizes[p + 1]]
-
-
-@njit(inline="always", cache=True)
 def _block(ws, sizes, a_off, l, n):
     return _view(ws, a_off[l], n, sizes[l])
+
+
+@njit(cache=True, nogil=True)
+def _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, n):
+    """Raise ``ValueError`` unless the buffers hold the layout for ``n`` rows (so that no
+    kernel below reads or writes outside them)."""
+    L = sizes.shape[0] - 1
+    if L < 1 or w_off.shape[0] != L or b_off.shape[0] != L or a_off.shape[0] != L + 1:
+        raise ValueError("sizes, w_off, b_off and a_off do not describe the same layers")
+    if b_off[L - 1] + sizes[L] > params.shape[0]:
+        raise ValueError("params is shorter than the layout needs")
+    if n < 0 or a_off[L] + n * sizes[L] > act.shape[0] or n * sizes[L] > z_out.shape[0]:
+        raise ValueError("the workspace holds fewer rows than the batch (n)")
+    for l in range(L):
+        if a_off[l] + n * sizes[l] > a_off[l + 1]:
+            raise ValueError("the workspace holds fewer rows than the batch (n)")
 
 
 @njit(cache=True, nogil=True)
@@ -117,20 +69,28 @@ def forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n):
     z_out : float array of at least ``n * sizes[L]`` elements, receives the output layer's z
     n : int, rows in the batch
     """
-    n_layers = sizes.shape[0] - 1
-    for p in range(n_layers):
-        if p == n_layers - 1:
-            z_keep = _view(z_out, 0, n, sizes[p + 1])
-        else:
-            z_keep = _view(z_out, 0, 0, sizes[p + 1])
-        dense_forward(
-            _block(act, sizes, a_off, p, n),
-            _W(params, sizes, w_off, p),
-            _b(params, sizes, b_off, p),
-            _block(act, sizes, a_off, p + 1, n),
-            act_codes[p],
-            z_keep,
-        )
+    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, n)
+    zero = n * 0
+    forward_pass((params, params, act, act, act, z_out, sizes, w_off, b_off, a_off,
+                  act_codes, np.empty(0), zero, zero), n)
+
+
+@njit(inline="always", cache=True, nogil=True)
+def forward_pass(lay, n):
+    """The forward pass of ``n`` rows over the buffers of ``lay`` (see ``layer_op``):
+    dropout when ``lay``'s rates say so."""
+    for p in range(lay[6].shape[0] - 1):
+        layer_op(rt(OP_FORWARD), lay, p, n, rt(False))
+
+
+@njit(inline="always", cache=True, nogil=True)
+def backward_pass(lay, n, accumulate):
+    """The backward sweep over the buffers of ``lay``, from the output delta already in
+    ``delta``'s last block: every hidden delta and every layer's gradient."""
+    for p in range(lay[6].shape[0] - 2, -1, -1):
+        layer_op(rt(OP_GRAD), lay, p, n, accumulate)
+        if p > 0:
+            layer_op(rt(OP_DELTA), lay, p, n, rt(False))
 
 
 @njit(cache=True, nogil=True)
@@ -145,15 +105,15 @@ def _row_loss(z, a, t, loss_code, i):
                 mx = z[i, j]
         s = 0.0
         for j in range(m):
-            s += np.exp(np.float64(z[i, j]) - mx)
-        lse = mx + np.log(s)
+            s += vexp(np.float64(z[i, j]) - mx)
+        lse = mx + vlog(s)
         for j in range(m):
             if t[i, j] != 0:  # 0 * (lse - z) must not turn an infinite z into NaN
                 total += t[i, j] * (lse - z[i, j])
     elif loss_code == BINARY_CROSS_ENTROPY:
         for j in range(m):
             x = np.float64(z[i, j])
-            total += max(x, 0.0) - t[i, j] * x + np.log1p(np.exp(-abs(x)))
+            total += max(x, 0.0) - t[i, j] * x + vlog1p(vexp(-abs(x)))
     else:
         for j in range(m):
             g = np.float64(a[i, j]) - t[i, j]
@@ -183,7 +143,8 @@ def output_delta(z, a, t, loss_code, out_code, scale, delta):
         ``E`` in float64.
     """
     # a zero-length view means "unit weights" and allocates nothing
-    return output_delta_weighted(z, a, t, delta.reshape(-1)[:0], loss_code, out_code, scale, delta)
+    return output_delta_weighted(z, a, t, delta.reshape(-1)[:0], loss_code, out_code, scale,
+                                 delta, rt(False))
 
 
 @njit(cache=True, nogil=True)
@@ -238,7 +199,7 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta, row_sca
                 for j in range(m):
                     delta[i, j] = a[i, j] * (delta[i, j] - ga)
             else:
-                multiply_derivative(delta, a, i, i + 1, 0, m, out_code)
+                multiply_derivative(delta, a, i, i + 1, rt(0), m, out_code)
             for j in range(m):
                 delta[i, j] *= sc
         row_e = _row_loss(z, a, t, loss_code, i)
@@ -283,77 +244,15 @@ def backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n
     n : int, rows in the batch
     accumulate : bool
     """
-    n_layers = sizes.shape[0] - 1
-    for p in range(n_layers - 1, -1, -1):
-        d = _block(delta, sizes, a_off, p + 1, n)
-        a_in = _block(act, sizes, a_off, p, n)
-        if p > 0:
-            dense_delta(
-                d, _W(params, sizes, w_off, p), a_in, act_codes[p - 1],
-                _block(delta, sizes, a_off, p, n),
-            )
-        dense_grad(d, a_in, _W(grads, sizes, w_off, p), _b(grads, sizes, b_off, p), accumulate)
+    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0]:
+        raise ValueError("grads must match params and delta must match act")
+    _check_workspace(params, sizes, w_off, b_off, act, a_off, act, n)
+    zero = n * 0
+    backward_pass((params, grads, act, delta, act, act, sizes, w_off, b_off, a_off,
+                   act_codes, np.empty(0), zero, zero), n, accumulate)
 
 
-# ------------------------------------------------------------------ dropout
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_S11 = np.uint64(11)
-_S27 = np.uint64(27)
-_S30 = np.uint64(30)
-_S31 = np.uint64(31)
-_S32 = np.uint64(32)
-
-
-@njit(inline="always", cache=True)
-def _mix64(x):
-    """SplitMix64 finalizer: a bijective scramble of a uint64."""
-    x = (x ^ (x >> _S30)) * _M1
-    x = (x ^ (x >> _S27)) * _M2
-    return x ^ (x >> _S31)
-
-
-@njit(cache=True, nogil=True)
-def dropout_uniform(seed, step, row, unit):
-    """Counter-based uniform in [0, 1) for one (step, batch row, hidden unit).
-
-    A pure function of its integer arguments (hash of the counters), so a dropout mask can
-    be regenerated in the backward pass and is identical for any thread count or order of
-    evaluation. ``unit`` numbers hidden units across all hidden layers.
-    """
-    h = _mix64(np.uint64(seed) ^ _mix64(np.uint64(step) * _GOLDEN))
-    h = _mix64(h ^ _mix64(np.uint64(row) + (np.uint64(unit) << _S32)))
-    return np.float64(h >> _S11) * (1.0 / 9007199254740992.0)
-
-
-@njit(cache=True, nogil=True)
-def _apply_dropout(a, raw, rate, seed, step, unit0):
-    """Inverted dropout of the (n, k) block ``a`` in place; ``raw`` keeps the undropped a."""
-    n, k = a.shape
-    s = a.dtype.type(1.0 / (1.0 - rate))
-    for i in range(n):
-        for j in range(k):
-            raw[i, j] = a[i, j]
-            if dropout_uniform(seed, step, i, unit0 + j) < rate:
-                a[i, j] = 0
-            else:
-                a[i, j] = a[i, j] * s
-
-
-@njit(cache=True, nogil=True)
-def _mask_delta(d, rate, seed, step, unit0):
-    """``d *= mask / (1 - rate)`` with the mask regenerated from the counters."""
-    n, k = d.shape
-    s = d.dtype.type(1.0 / (1.0 - rate))
-    for i in range(n):
-        for j in range(k):
-            if dropout_uniform(seed, step, i, unit0 + j) < rate:
-                d[i, j] = 0
-            else:
-                d[i, j] = d[i, j] * s
-
-
+# ------------------------------------------------------------------ training passes
 @njit(cache=True, nogil=True)
 def forward_train(
     params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n, drop_rates, raw, seed, step,
@@ -374,28 +273,8 @@ def forward_train(
     seed : int, >= 0
     step : int, the step counter (the mask changes every step)
     """
-    n_layers = sizes.shape[0] - 1
-    unit0 = 0
-    for p in range(n_layers):
-        if p == n_layers - 1:
-            z_keep = _view(z_out, 0, n, sizes[p + 1])
-        else:
-            z_keep = _view(z_out, 0, 0, sizes[p + 1])
-        dense_forward(
-            _block(act, sizes, a_off, p, n),
-            _W(params, sizes, w_off, p),
-            _b(params, sizes, b_off, p),
-            _block(act, sizes, a_off, p + 1, n),
-            act_codes[p],
-            z_keep,
-        )
-        if p < n_layers - 1:
-            if drop_rates[p] > 0:
-                _apply_dropout(
-                    _block(act, sizes, a_off, p + 1, n), _block(raw, sizes, a_off, p + 1, n),
-                    drop_rates[p], seed, step, unit0,
-                )
-            unit0 += sizes[p + 1]
+    forward_pass((params, params, act, act, raw, z_out, sizes, w_off, b_off, a_off,
+                  act_codes, drop_rates, seed, step), n)
 
 
 @njit(cache=True, nogil=True)
@@ -408,21 +287,5 @@ def backward_train(
     For a hidden layer with dropout, ``delta = ((W^T delta_next) * f'(raw)) * mask/(1-rate)``
     and the weight gradient of the next layer uses the dropped activations in ``act``.
     """
-    n_layers = sizes.shape[0] - 1
-    unit0 = 0
-    for q in range(1, n_layers):
-        unit0 += sizes[q]
-    for p in range(n_layers - 1, -1, -1):
-        d = _block(delta, sizes, a_off, p + 1, n)
-        a_in = _block(act, sizes, a_off, p, n)
-        dense_grad(d, a_in, _W(grads, sizes, w_off, p), _b(grads, sizes, b_off, p), accumulate)
-        if p > 0:
-            unit0 -= sizes[p]
-            rate = drop_rates[p - 1]
-            d_in = _block(delta, sizes, a_off, p, n)
-            if rate > 0:
-                dense_delta(d, _W(params, sizes, w_off, p), _block(raw, sizes, a_off, p, n),
-                            act_codes[p - 1], d_in)
-                _mask_delta(d_in, rate, seed, step, unit0)
-            else:
-                dense_delta(d, _W(params, sizes, w_off, p), a_in, act_codes[p - 1], d_in)
+    backward_pass((params, grads, act, delta, raw, act, sizes, w_off, b_off, a_off,
+                   act_codes, drop_rates, seed, step), n, accumulate)

@@ -68,52 +68,51 @@ from ._codes import (
     OPT_SKLEARN_ADAM,
     OPT_SKLEARN_SGD,
 )
-from ._dense import FASTMATH
+from ._llvm import rt, wide_vectors
 
-# ``error_model="numpy"``: a division by zero gives inf/NaN (caught by the divergence check)
-# instead of raising, which keeps a branch out of every division, so that the loops
-# vectorise (Adam over 235k float32 parameters: 425 us per step with Python's error model,
-# 49 us with NumPy's)
+# No fast-math flags here: an update like ``momentum * b + (1 - dampening) * g`` could be
+# fused into a multiply-add in two ways, and which one LLVM picks depended on the code the
+# kernel was optimised with -- a kernel compiled in this process and the same kernel loaded
+# from Numba's cache then disagreed in the last bit. Without ``contract`` every product and
+# sum is rounded on its own, the same everywhere. ``error_model="numpy"``: a division by
+# zero gives inf/NaN (caught by the divergence check) instead of raising, which keeps a
+# branch out of every division, so that the loops vectorise.
 
-#: elements below which the update runs serially
+#: elements below which an update runs serially; larger ones in ``_PARALLEL_CHUNK`` pieces
 _PARALLEL_MIN_ELEMENTS = 1 << 18
+_PARALLEL_CHUNK = 1 << 16
 
 
-@njit(fastmath=FASTMATH, cache=True, nogil=True)
-def _sgd_serial(params, grads, lr):
-    """``params -= lr * grads`` in one serial, vectorised pass (``lr`` of the buffer dtype)."""
-    for k in range(np.uint64(params.shape[0])):
+@njit(error_model="numpy", cache=True, nogil=True)
+def _sgd_range(params, grads, lr, lo, hi):
+    """``params[k] -= lr * grads[k]`` for ``lo <= k < hi`` (``lr`` of the buffer dtype)."""
+    wide_vectors()
+    for k in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no wraparound, vectorises
         params[k] -= lr * grads[k]
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
-def _sgd_parallel(params, grads, lr):
-    """``_sgd_serial`` split over the threads (each element updated by one iteration)."""
-    for k in prange(params.shape[0]):
-        params[k] -= lr * grads[k]
-
-
-@njit(cache=True, nogil=True)
+@njit(error_model="numpy", cache=True, nogil=True)
 def sgd_step(params, grads, learning_rate):
     """Plain gradient descent, ``params -= learning_rate * grads``, in place.
-
-    A plain compiled function: a small buffer is updated without entering a
-    ``parallel=True`` function (a fixed cost of ~20 ns, a tenth of an online-learning step).
 
     Parameters
     ----------
     params, grads : (n_params,) float arrays of one dtype
     learning_rate : float
     """
+    if grads.shape[0] != params.shape[0]:
+        raise ValueError("grads must have the shape of params")
+    n = params.shape[0]
     lr = params.dtype.type(learning_rate)
-    if params.shape[0] < _PARALLEL_MIN_ELEMENTS:
-        _sgd_serial(params, grads, lr)
+    if n < _PARALLEL_MIN_ELEMENTS:
+        _sgd_range(params, grads, lr, rt(0), n)
     else:
-        _sgd_parallel(params, grads, lr)
+        _update_parallel(params, grads, params[:0].reshape((0, 0)), rt(-1), np.zeros(4),
+                         rt(learning_rate), rt(1), rt(0.0), rt(0.0), rt(0), n)
 
 
 # ------------------------------------------------------------------ per-element updates
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def _sgd_one(params, grads, state, k, lr, l2, momentum, dampening1, nesterov, first):
     g = grads[k] + l2 * params[k]
     if momentum != 0:
@@ -129,7 +128,7 @@ def _sgd_one(params, grads, state, k, lr, l2, momentum, dampening1, nesterov, fi
     params[k] -= lr * g
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def _adam_one(params, grads, state, k, l2, b1c, b2, b2c, step_size, bc2_sqrt, eps, decay):
     g = grads[k] + l2 * params[k]
     p = params[k] * decay
@@ -140,7 +139,7 @@ def _adam_one(params, grads, state, k, l2, b1c, b2, b2c, step_size, bc2_sqrt, ep
     params[k] = p - step_size * (m / (np.sqrt(v) / bc2_sqrt + eps))
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def _rmsprop_one(params, grads, state, k, lr, l2, alpha, alpha1, eps, momentum, centered):
     g = grads[k] + l2 * params[k]
     s = alpha * state[0, k] + alpha1 * g * g
@@ -159,7 +158,7 @@ def _rmsprop_one(params, grads, state, k, lr, l2, alpha, alpha1, eps, momentum, 
         params[k] -= lr * g / d
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def _adagrad_one(params, grads, state, k, clr, l2, eps):
     g = grads[k] + l2 * params[k]
     s = state[0, k] + g * g
@@ -168,27 +167,23 @@ def _adagrad_one(params, grads, state, k, clr, l2, eps):
 
 
 # ------------------------------------------------------------------ segment loops
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
-def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
-    """Update ``params[lo:hi]`` with optimizer ``kind``; ``l2``/``decoupled`` already 0 for
-    biases. Scalars are cast to the buffer dtype once, outside the loop."""
+@njit(error_model="numpy", cache=True, nogil=True)
+def _update_range(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
+    """Update ``params[lo:hi]`` with optimizer ``kind`` (``-1``: plain SGD); ``l2`` and
+    ``decoupled`` are 0 for biases. Scalars are cast to the buffer dtype once."""
+    wide_vectors()
     ft = params.dtype.type
-    par = hi - lo >= _PARALLEL_MIN_ELEMENTS
-    # serial loops: an unsigned index (no negative-index wraparound) lets LLVM vectorise
     l2_ = ft(l2)
-    if kind == OPT_SGD:
+    if kind == -1:
+        _sgd_range(params, grads, ft(lr), lo, hi)
+    elif kind == OPT_SGD:
         lr_ = ft(lr)
         momentum = ft(hyper[0])
         dampening1 = ft(1.0 - hyper[1])
         nesterov = hyper[2] != 0
         first = step == 1
-        if par:
-            for k in prange(lo, hi):
-                _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
-        else:
-            # an unsigned index: no negative-index wraparound in the loop, so LLVM vectorises it
-            for k in range(np.uint64(lo), np.uint64(hi)):
-                _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
+        for k in range(np.uint64(lo), np.uint64(hi)):
+            _sgd_one(params, grads, state, k, lr_, l2_, momentum, dampening1, nesterov, first)
     elif kind == OPT_ADAM:
         beta1, beta2, eps = hyper[0], hyper[1], hyper[2]
         bc1 = 1.0 - beta1**step
@@ -200,14 +195,9 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
         bc2_sqrt = ft(np.sqrt(bc2))
         eps_ = ft(eps)
         decay = ft(1.0 - lr * decoupled)
-        if par:
-            for k in prange(lo, hi):
-                _adam_one(params, grads, state, k, l2_, b1c, b2, b2c, step_size, bc2_sqrt,
-                          eps_, decay)
-        else:
-            for k in range(np.uint64(lo), np.uint64(hi)):
-                _adam_one(params, grads, state, k, l2_, b1c, b2, b2c, step_size, bc2_sqrt,
-                          eps_, decay)
+        for k in range(np.uint64(lo), np.uint64(hi)):
+            _adam_one(params, grads, state, k, l2_, b1c, b2, b2c, step_size, bc2_sqrt, eps_,
+                      decay)
     elif kind == OPT_RMSPROP:
         lr_ = ft(lr)
         alpha = ft(hyper[0])
@@ -215,23 +205,33 @@ def _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
         eps_ = ft(hyper[1])
         momentum = ft(hyper[2])
         centered = hyper[3] != 0
-        if par:
-            for k in prange(lo, hi):
-                _rmsprop_one(params, grads, state, k, lr_, l2_, alpha, alpha1, eps_, momentum,
-                             centered)
-        else:
-            for k in range(np.uint64(lo), np.uint64(hi)):
-                _rmsprop_one(params, grads, state, k, lr_, l2_, alpha, alpha1, eps_, momentum,
-                             centered)
+        for k in range(np.uint64(lo), np.uint64(hi)):
+            _rmsprop_one(params, grads, state, k, lr_, l2_, alpha, alpha1, eps_, momentum,
+                         centered)
     elif kind == OPT_ADAGRAD:
         clr = ft(lr / (1.0 + (step - 1) * hyper[0]))
         eps_ = ft(hyper[1])
-        if par:
-            for k in prange(lo, hi):
-                _adagrad_one(params, grads, state, k, clr, l2_, eps_)
-        else:
-            for k in range(np.uint64(lo), np.uint64(hi)):
-                _adagrad_one(params, grads, state, k, clr, l2_, eps_)
+        for k in range(np.uint64(lo), np.uint64(hi)):
+            _adagrad_one(params, grads, state, k, clr, l2_, eps_)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _update_parallel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
+    """``_update_range`` over ``[lo, hi)`` in pieces of ``_PARALLEL_CHUNK`` elements, handed
+    out one at a time (each element is updated by exactly one piece)."""
+    n_chunks = (hi - lo + _PARALLEL_CHUNK - 1) // _PARALLEL_CHUNK
+    for c in prange(n_chunks):
+        a = lo + c * _PARALLEL_CHUNK
+        _update_range(params, grads, state, kind, hyper, lr, step, l2, decoupled, a,
+                      min(hi, a + _PARALLEL_CHUNK))
+
+
+@njit(cache=True, nogil=True)
+def _segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
+    if hi - lo < _PARALLEL_MIN_ELEMENTS:
+        _update_range(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)
+    else:
+        _update_parallel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
@@ -281,6 +281,24 @@ def _sklearn_segment(params, grads, state, kind, hyper, lr, step, l2, lo, hi, sq
 
 
 @njit(cache=True, nogil=True)
+def _check_step(params, grads, state, kind, hyper, sizes, w_off, b_off):
+    """O(1) checks that keep ``optimizer_step`` inside its arrays."""
+    rows = 0 if kind == OPT_SGD and hyper.shape[0] > 0 and hyper[0] == 0 else (
+        3 if kind == OPT_RMSPROP else 2 if kind == OPT_ADAM or kind == OPT_SKLEARN_ADAM else 1)
+    if kind < 0 or kind > OPT_SKLEARN_ADAM:
+        raise ValueError("kind is not an optimizer code (OPT_*)")
+    if hyper.shape[0] < 4:
+        raise ValueError("hyper must hold 4 hyperparameters")
+    if grads.shape[0] != params.shape[0]:
+        raise ValueError("grads must have the shape of params")
+    if state.shape[0] < rows or (rows > 0 and state.shape[1] != params.shape[0]):
+        raise ValueError("state must be (rows of this optimizer, n_params)")
+    L = sizes.shape[0] - 1
+    if w_off.shape[0] != L or b_off.shape[0] != L or b_off[L - 1] + sizes[L] > params.shape[0]:
+        raise ValueError("sizes, w_off and b_off do not fit params")
+
+
+@njit(cache=True, nogil=True)
 def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off, b_off):
     """One optimizer update of the whole flat buffer, in place (formulas: module docstring).
 
@@ -301,26 +319,28 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
         For scikit-learn's rules with ``l2 != 0``: the sum of the squared weights before
         the update (float64, the L2 term of scikit-learn's reported loss); else 0.
     """
+    _check_step(params, grads, state, kind, hyper, sizes, w_off, b_off)
     sq = 0.0
     if kind == OPT_SKLEARN_SGD or kind == OPT_SKLEARN_ADAM:
         for p in range(sizes.shape[0] - 1):
             n_w = sizes[p] * sizes[p + 1]
-            sq = _sklearn_segment(params, grads, state, kind, hyper, lr, step, l2, w_off[p],
-                                  w_off[p] + n_w, sq)
-            _sklearn_segment(params, grads, state, kind, hyper, lr, step, 0.0, b_off[p],
-                             b_off[p] + sizes[p + 1], 0.0)
+            sq = _sklearn_segment(params, grads, state, kind, hyper, lr, step, rt(l2),
+                                  w_off[p], w_off[p] + n_w, sq)
+            _sklearn_segment(params, grads, state, kind, hyper, lr, step, rt(0.0), b_off[p],
+                             b_off[p] + sizes[p + 1], rt(0.0))
         return sq
     if kind == OPT_SGD and hyper[0] == 0 and l2 == 0:
         # plain gradient descent treats weights and biases alike: one pass over the buffer
-        sgd_step(params, grads, lr)
+        _segment(params, grads, state, rt(-1), hyper, lr, step, rt(0.0), rt(0.0), rt(0),
+                 params.shape[0])
         return sq
     decoupled = hyper[3] if kind == OPT_ADAM else 0.0
     for p in range(sizes.shape[0] - 1):
         n_w = sizes[p] * sizes[p + 1]
-        _step_segment(params, grads, state, kind, hyper, lr, step, l2, decoupled,
-                      w_off[p], w_off[p] + n_w)
-        _step_segment(params, grads, state, kind, hyper, lr, step, 0.0, 0.0,
-                      b_off[p], b_off[p] + sizes[p + 1])
+        _segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, w_off[p],
+                 w_off[p] + n_w)
+        _segment(params, grads, state, kind, hyper, lr, step, rt(0.0), rt(0.0), b_off[p],
+                 b_off[p] + sizes[p + 1])
     return sq
 
 
