@@ -38,7 +38,7 @@ from ._gemm import (
     row_times,
     row_times_transposed,
 )
-from ._llvm import ptr_at, rt, view2d, wide_vectors
+from ._llvm import elem_bytes, ptr_at, rt, view2d, wide_vectors
 
 OP_FORWARD = 0
 OP_DELTA = 1
@@ -201,7 +201,7 @@ def _tile(op, t, tm, tn, lay, p, n, accumulate):
                      j1, K)
         else:  # B = W.T, transposed while packed
             gemm_tile(act, a_off[p], K, rt(1), params, w_off[p], rt(1), K, act, a_off[p + 1],
-                      N, i0, i1, j0, j1, K, rt(False), N >= nr_cols(act.itemsize, rt(True)))
+                      N, i0, i1, j0, j1, K, rt(False), N >= nr_cols(elem_bytes(act), rt(True)))
     else:
         # C (+)= A @ B, B's rows contiguous: delta_in = delta @ W, gW = delta.T @ a_in
         if op == OP_DELTA:
@@ -213,7 +213,7 @@ def _tile(op, t, tm, tn, lay, p, n, accumulate):
             B, b0 = act, a_off[p]
             C, c0 = grads, w_off[p]
         gemm_tile(A, a0, ars, acs, B, b0, N, rt(1), C, c0, N, i0, i1, j0, j1, K, add,
-                  N >= nr_cols(act.itemsize, rt(True)))
+                  N >= nr_cols(elem_bytes(act), rt(True)))
     if op == OP_FORWARD:
         _forward_epilogue(lay, p, n, i0, i1, j0, j1)
     elif op == OP_DELTA:
@@ -268,7 +268,7 @@ def layer_op(op, lay, p, n, accumulate):
     if n == 1:
         _row(op, lay, p, accumulate)
     else:
-        mc = mc_rows(act.itemsize)
+        mc = mc_rows(elem_bytes(act))
         work = M * N * K
         if work < PARALLEL_MIN_WORK:
             for t in range((M + mc - 1) // mc):
@@ -277,7 +277,7 @@ def layer_op(op, lay, p, n, accumulate):
             # up to TILES tiles of at least TILE_WORK multiply-adds, whole panels wide and
             # whole register blocks tall (their shape changes no result, only the balance)
             target = max(1, min(TILES, work // TILE_WORK))
-            nr = nr_cols(act.itemsize, N >= nr_cols(act.itemsize, rt(True)))
+            nr = nr_cols(elem_bytes(act), N >= nr_cols(elem_bytes(act), rt(True)))
             cb = min((N + nr - 1) // nr, target)
             tn = ((N + cb - 1) // cb + nr - 1) // nr * nr
             cb = (N + tn - 1) // tn

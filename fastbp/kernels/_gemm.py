@@ -30,7 +30,15 @@ import numpy as np
 from numba import carray, njit, types
 from numba.extending import overload
 
-from ._llvm import borrowed, ptr_at, stack, wide_vectors
+from ._llvm import (
+    borrowed,
+    elem_bytes,
+    panel_fma,
+    ptr_at,
+    stack,
+    transpose_block,
+    wide_vectors,
+)
 
 #: fused multiply-adds only: the micro-kernel's ``acc += a * b`` has one possible fusion
 FMA = {"contract"}
@@ -288,14 +296,21 @@ def pack_b(B, off, rs, cs, k0, kc, j0, nc, nr, Bp):
                 dst[k, j] = row[j]
             for j in range(nc, nr):
                 dst[k, j] = z
-    else:  # columns are contiguous (B = W.T of a small layer): a transpose
+    else:  # columns are contiguous (B = W.T, rs == 1): a transpose, by register blocks
+        v = 64 // elem_bytes(Bp)
+        flat = carray(ptr_at(Bp, 0), (kc * nr,))
+        jb, kb = nc - nc % v, kc - kc % v
+        for j in range(0, jb, v):
+            for k in range(0, kb, v):
+                transpose_block(B, off + (k0 + k) * rs + (j0 + j) * cs, cs, flat, k * nr + j, nr)
         for j in range(nc):
             col = carray(ptr_at(B, off + k0 * rs + (j0 + j) * cs), (kc,))
-            for k in range(kc):
+            for k in range(kb if j < jb else 0, kc):
                 dst[k, j] = col[k]
-        for k in range(kc):
-            for j in range(nc, nr):
-                dst[k, j] = z
+        if nc < nr:
+            for k in range(kc):
+                for j in range(nc, nr):
+                    dst[k, j] = z
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
@@ -305,9 +320,9 @@ def gemm_tile(A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off, ldc, i0, i1,
     rows) and ``j0 <= j < j1``; element ``(i, j)`` of C is ``C[c_off + i*ldc + j]``."""
     wide_vectors()
     A, B, C = borrowed(A), borrowed(B), borrowed(C)  # no reference counting per block
-    Ap = carray(_a_stack(C.dtype), (A_PACK_BYTES // C.itemsize,))
-    Bp = carray(_b_stack(C.dtype), (B_PACK_BYTES // C.itemsize,))
-    nr = (WIDE_BYTES if wide else NARROW_BYTES) // C.itemsize
+    Ap = carray(_a_stack(C.dtype), (A_PACK_BYTES // elem_bytes(C),))
+    Bp = carray(_b_stack(C.dtype), (B_PACK_BYTES // elem_bytes(C),))
+    nr = (WIDE_BYTES if wide else NARROW_BYTES) // elem_bytes(C)
     mc = i1 - i0
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
@@ -355,6 +370,7 @@ def dot_tile(A, a_off, lda, B, b_off, ldb, C, c_off, ldc, i0, i1, j0, j1, K):
 _ROW_BYTES = 1 << 12
 _row_stack = stack(_ROW_BYTES)
 _lanes_stack = stack(64)
+_wt_stack = stack(KC * 64)
 
 
 @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True, inline="always")
@@ -362,7 +378,7 @@ def _dot(x, x0, y, y0, n):
     """``sum_k x[x0 + k] * y[y0 + k]`` over ``k < n`` as ``dot_block`` computes one of its
     sums: one 512-bit vector of lane sums, added pairwise, then the tail in order."""
     wide_vectors()
-    lanes = 64 // x.itemsize
+    lanes = 64 // elem_bytes(x)
     s = carray(_lanes_stack(x.dtype), (lanes,))
     xs = carray(ptr_at(x, x0), (n,))
     ys = carray(ptr_at(y, y0), (n,))
@@ -399,25 +415,47 @@ def row_times_transposed(x, x0, W, w0, ldw, C, c0, N, K):
                 r = _dot(x, x0 + k0, W, w0 + j * ldw + k0, kc)
                 C[c0 + j] = r if k0 == 0 else C[c0 + j] + r
         return
-    # gemm_tile's order: per KC chunk a chain of fused multiply-adds from zero, chunks added
-    v = 64 // C.itemsize
+    # gemm_tile's order: per KC chunk a chain of fused multiply-adds from zero, chunks added.
+    # A panel of v rows of W is first copied transposed (in-register block transposes), so
+    # that each step is one vector multiply-add over v outputs. (Unsigned loop indices over
+    # carray views: no negative-index wraparound, which would turn the loads into gathers.)
+    v = 64 // elem_bytes(C)
     acc = carray(_lanes_stack(C.dtype), (v,))
+    Wt1 = carray(_wt_stack(C.dtype), (KC * v,))  # KC x v, row-major
     z = C.dtype.type(0)
     for j in range(0, N, v):
         cols = min(v, N - j)
+        if cols <= 2:  # one or two outputs: scalar chains beat packing a panel
+            for jj in range(j, N):
+                r = carray(ptr_at(W, w0 + jj * ldw), (K,))
+                for k0 in range(0, K, KC):
+                    s = z
+                    for k in range(k0, min(K, k0 + KC)):
+                        s += x[x0 + k] * r[k]
+                    C[c0 + jj] = s if k0 == 0 else C[c0 + jj] + s
+            break
         for k0 in range(0, K, KC):
-            for u in range(v):
-                acc[u] = z
-            for k in range(k0, min(K, k0 + KC)):
-                xk = x[x0 + k]
-                if cols == v:
-                    for u in range(v):
-                        acc[u] += xk * W[w0 + (j + u) * ldw + k]
-                else:
-                    for u in range(cols):
-                        acc[u] += xk * W[w0 + (j + u) * ldw + k]
-            for u in range(cols):
-                C[c0 + j + u] = acc[u] if k0 == 0 else C[c0 + j + u] + acc[u]
+            kc = min(KC, K - k0)
+            kb = kc - kc % v if cols == v else 0
+            for k in range(0, kb, v):
+                transpose_block(W, w0 + j * ldw + k0 + k, ldw, Wt1, k * v, v)
+            if kb < kc:  # the steps past the last whole block, or a panel's last rows
+                uv = np.uint64(v)
+                if cols < v:
+                    for e in range(np.uint64(kc * v)):
+                        Wt1[e] = z
+                for u in range(np.uint64(cols)):
+                    src = carray(ptr_at(W, w0 + (j + np.int64(u)) * ldw + k0), (kc,))
+                    for k in range(np.uint64(kb), np.uint64(kc)):
+                        Wt1[k * uv + u] = src[k]
+            panel_fma(Wt1, x, x0 + k0, kc, acc, 0)
+            out = carray(ptr_at(C, c0 + j), (cols,))
+            if k0 == 0:
+                for u in range(np.uint64(cols)):
+                    out[u] = acc[u]
+            else:
+                for u in range(np.uint64(cols)):
+                    out[u] = out[u] + acc[u]
 
 
 @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
@@ -426,7 +464,7 @@ def row_times(a, a0, B, b0, ldb, C, c0, N, K):
     delta product), as ``gemm_tile`` computes it."""
     wide_vectors()
     a, B, C = borrowed(a), borrowed(B), borrowed(C)
-    P = _ROW_BYTES // C.itemsize
+    P = _ROW_BYTES // elem_bytes(C)
     acc = carray(_row_stack(C.dtype), (P,))
     z = C.dtype.type(0)
     for j0 in range(0, N, P):

@@ -155,3 +155,111 @@ def always_inline(typingctx):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def transpose_block(typingctx, src, s0, lds, dst, d0, ldd):
+    """Transpose one ``V x V`` block, ``V`` the values of one 512-bit vector (16 float32,
+    8 float64): ``dst[d0 + c*ldd + r] = src[s0 + r*lds + c]`` for ``r, c < V`` (unchecked).
+
+    ``V`` vector loads, ``log2(V)`` rounds of ``V`` two-source shuffles (each round swaps one
+    bit of the row index with the same bit of the column index), ``V`` vector stores: the
+    transposed copies that packing needs, without strided scalar moves or gathers.
+    """
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array)
+            and src.dtype == dst.dtype and src.dtype in (types.float32, types.float64)):
+        return None
+    sig = types.none(src, types.intp, types.intp, dst, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        fty = context.get_data_type(src.dtype)
+        size = context.get_abi_sizeof(fty)
+        v = 64 // size
+        vty = ir.VectorType(fty, v)
+        mty = ir.VectorType(ir.IntType(32), v)
+        a = make_array(src)(context, builder, args[0])
+        b = make_array(dst)(context, builder, args[3])
+        s0, lds, d0, ldd = (context.cast(builder, x, t, types.intp)
+                            for x, t in zip((args[1], args[2], args[4], args[5]),
+                                            signature.args[1:3] + signature.args[4:6]))
+
+        def at(base, start, stride, i):
+            off = builder.add(start, builder.mul(stride, ir.Constant(ir.IntType(64), i)))
+            return builder.bitcast(builder.gep(base, [off]), vty.as_pointer())
+
+        rows = [builder.load(at(a.data, s0, lds, r), align=size) for r in range(v)]
+        bit = 1
+        while bit < v:
+            new = list(rows)
+            for i in range(v):
+                if i & bit:
+                    continue
+                lo, hi = rows[i], rows[i | bit]
+                m_lo = [c if not c & bit else v + (c ^ bit) for c in range(v)]
+                m_hi = [v + c if c & bit else c ^ bit for c in range(v)]
+                new[i] = builder.shuffle_vector(lo, hi, ir.Constant(mty, m_lo))
+                new[i | bit] = builder.shuffle_vector(lo, hi, ir.Constant(mty, m_hi))
+            rows = new
+            bit *= 2
+        for c in range(v):
+            builder.store(rows[c], at(b.data, d0, ldd, c), align=size)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def elem_bytes(typingctx, arr):
+    """The element size of ``arr`` in bytes as a compile-time constant (``arr.itemsize`` is
+    read from the array at run time, which keeps LLVM from unrolling and vectorising loops
+    whose trip count depends on it)."""
+    if not isinstance(arr, types.Array):
+        return None
+    sig = types.intp(arr)
+
+    def codegen(context, builder, signature, args):
+        size = context.get_abi_sizeof(context.get_data_type(arr.dtype))
+        return context.get_constant(types.intp, size)
+
+    return sig, codegen
+
+
+@intrinsic
+def panel_fma(typingctx, P, x, x0, kc, out, o0):
+    """``out[o0 + u] = sum_k x[x0 + k] * P[k*V + u]`` for ``u < V`` (``V`` values per
+    512-bit vector), each sum a chain of fused multiply-adds from zero in the order of ``k``
+    (unchecked). One vector multiply-add per step, whatever LLVM's vectoriser decides."""
+    if not (isinstance(P, types.Array) and isinstance(x, types.Array)
+            and isinstance(out, types.Array) and P.dtype == x.dtype == out.dtype
+            and P.dtype in (types.float32, types.float64)):
+        return None
+    sig = types.none(P, x, types.intp, types.intp, out, types.intp)
+
+    def codegen(context, builder, signature, args):
+        fty = context.get_data_type(P.dtype)
+        size = context.get_abi_sizeof(fty)
+        v = 64 // size
+        vty = ir.VectorType(fty, v)
+        p = make_array(P)(context, builder, args[0])
+        xa = make_array(x)(context, builder, args[1])
+        o = make_array(out)(context, builder, args[4])
+        x0, kc, o0 = args[2], args[3], args[5]
+        name = f"llvm.fma.v{v}f{8 * size}"
+        fma = builder.module.globals.get(name) or ir.Function(
+            builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
+        acc_ptr = cgutils.alloca_once_value(builder, ir.Constant(vty, None))
+        with cgutils.for_range(builder, kc) as loop:
+            k = loop.index
+            xk = builder.load(builder.gep(xa.data, [builder.add(x0, k)]))
+            xs = builder.insert_element(ir.Constant(vty, ir.Undefined), xk,
+                                        ir.Constant(ir.IntType(32), 0))
+            xs = builder.shuffle_vector(xs, ir.Constant(vty, ir.Undefined),
+                                        ir.Constant(ir.VectorType(ir.IntType(32), v), [0] * v))
+            row = builder.gep(p.data, [builder.mul(k, ir.Constant(ir.IntType(64), v))])
+            pv = builder.load(builder.bitcast(row, vty.as_pointer()), align=size)
+            builder.store(builder.call(fma, [xs, pv, builder.load(acc_ptr)]), acc_ptr)
+        dst = builder.bitcast(builder.gep(o.data, [o0]), vty.as_pointer())
+        builder.store(builder.load(acc_ptr), dst, align=size)
+        return context.get_dummy_value()
+
+    return sig, codegen
