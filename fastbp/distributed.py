@@ -48,9 +48,9 @@ schedule and stop together. A Python exception during argument checking or rank 
 end-of-epoch bookkeeping is re-raised on the failing rank and raised as
 ``DistributedError`` on the others. An exception inside the step loop (where the other
 ranks are blocked in ``Allreduce`` and cannot be told) prints the rank's traceback and
-calls ``MPI_Abort``, which terminates every rank instead of letting them hang; with
-``timeout=s`` a watchdog thread also aborts a rank that has made no progress for ``s``
-seconds (a lost or stuck peer).
+calls ``MPI_Abort``, which terminates every rank instead of letting them hang; a
+watchdog thread also aborts a rank that has made no progress for ``timeout`` seconds
+(default 600; a lost or stuck peer, or a rank that failed before calling ``fit``).
 """
 
 from __future__ import annotations
@@ -220,6 +220,10 @@ class _Watchdog(threading.Thread):
 
 
 # ---------------------------------------------------------------------- training
+#: ``fit``'s default ``timeout``: seconds without progress before every rank is aborted
+DEFAULT_TIMEOUT = 600.0
+
+
 def fit(
     model: Model,
     X,
@@ -241,7 +245,7 @@ def fit(
     sample_weight=None,
     reset: bool = False,
     average_every: int = 1,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
     on_divergence: str = "raise",
 ) -> History:
     """Data-parallel ``Model.fit``: call it on every rank with that rank's shard.
@@ -260,11 +264,13 @@ def fit(
         1: average gradients every step (synchronous data parallelism, equal to
         single-process training with batch ``P*b``). ``k > 1``: local SGD, average the
         parameters every ``k`` steps and at the end of each epoch (module docstring).
-    timeout : float, optional
+    timeout : float or None, default 600
         Abort every rank (``MPI_Abort``) when this rank has made no progress for that many
-        seconds (from the call on, so a rank that never calls ``fit`` is caught too).
-        Must exceed the longest step, rank 0's end-of-epoch work and, with a cold Numba
-        cache, the first step's compilation.
+        seconds (from the call on, so a rank that failed or never calls ``fit`` is caught
+        too, instead of leaving the others blocked forever). Must exceed the longest step,
+        rank 0's end-of-epoch work (validation, callbacks) and, with a cold Numba cache,
+        the first step's compilation: raise it for very slow epochs. ``None`` disables
+        the watchdog (a lost peer then blocks the other ranks indefinitely).
     validation_data, early_stopping, callbacks, verbose
         Used on rank 0 only (other ranks may pass them or not); its decisions are
         broadcast.

@@ -415,10 +415,27 @@ class Model:
     def save(self, path) -> None:
         """Write the model to ``path`` (an ``.npz`` file; format in ``fastbp._io``).
 
-        The file holds the flat parameters, the optimizer state and a JSON header
-        (architecture, dtype, seed, optimizer and schedule with their progress, shuffling
-        state, history). Writing is atomic: a crash never leaves a partial file and never
-        destroys an existing one.
+        The file holds the flat parameters, the optimizer state, the history (a float64
+        array, 8 bytes per value) and a JSON header (architecture, dtype, seed, optimizer
+        and schedule with their progress, shuffling state).
+
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike
+            Where to write. It behaves as ``open(path, "w")`` would: a symbolic link is
+            followed and its target replaced (the link stays), an existing file that this
+            user may not write raises ``PermissionError``, and an existing file keeps its
+            permission bits.
+
+        Notes
+        -----
+        Writing is atomic: the model goes to a temporary file
+        ``.NAME.fastbp-tmp-XXXXXXXXXXXX`` in the target's directory, which is fsynced and
+        then renamed over the target, so a crash never leaves a partial file and never
+        destroys an existing one. Any exception (``KeyboardInterrupt`` included) removes the
+        temporary file. One left by a process killed outright (``SIGKILL``, power loss) is
+        never read, and the next ``save`` to the same path removes it once it is a minute
+        old (on POSIX systems; elsewhere delete it by hand).
         """
         with self._net.lock:
             _io.save_model(self, path)
@@ -427,7 +444,29 @@ class Model:
     def load(cls, path) -> Model:
         """Read a model written by ``save`` (``allow_pickle=False``: loading runs no code).
 
-        The round trip is bit-exact, and training resumes exactly where it stopped.
+        The round trip is bit-exact, and training resumes exactly where it stopped. Files
+        of the earlier format version (history inside the JSON header) load too.
+
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike
+
+        Returns
+        -------
+        Model
+
+        Raises
+        ------
+        fastbp.ModelFileError
+            The file is not a valid fastbp model file (truncated, corrupted, edited,
+            re-packed with compression, of an unsupported version, or something else). It is
+            checked before anything sized by it is allocated, so a small file cannot make
+            ``load`` allocate much more memory than its own size.
+        MemoryError
+            Memory ran short while loading a file that passed those checks (the file may be
+            intact).
+        OSError
+            The file is missing or unreadable.
         """
         return _io.load_model(cls, path)
 

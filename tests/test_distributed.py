@@ -38,3 +38,13 @@ def test_equivalent_order_interleaves_local_batches():
     first = dist.shard_order(0, 3, 0, 5)
     second = dist.shard_order(0, 3, 1, 4)
     assert shuffled[:4].tolist() == [*first[:2], *(5 + second[:2])]
+
+
+def test_fit_has_a_finite_default_timeout():
+    """A rank that fails before calling fit must not leave the others blocked forever."""
+    import inspect
+    import math
+
+    default = inspect.signature(dist.fit).parameters["timeout"].default
+    assert default == dist.DEFAULT_TIMEOUT and math.isfinite(default) and 0 < default <= 3600
+    assert "default 600" in dist.fit.__doc__

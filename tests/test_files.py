@@ -5,11 +5,14 @@ import io
 import json
 import os
 import pickle
+import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
 
+import fastbp._io
+import fastbp.model
 from fastbp import Model, ModelFileError
 
 
@@ -122,8 +125,9 @@ HEADER_EDITS = {
     "optimizer step": lambda h: h["optimizer"].update(step=-1),
     "schedule": lambda h: h.update(schedule={"name": "constant", "config": {}, "state": 3}),
     "rng": lambda h: h.update(shuffle_rng={"bit_generator": "MT19937"}),
-    "history": lambda h: h.update(history={"loss": ["a"]}),
-    "history lengths": lambda h: h["history"].update(loss=[1.0]),
+    "history": lambda h: h.update(history_metrics="loss"),
+    "history names": lambda h: h.update(history_metrics=["loss"] * len(h["history_metrics"])),
+    "history rows": lambda h: h["history_metrics"].append("extra"),
     "events": lambda h: h.update(events=[1]),
     "missing key": lambda h: h.pop("dropout"),
     "format": lambda h: h.update(format="other"),
@@ -141,8 +145,8 @@ def test_malformed_headers_are_rejected(saved, tmp_path, case):
 
 def test_wrong_version_names_the_versions(saved, tmp_path):
     _, _, raw = saved
-    (tmp_path / "v.npz").write_bytes(_header_case(raw, lambda h: h.update(version=2)))
-    with pytest.raises(ModelFileError, match="version 2 is not supported.*reads version 1"):
+    (tmp_path / "v.npz").write_bytes(_header_case(raw, lambda h: h.update(version=3)))
+    with pytest.raises(ModelFileError, match="version 3 is not supported.*reads versions 1 to 2"):
         Model.load(tmp_path / "v.npz")
 
 
@@ -168,6 +172,96 @@ def test_declared_huge_array_is_rejected_without_allocating(saved, tmp_path):
     with pytest.raises(ModelFileError, match="params"):
         Model.load(tmp_path / "big.npz")
     del fake
+
+
+def _packed(sizes, compression=zipfile.ZIP_STORED, checksum=True):
+    """The members of a fresh all-zero ``sizes`` model (with a valid checksum), packed with
+    ``compression``: deflated, 16 MB of parameters take 17 kB."""
+    m = Model(sizes, seed=0)
+    m.params[:] = 0
+    header, arrays = fastbp._io.model_state(m)
+    text = json.dumps(header)
+    members = {"header": np.array(text), **arrays}
+    if checksum:
+        members["checksum"] = np.array(fastbp._io._checksum(text, *arrays.values()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, arr in members.items():
+            z.writestr(name + ".npy", _npy(arr))
+    return buf.getvalue()
+
+
+def _peak_load(path):
+    """(exception raised by Model.load(path), peak bytes traced while it ran)."""
+    tracemalloc.start()
+    try:
+        Model.load(path)
+    except Exception as exc:
+        return exc, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return None, None
+
+
+def test_small_file_cannot_make_load_allocate_much(tmp_path):
+    """A 2000x2000 model (16 MB of float32), deflated to a few kB with a valid checksum, is
+    refused before its arrays are allocated; so is a member whose .npy header declares more
+    data than the member holds."""
+    p = tmp_path / "bomb.npz"
+    p.write_bytes(_packed([2000, 2000], zipfile.ZIP_DEFLATED))
+    assert p.stat().st_size < 100_000
+    exc, peak = _peak_load(p)
+    assert isinstance(exc, ModelFileError) and "compressed (deflate)" in str(exc), exc
+    assert peak < 2**21, peak
+    members = _members(_packed([2000, 2000], checksum=False))
+    members["params.npy"] = members["params.npy"][:200]  # npy header + a few values
+    p.write_bytes(_rezip(members))
+    exc, peak = _peak_load(p)
+    assert isinstance(exc, ModelFileError), exc
+    assert "params.npy declares a float32 array of shape (4002000,)" in str(exc), exc
+    assert peak < 2**21, peak
+    p.write_bytes(_packed([20, 20]))  # the same, stored as save writes it, loads
+    assert Model.load(p).layer_sizes.tolist() == [20, 20]
+
+
+def _set_central_size(raw, name, size):
+    """Patch the uncompressed size that the zip's central directory declares for ``name``."""
+    b = bytearray(raw)
+    at = b.index(b"PK\x01\x02")
+    while b[at + 46:at + 46 + len(name)] != name.encode():
+        at = b.index(b"PK\x01\x02", at + 4)
+    b[at + 24:at + 28] = size.to_bytes(4, "little")
+    return bytes(b)
+
+
+def test_declared_member_size_must_equal_stored_size(saved, tmp_path):
+    _, _, raw = saved
+    plain = _rezip(_members(raw))
+    for name in ("header.npy", "params.npy"):
+        (tmp_path / "s.npz").write_bytes(_set_central_size(plain, name, 10**9))
+        with pytest.raises(ModelFileError, match=f"member {name} declares 1000000000 bytes "
+                                                 f"but stores"):
+            Model.load(tmp_path / "s.npz")
+
+
+@pytest.mark.parametrize("where", ["reading arrays", "building the model"])
+def test_memory_shortage_raises_memory_error_not_invalid_file(saved, monkeypatch, where):
+    """A valid file that cannot be loaded for lack of memory must not be called invalid
+    (which invites deleting it)."""
+    _, path, _ = saved
+
+    def short(*args, **kwargs):
+        raise MemoryError
+
+    if where == "reading arrays":
+        monkeypatch.setattr(np.lib.format, "read_array", short)
+    else:
+        monkeypatch.setattr(fastbp.model, "Network", short)
+    with pytest.raises(MemoryError, match="memory ran short.*may be intact") as info:
+        Model.load(path)
+    assert not isinstance(info.value, ValueError)
+    monkeypatch.undo()
+    assert Model.load(path).layer_sizes.tolist() == [4, 5, 3]
 
 
 class _Payload:

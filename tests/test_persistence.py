@@ -4,6 +4,8 @@ import copy
 import json
 import os
 import pickle
+import re
+import time
 import zipfile
 
 import numpy as np
@@ -84,10 +86,12 @@ def test_file_format_is_documented_npz_with_json_header(tmp_path):
     path = tmp_path / "m.npz"
     m.save(path)
     with np.load(path, allow_pickle=False) as data:
-        assert set(data.files) == {"header", "params", "optimizer_state", "checksum"}
+        assert set(data.files) == {"header", "params", "optimizer_state", "history",
+                                   "checksum"}
         header = json.loads(str(data["header"][()]))
         assert data["optimizer_state"].shape == (2, m.params.size)
-    assert header["format"] == "fastbp.model" and header["version"] == 1
+        history = data["history"]
+    assert header["format"] == "fastbp.model" and header["version"] == 2
     assert header["layer_sizes"] == [4, 5, 3] and header["dtype"] == "float32"
     assert header["optimizer"]["name"] == "adam"
     assert header["optimizer"]["config"] == {"betas": [0.8, 0.9], "eps": 1e-8}
@@ -95,10 +99,71 @@ def test_file_format_is_documented_npz_with_json_header(tmp_path):
     assert header["schedule"]["name"] == "reduce_on_plateau"
     assert header["schedule"]["state"]["epoch"] == 3
     assert header["shuffle_rng"]["bit_generator"] == "PCG64"
-    assert len(header["history"]["val_loss"]) == 3
-    with zipfile.ZipFile(path) as z:  # plain .npy members only
-        assert sorted(z.namelist()) == ["checksum.npy", "header.npy", "optimizer_state.npy",
-                                        "params.npy"]
+    assert "history" not in header and header["history_metrics"] == list(m.history.keys())
+    assert history.dtype == np.float64 and history.shape == (len(m.history.keys()), 3)
+    assert history[header["history_metrics"].index("val_loss")].tolist() == m.history[
+        "val_loss"]
+    with zipfile.ZipFile(path) as z:  # plain .npy members only, stored uncompressed
+        assert sorted(z.namelist()) == ["checksum.npy", "header.npy", "history.npy",
+                                        "optimizer_state.npy", "params.npy"]
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_long_history_is_stored_compactly_and_round_trips(tmp_path):
+    """Online training (one partial_fit per sample) grows the history by an epoch per call:
+    300,000 epochs must save at about 8 bytes per value and load back exactly (NaN too)."""
+    n = 300_000
+    m = Model([2, 1], seed=0)
+    rng = np.random.default_rng(0)
+    loss = rng.random(n)
+    loss[::1000] = np.nan
+    m.history.metrics = {"loss": loss.tolist(), "time": (loss * 1e-6).tolist(),
+                         "lr": [0.01] * n, "val_loss": [float("nan")] * n}
+    path = tmp_path / "online.npz"
+    m.save(path)
+    values = 4 * n
+    assert 8 * values < path.stat().st_size < 8 * values + 20_000
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("header.npy").file_size < 20_000  # the header stays small
+    loaded = Model.load(path)
+    assert list(loaded.history.keys()) == ["loss", "time", "lr", "val_loss"]
+    for key, seq in m.history.metrics.items():
+        got = loaded.history[key]
+        assert isinstance(got, list) and all(type(v) is float for v in got[:10])
+        assert np.array_equal(np.array(got).view(np.int64), np.array(seq).view(np.int64))
+    assert loaded.history.epochs == n
+
+
+def _as_version_1(path, out):
+    """Rewrite the version 2 file ``path`` as fastbp wrote version 1: the history as JSON
+    inside the header, no history member, the checksum over header, params and state."""
+    with np.load(path, allow_pickle=False) as d:
+        header = json.loads(str(d["header"][()]))
+        params, state, hist = d["params"], d["optimizer_state"], d["history"]
+    names = header.pop("history_metrics")
+    header.update(version=1, history={k: hist[i].tolist() for i, k in enumerate(names)})
+    text = json.dumps(header)
+    np.savez(out, header=np.array(text), params=params, optimizer_state=state,
+             checksum=np.array(fastbp._io._checksum(text, params, state)))
+
+
+def test_version_1_files_still_load(tmp_path):
+    m = _trained()
+    m.history.metrics["val_accuracy"][1] = float("nan")
+    m.save(tmp_path / "v2.npz")
+    _as_version_1(tmp_path / "v2.npz", tmp_path / "v1.npz")
+    with np.load(tmp_path / "v1.npz") as d:
+        assert json.loads(str(d["header"][()]))["version"] == 1 and "history" not in d.files
+    loaded = Model.load(tmp_path / "v1.npz")
+    _assert_same(m, loaded, history=False)
+    assert np.array_equal(loaded.history["val_accuracy"], m.history["val_accuracy"],
+                          equal_nan=True)
+    assert loaded.history.keys() == m.history.keys()
+    # and a pickle made by that version (build_model with a version 1 header)
+    header, arrays = fastbp._io.model_state(m)
+    names, hist = header.pop("history_metrics"), arrays.pop("history")
+    header.update(version=1, history={k: hist[i].tolist() for i, k in enumerate(names)})
+    _assert_same(m, fastbp._io.build_model(Model, header, arrays), history=False)
 
 
 def test_fresh_model_round_trip(tmp_path):
@@ -132,31 +197,117 @@ def test_load_rejects_other_files(tmp_path):
         Model.load(tmp_path / "future.npz")
 
 
-def _crash_mid_write(*args, **kwargs):
-    f = args[0]
-    f.write(b"PK\x03\x04 partial garbage")
-    raise OSError("disk full (simulated)")
+TMP_NAME = re.compile(r"^\.model\.npz\.fastbp-tmp-[0-9a-f]{12}$")
 
 
+def _crash_mid_write(exc):
+    def savez(f, *args, **kwargs):
+        f.write(b"PK\x03\x04 partial garbage")
+        # the temporary file is recognisable, next to the target
+        assert [n for n in os.listdir(os.path.dirname(_crash_mid_write.path))
+                if TMP_NAME.match(n)], os.listdir(os.path.dirname(_crash_mid_write.path))
+        raise exc
+    return savez
+
+
+@pytest.mark.parametrize("exc", [OSError("disk full (simulated)"), KeyboardInterrupt()],
+                         ids=["OSError", "KeyboardInterrupt"])
 @pytest.mark.parametrize("where", ["savez", "fsync", "replace"])
-def test_crash_during_save_keeps_the_old_file(tmp_path, monkeypatch, where):
+def test_crash_during_save_keeps_the_old_file(tmp_path, monkeypatch, where, exc):
     old = Model([2, 3, 1], seed=1)
     path = tmp_path / "model.npz"
     old.save(path)
     before = path.read_bytes()
     new = _trained()
+
+    def fail(*args):
+        raise exc
+
+    _crash_mid_write.path = str(path)
     if where == "savez":
-        monkeypatch.setattr(fastbp._io.np, "savez", _crash_mid_write)
-    elif where == "fsync":
-        monkeypatch.setattr(fastbp._io.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError()))
+        monkeypatch.setattr(fastbp._io.np, "savez", _crash_mid_write(exc))
     else:
-        monkeypatch.setattr(fastbp._io.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError()))
-    with pytest.raises(OSError):
+        monkeypatch.setattr(fastbp._io.os, where, fail)
+    with pytest.raises(type(exc)):
         new.save(path)
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
     assert np.array_equal(Model.load(path).params, old.params)
+
+
+def test_save_writes_through_symlinks(tmp_path):
+    """Like open(path, "w"): the link stays a link and its target gets the new model."""
+    (tmp_path / "store").mkdir()
+    (tmp_path / "links").mkdir()
+    real = tmp_path / "store" / "model.npz"
+    Model([2, 3, 1], seed=1).save(real)
+    os.chmod(real, 0o640)
+    link = tmp_path / "links" / "current.npz"
+    link.symlink_to(os.path.join("..", "store", "model.npz"))
+    m = _trained()
+    m.save(link)
+    assert link.is_symlink() and os.readlink(link) == os.path.join("..", "store", "model.npz")
+    _assert_same(m, Model.load(real))
+    assert real.stat().st_mode & 0o777 == 0o640  # the target keeps its permissions
+    assert os.listdir(tmp_path / "links") == ["current.npz"]
+    assert os.listdir(tmp_path / "store") == ["model.npz"]
+    dangling = tmp_path / "links" / "new.npz"  # a link to a file not yet written
+    dangling.symlink_to(tmp_path / "store" / "later.npz")
+    m.save(dangling)
+    assert dangling.is_symlink() and (tmp_path / "store" / "later.npz").is_file()
+
+
+def test_save_and_load_accept_str_bytes_and_pathlike(tmp_path):
+    class Where:
+        def __init__(self, p):
+            self.p = p
+
+        def __fspath__(self):
+            return self.p
+
+    m = _trained()
+    for i, kind in enumerate((str, os.fsencode, Where, lambda p: Where(os.fsencode(p)))):
+        path = kind(str(tmp_path / f"m{i}.npz"))
+        m.save(path)
+        _assert_same(m, Model.load(path))
+    assert sorted(os.listdir(tmp_path)) == [f"m{i}.npz" for i in range(4)]
+
+
+def test_save_respects_permissions(tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    Model([2, 3, 1], seed=1).save(path)
+    before = path.read_bytes()
+    os.chmod(path, 0o444)
+    if os.geteuid() == 0:  # root may write anything: simulate an unprivileged user
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: (
+            False if os.path.samefile(p, path) and mode & os.W_OK else real_access(p, mode)))
+    with pytest.raises(PermissionError, match="not writable.*chmod u\\+w"):
+        _trained().save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and path.stat().st_mode & 0o777 == 0o444
+    assert os.listdir(tmp_path) == ["model.npz"]
+    with pytest.raises(IsADirectoryError):
+        _trained().save(tmp_path)
+
+
+def test_save_removes_temporary_files_of_killed_saves(tmp_path):
+    """A save killed outright (SIGKILL) leaves its temporary file; the next save to the same
+    path removes it once it is old and unlocked, and leaves those of live saves alone."""
+    fcntl = pytest.importorskip("fcntl", reason="stale temporary files are told by flock")
+    path = tmp_path / "model.npz"
+    stale, fresh, live = (tmp_path / f".model.npz.fastbp-tmp-{c * 12}" for c in "abc")
+    other = tmp_path / ".other.npz.fastbp-tmp-dddddddddddd"
+    for p in (stale, fresh, live, other):
+        p.write_bytes(b"partial")
+    old = time.time() - 3600
+    for p in (stale, live, other):
+        os.utime(p, (old, old))
+    with open(live, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        Model([2, 1], seed=0).save(path)
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in (path, fresh, live, other))
 
 
 def test_save_overwrites_atomically(tmp_path):
