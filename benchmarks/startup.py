@@ -18,6 +18,9 @@ Steps, each in one process, in order (each line is the increment over the previo
 - ``+ float64``, ``+ adam``, ``+ tanh / squared_error``: further configurations
 - ``+ MLPClassifier``: the scikit-learn estimator's first fit (adam)
 
+``python -m fastbp warmup`` (both dtypes, estimators included, one process per dtype) is
+timed on its own empty cache: wall seconds and the CPU-seconds of its processes.
+
 JAX's cold start (``jax.jit`` of an equivalent training step, its own compile cache empty)
 is measured the same way when JAX is installed.
 """
@@ -149,8 +152,25 @@ def run_child(code: str, env: dict) -> dict:
     raise RuntimeError(f"child failed:\n{proc.stdout}\n{proc.stderr}")
 
 
-def measure(profile: bool = False, jax: bool = True) -> dict:
+def measure_warmup() -> dict:
+    """Wall and CPU seconds (all processes) of ``python -m fastbp warmup``, cold cache."""
+    import resource
+
+    with tempfile.TemporaryDirectory(prefix="fastbp-warmup-") as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        w0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "fastbp", "warmup"], env=env, check=True,
+                       capture_output=True, timeout=1800)
+        wall = time.perf_counter() - w0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": wall, "cpu": (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)}
+
+
+def measure(profile: bool = False, jax: bool = True, warmup: bool = True) -> dict:
     out = {}
+    if warmup:
+        out["warmup"] = measure_warmup()
     with tempfile.TemporaryDirectory(prefix="fastbp-startup-") as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         head = f"PROFILE = {profile}\n"
@@ -183,6 +203,10 @@ def report(res: dict) -> str:
                  f"cold process {res['cold']['total_cpu']:.1f} CPU-s")
     wf = res["warm"]["steps"][1]
     lines.append(f"warm: process start to first fit done {wf['since_start']:.2f} s wall")
+    if "warmup" in res:
+        w = res["warmup"]
+        lines.append(f"`python -m fastbp warmup` (float32 + float64, estimators included), "
+                     f"empty cache: {w['wall']:.1f} s wall, {w['cpu']:.1f} CPU-s")
     if "jax" in res:
         j = res["jax"]["steps"][0]
         lines.append(f"JAX (cold): import + jit of an equivalent epoch and predict: "
@@ -202,10 +226,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", action="store_true", help="record Numba's compile events")
     ap.add_argument("--no-jax", action="store_true")
+    ap.add_argument("--no-warmup", action="store_true", help="skip timing the warmup command")
     ap.add_argument("--json", help="also write the raw results here")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    res = measure(profile=args.profile, jax=not args.no_jax)
+    res = measure(profile=args.profile, jax=not args.no_jax, warmup=not args.no_warmup)
     print(report(res))
     print(f"\n(measured in {time.perf_counter() - t0:.0f} s)")
     if args.json:

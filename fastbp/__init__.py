@@ -4,25 +4,19 @@ The forward and backward passes are Numba-compiled loop kernels over flat, preal
 buffers; ``Model`` is the Python facade.
 """
 
-import os as _os
-
-from . import _cache
-
-# before any kernel module is imported: cache stamps must cover the whole package
-_cache.install(_os.path.dirname(_os.path.abspath(__file__)))
-
 # Start Numba's threading layer now. A process that loads a cached kernel calling a
 # parallel=True function before the layer is started crashes when it runs it ("Symbol not
 # found: allocate_sched" or a segfault, numba/numba#8578) -- seen with users' cached @njit
 # code calling fastbp.kernels and with MPI ranks that only load from the cache. The layer is
 # Numba's usual choice (tbb, then omp, then workqueue, or NUMBA_THREADING_LAYER).
-import numba as _numba  # noqa: E402
+import numba as _numba
 
 _numba.get_num_threads()
 
 from . import optim, schedules  # noqa: E402
 from ._errors import DivergenceError, DivergenceWarning, ModelFileError  # noqa: E402
 from ._training.state import History  # noqa: E402
+from ._warmup import warmup  # noqa: E402
 from .callbacks import EarlyStopping  # noqa: E402
 from .kernels._layout import Workspace  # noqa: E402
 from .model import Model  # noqa: E402
@@ -31,5 +25,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DivergenceError", "DivergenceWarning", "EarlyStopping", "History", "Model",
-    "ModelFileError", "Workspace", "optim", "schedules", "__version__",
+    "ModelFileError", "Workspace", "optim", "schedules", "warmup", "__version__",
 ]

@@ -1,4 +1,5 @@
-"""The on-disk kernel cache is invalidated by a change in *any* module of the package."""
+"""fastbp's compile cache: invalidated by a change in *any* module of the package, never
+fatal when no directory is writable, read from a warm read-only install, and announced."""
 
 import os
 import subprocess
@@ -6,11 +7,12 @@ import sys
 import textwrap
 
 import fastbp
-from fastbp import _cache
+from fastbp.kernels import _cache
 
-CALLEE = "from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x + {value}\n"
-CALLER = textwrap.dedent("""
-    from numba import njit
+JIT = "import os\nfrom fastbp.kernels._cache import jit_for_package\n" \
+    "njit = jit_for_package(os.path.dirname(__file__))\n"
+CALLEE = JIT + "\n@njit(cache=True)\ndef f(x):\n    return x + {value}\n"
+CALLER = JIT + textwrap.dedent("""
     from .callee import f
 
     @njit(cache=True)
@@ -20,8 +22,6 @@ CALLER = textwrap.dedent("""
 RUN = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
-    from fastbp import _cache
-    _cache.install({pkg!r})
     from pkgx.caller import g
     print(g(1), sum(g.stats.cache_hits.values()))
 """)
@@ -29,7 +29,7 @@ RUN = textwrap.dedent("""
 
 def _run(root, pkg, cache_dir):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    code = RUN.format(root=root, pkg=pkg)
+    code = RUN.format(root=root)
     fastbp_root = os.path.dirname(os.path.dirname(fastbp.__file__))
     env["PYTHONPATH"] = fastbp_root + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -93,3 +93,81 @@ def test_kernels_loaded_from_the_cache_give_the_bits_of_freshly_compiled_ones():
     there = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                            text=True, timeout=600, check=True).stdout.split()
     assert here == there
+
+
+REFUSE = textwrap.dedent("""
+    # every cache directory refuses writes (read-only site-packages, home and cache dir)
+    from numba.core import caching
+    def refuse(self):
+        raise PermissionError(13, "Read-only file system", self.get_cache_path())
+    caching._CacheLocator.ensure_cache_path = refuse
+""")
+
+
+def _child(code, env_extra=None, cwd=None):
+    fastbp_root = os.path.dirname(os.path.dirname(fastbp.__file__))
+    env = dict(os.environ, PYTHONPATH=fastbp_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("FASTBP_COMPILE_NOTICE", None)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300, check=True, cwd=cwd)
+
+
+def test_no_writable_cache_location_compiles_in_memory_and_says_so(tmp_path):
+    """Numba alone raises "cannot cache function ...: no locator available" at import."""
+    cache = tmp_path / "cache"
+    code = REFUSE + textwrap.dedent("""
+        caching.IndexDataCacheFile._load_index = lambda self: {}  # and none holds kernels
+        import numpy as np
+        import fastbp
+        from fastbp import kernels as K
+        g = np.arange(5, dtype=np.float32)
+        print(K.grad_norm(g), K.grad_norm(2 * g))
+    """)
+    r = _child(code, {"NUMBA_CACHE_DIR": str(cache)})
+    assert [float(v) for v in r.stdout.split()] == [30 ** 0.5, 2 * 30 ** 0.5]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("fastbp:")]
+    assert len(lines) == 1, r.stderr  # once per dtype, not once per function
+    assert "kernels for float32 in memory" in lines[0]
+    assert "NUMBA_CACHE_DIR" in lines[0]
+    assert not cache.exists() or not any(cache.rglob("*.nb*"))
+
+
+def _pkgx(tmp_path):
+    pkg = tmp_path / "pkgx"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "callee.py").write_text(CALLEE.format(value=1))
+    (pkg / "caller.py").write_text(CALLER)
+    return pkg
+
+
+def test_notice_once_when_compiling_silent_when_warm(tmp_path):
+    _pkgx(tmp_path)
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    cold = _child(RUN.format(root=str(tmp_path)), env)
+    assert cold.stdout.split() == ["4", "0"]
+    notices = [ln for ln in cold.stderr.splitlines() if ln.startswith("fastbp:")]
+    assert notices == [f"fastbp: compiling kernels, once; cached in {tmp_path / 'cache'} "
+                       "(`python -m fastbp warmup` compiles ahead of time)."], cold.stderr
+    warm = _child(RUN.format(root=str(tmp_path)), env)
+    assert warm.stdout.split() == ["4", "1"] and warm.stderr == ""
+    quiet = _child(RUN.format(root=str(tmp_path)),
+                   {"NUMBA_CACHE_DIR": str(tmp_path / "other"), "FASTBP_COMPILE_NOTICE": "0"})
+    assert quiet.stdout.split() == ["4", "0"] and quiet.stderr == ""
+
+
+def test_warm_read_only_install_is_loaded_not_recompiled(tmp_path):
+    """A read-only ``__pycache__`` that holds this version's kernels (an image built with a
+    warm cache) is read from instead of compiling everything again into the user cache."""
+    pkg = _pkgx(tmp_path)
+    env = {"NUMBA_CACHE_DIR": "", "HOME": str(tmp_path / "home")}
+    first = _child(RUN.format(root=str(tmp_path)), env)  # fills pkgx/__pycache__
+    assert first.stdout.split() == ["4", "0"]
+    assert any((pkg / "__pycache__").glob("caller.g-*.nbi"))
+    ro = _child(REFUSE + RUN.format(root=str(tmp_path)), env)
+    assert ro.stdout.split() == ["4", "1"] and "fastbp:" not in ro.stderr
+    # a stale read-only cache (the source changed) is not used: compiled in memory
+    (pkg / "callee.py").write_text(CALLEE.format(value=2))
+    stale = _child(REFUSE + RUN.format(root=str(tmp_path)), env)
+    assert stale.stdout.split() == ["6", "0"] and "in memory" in stale.stderr

@@ -50,9 +50,9 @@ Example
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from . import _codes
+from ._cache import njit
 from ._drivers import (
     loss,
     loss_and_gradient,

@@ -11,8 +11,8 @@ stays a NaN through every activation and derivative: divergence must stay visibl
 """
 
 import numpy as np
-from numba import njit
 
+from ._cache import njit
 from ._codes import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, LOGISTIC, RELU, SOFTMAX, TANH
 from ._llvm import wide_vectors
 from ._vmath import vexp, vlogistic, vtanh

@@ -23,9 +23,10 @@ any number of threads, and the tiling may follow the thread count.
 """
 
 import numpy as np
-from numba import carray, njit, prange
+from numba import carray, prange
 
 from ._activations import activate, multiply_derivative
+from ._cache import njit
 from ._codes import SOFTMAX
 from ._gemm import (
     DOT_MIN_K,

@@ -4,8 +4,8 @@ Each runs its entire loop in compiled code: Python is entered once per call, not
 """
 
 import numpy as np
-from numba import njit
 
+from ._cache import njit
 from ._codes import (
     BINARY_CROSS_ENTROPY,
     CROSS_ENTROPY,

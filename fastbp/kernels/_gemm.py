@@ -27,9 +27,10 @@ no reassociation, so the rounding does not depend on how LLVM optimises a caller
 """
 
 import numpy as np
-from numba import carray, njit, types
+from numba import carray, types
 from numba.extending import overload
 
+from ._cache import njit
 from ._llvm import (
     borrowed,
     elem_bytes,

@@ -12,9 +12,9 @@ instead of storing them.
 """
 
 import numpy as np
-from numba import njit
 
 from ._activations import multiply_derivative
+from ._cache import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, SOFTMAX
 from ._dense import OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op
 from ._llvm import rt

@@ -58,8 +58,9 @@ scikit-learn Adam (``hyper = [beta1, beta2, eps, 0]``, rows ``m``, ``u``)::
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._cache import njit
 from ._codes import (
     OPT_ADAGRAD,
     OPT_ADAM,

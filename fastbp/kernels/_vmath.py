@@ -110,9 +110,10 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic, lower_builtin, type_callable
 
+from ._cache import njit
 from ._llvm import always_inline
 
 __all__ = [
