@@ -420,3 +420,22 @@ def test_fastbp_sklearn_estimators_expose_and_import_their_model():
     m = Model.from_sklearn(est)
     assert m is not est.model_
     np.testing.assert_array_equal(m.params, est.model_.params)
+
+
+def test_to_onnx_from_a_training_callback():
+    """Export snapshots at a step boundary; callbacks run between compiled calls, so a
+    per-epoch export neither blocks nor sees half-updated weights."""
+    pytest.importorskip("onnx")
+    m = _model("relu", "cross_entropy", None, "float32")
+    X = _X("float32", n=20)
+    y = np.arange(20) % 3
+    exported = []
+
+    def export(epoch, logs):
+        exported.append((m.to_onnx(), m.predict(X)))
+
+    m.fit(X, y, epochs=2, batch_size=5, optimizer="sgd", callbacks=[export])
+    assert len(exported) == 2
+    proto, pred = exported[-1]
+    (out,) = _session(proto.SerializeToString()).run(None, {"X": X})
+    np.testing.assert_allclose(out, pred, **TOL["float32"])
