@@ -264,7 +264,7 @@ def _remove_stale_temps(directory: str, name: str) -> None:
             os.close(fd)
 
 
-def _check_target(path: str, target: str):
+def _check_target(path: str, target: str, writer: str = "Model.save"):
     """``os.stat`` of the existing file ``save`` would replace (None if there is none);
     refuses what ``open(path, "w")`` could not write, and anything but a regular file."""
     try:
@@ -274,25 +274,32 @@ def _check_target(path: str, target: str):
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "Is a directory; pass a file name", path)
     if not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EINVAL, "Not a regular file; Model.save writes regular files "
+        raise OSError(errno.EINVAL, f"Not a regular file; {writer} writes regular files "
                                     "only, pass another file name", path)
     if not os.access(target, os.W_OK):
         raise PermissionError(
             errno.EACCES,
             f"Permission denied: the existing file is not writable (mode "
-            f"{stat.filemode(st.st_mode)}) and Model.save does not replace what "
+            f"{stat.filemode(st.st_mode)}) and {writer} does not replace what "
             f"open(path, 'w') could not write; make it writable (chmod u+w) or save "
             f"elsewhere", path)
     return st
 
 
-def save_model(model, path) -> None:
+def write_atomically(path, write, writer: str = "Model.save") -> None:
+    """Write a file as ``open(path, "wb")`` would, but atomically (see the module notes).
+
+    Parameters
+    ----------
+    path : str, bytes or os.PathLike
+    write : callable
+        ``write(f)`` writes the whole content to the binary file object ``f``.
+    writer : str
+        The public function writing, named in error messages.
+    """
     path = os.fsdecode(check_path(path))  # str, bytes or os.PathLike
     target = os.path.realpath(path)  # write through symbolic links, as open(path, "w")
-    old = _check_target(path, target)
-    header, arrays = model_state(model)
-    text = json.dumps(header)
-    checksum = _checksum(text, arrays["params"], arrays["optimizer_state"], arrays["history"])
+    old = _check_target(path, target, writer)
     directory, name = os.path.split(target)
     fd, tmp = _create_temp(directory, name)
     try:
@@ -309,7 +316,7 @@ def save_model(model, path) -> None:
             fd = -1  # the file object owns it now
             if fcntl is not None:  # marks the file as in use (see _remove_stale_temps)
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            np.savez(f, header=np.array(text), **arrays, checksum=np.array(checksum))
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -333,6 +340,14 @@ def save_model(model, path) -> None:
         finally:
             os.close(dfd)
     _remove_stale_temps(directory, name)
+
+
+def save_model(model, path) -> None:
+    header, arrays = model_state(model)
+    text = json.dumps(header)
+    checksum = _checksum(text, arrays["params"], arrays["optimizer_state"], arrays["history"])
+    write_atomically(path, lambda f: np.savez(f, header=np.array(text), **arrays,
+                                               checksum=np.array(checksum)))
 
 
 # ---------------------------------------------------------------------- load

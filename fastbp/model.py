@@ -485,6 +485,96 @@ class Model:
             + ")"
         )
 
+    # ---------------------------------------------------------------- interoperability
+    def to_torch(self):
+        """The model as a ``torch.nn.Sequential`` (``Linear`` and activation modules).
+
+        Its output equals ``predict`` up to floating-point rounding; see
+        ``fastbp.interop.to_torch``. Needs PyTorch (not a dependency of fastbp).
+
+        Returns
+        -------
+        torch.nn.Sequential
+            In the model's dtype, in evaluation mode.
+        """
+        from . import interop
+
+        return interop.to_torch(self)
+
+    @classmethod
+    def from_torch(cls, module, loss: str, *, seed: int | None = None) -> Model:
+        """A model with the layers and weights of a ``torch.nn.Sequential``.
+
+        See ``fastbp.interop.from_torch`` for the modules accepted.
+
+        Parameters
+        ----------
+        module : torch.nn.Sequential
+            ``Linear`` layers and activation modules, float32 or float64.
+        loss : {"squared_error", "cross_entropy", "binary_cross_entropy"}
+            The loss to train on; a final ``Softmax`` / ``Sigmoid`` must match it.
+        seed : int, optional
+
+        Returns
+        -------
+        Model
+            Predicting what ``module`` predicts (softmax / logistic of its logits where the
+            loss implies it), ready to train on.
+        """
+        from . import interop
+
+        return interop.from_torch(module, loss, seed=seed, cls=cls)
+
+    def to_onnx(self, path=None, *, opset: int | None = None, input_name: str = "X",
+                output_name: str = "Y"):
+        """Export the model as an ONNX graph (``Gemm`` and activation nodes).
+
+        See ``fastbp.interop.to_onnx``. Needs the ``onnx`` package (``fastbp[onnx]``).
+
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike, optional
+            Where to write the ``.onnx`` file, atomically (as ``save``); ``None`` writes
+            nothing.
+        opset : int, optional
+            ONNX opset, default ``fastbp.interop.DEFAULT_OPSET`` (17).
+        input_name, output_name : str, default "X", "Y"
+            Names of the input ``(batch, n_in)`` and output ``(batch, n_out)``.
+
+        Returns
+        -------
+        onnx.ModelProto
+            Its output under onnxruntime equals ``predict`` up to rounding.
+        """
+        from . import interop
+
+        return interop.to_onnx(self, path,
+                               opset=interop.DEFAULT_OPSET if opset is None else opset,
+                               input_name=input_name, output_name=output_name)
+
+    @classmethod
+    def from_sklearn(cls, estimator, *, seed: int | None = None) -> Model:
+        """A model with the architecture and weights of a fitted scikit-learn MLP.
+
+        See ``fastbp.interop.from_sklearn``.
+
+        Parameters
+        ----------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+            Fitted.
+        seed : int, optional
+
+        Returns
+        -------
+        Model
+            ``predict`` equals the estimator's ``predict_proba`` (multi-class),
+            ``predict_proba(X)[:, 1:]`` (binary: one logistic unit, binary cross-entropy)
+            or ``predict`` (regression, as an ``(n, n_outputs)`` array).
+        """
+        from . import interop
+
+        return interop.from_sklearn(estimator, seed=seed, cls=cls)
+
     # ---------------------------------------------------------------- kernel arguments
     def kernel_args(self):
         """The model's buffers and layout, as the compiled kernels in ``fastbp.kernels`` take them.

@@ -606,6 +606,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         'softmax' for multi-class problems; 'logistic' for binary problems (a single
         logistic output unit, as scikit-learn) and multi-label problems (one logistic unit
         per label, trained with the binary cross-entropy).
+    model_ : fastbp.Model
+        The trained network (``coefs_`` and ``intercepts_`` are views into its
+        parameters). ``model_.predict(X)`` gives the output units: ``predict_proba``'s
+        columns for multi-class and multi-label problems, the probability of
+        ``classes_[1]`` (one column) for binary ones. Export it with ``model_.to_onnx`` or
+        ``model_.to_torch``; it is the estimator's own, so changing it changes the
+        estimator (``fastbp.Model.from_sklearn(estimator)`` makes a separate copy).
     """
 
     __doc__ += _COMMON_NOTES
@@ -826,6 +833,9 @@ coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_ou
 out_activation_
         As ``MLPClassifier``; the squared-error loss is reported as scikit-learn does,
         ``1/2`` of the mean over samples *and outputs* of the squared residual.
+    model_ : fastbp.Model
+        The trained network (squared error, identity output); ``model_.predict(X)`` is
+        ``predict(X)`` as an ``(n_samples, n_outputs_)`` array. As ``MLPClassifier``.
     """
 
     __doc__ += _COMMON_NOTES
