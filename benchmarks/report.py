@@ -46,7 +46,7 @@ SYSTEMS = ["fastbp", "torch", "jax", "sklearn"]
 LABELS = {"fastbp": "fastbp", "torch": "PyTorch (eager)", "jax": "JAX (jit + lax.scan)",
           "sklearn": "scikit-learn"}
 
-# targets from issue 13: (vs torch, vs jax, vs the real peak)
+# performance targets: (vs torch, vs jax, fraction of the real peak)
 TARGETS = {
     "tiny_online": (300.0, 2.0, None),
     "small": (20.0, 1.5, None),
@@ -497,7 +497,7 @@ def render(data, h):
             f"{results.get(s, {}).get(n, {}).get('loss', float('nan')):.5f}" for s in systems)
             + " |")
     L.append("")
-    L.append(f"{h} Targets (issue 13)\n")
+    L.append(f"{h} Targets\n")
     L.append("| workload | vs PyTorch (target) | vs JAX (target) | % of real peak (target) |")
     L.append("|---|---|---|---|")
     for n, rt, rj, rr in rows_targets:
