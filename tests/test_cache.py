@@ -28,21 +28,12 @@ RUN = textwrap.dedent("""
 
 
 def _run(root, pkg, cache_dir):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    code = RUN.format(root=root)
-    fastbp_root = os.path.dirname(os.path.dirname(fastbp.__file__))
-    env["PYTHONPATH"] = fastbp_root + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120, check=True).stdout.split()
+    out = _child(RUN.format(root=root), {"NUMBA_CACHE_DIR": cache_dir}).stdout.split()
     return int(out[0]), int(out[1])  # (result, cache hits)
 
 
 def test_change_in_callee_module_invalidates_caller_cache(tmp_path):
-    pkg = tmp_path / "pkgx"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "callee.py").write_text(CALLEE.format(value=1))
-    (pkg / "caller.py").write_text(CALLER)
+    pkg = _pkgx(tmp_path)
     cache = str(tmp_path / "cache")
     assert _run(str(tmp_path), str(pkg), cache) == (4, 0)  # compiled and stored
     assert _run(str(tmp_path), str(pkg), cache) == (4, 1)  # loaded from the cache
