@@ -126,60 +126,49 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 # -- bit reinterpretation ---------------------------------------------------------------------
 
-@intrinsic
-def _f32_bits(typingctx, x):
-    """The bits of float32 ``x`` as an int32."""
-    if x != types.float32:
-        return None
+def _to_bits(ftype, bits):
+    """An intrinsic: the bits of a ``ftype`` value as an int of ``bits`` bits."""
+    itype = getattr(types, f"int{bits}")
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
+    @intrinsic
+    def to_bits(typingctx, x):
+        if x != ftype:
+            return None
 
-    return types.int32(x), codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.IntType(bits))
 
+        return itype(x), codegen
 
-@intrinsic
-def _bits_f32(typingctx, i):
-    """The float32 whose bits are the low 32 bits of integer ``i``."""
-    if not isinstance(i, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        v = args[0]
-        if i.bitwidth > 32:
-            v = builder.trunc(v, ir.IntType(32))
-        elif i.bitwidth < 32:
-            v = builder.sext(v, ir.IntType(32))
-        return builder.bitcast(v, ir.FloatType())
-
-    return types.float32(i), codegen
+    return to_bits
 
 
-@intrinsic
-def _f64_bits(typingctx, x):
-    """The bits of float64 ``x`` as an int64."""
-    if x != types.float64:
-        return None
+def _from_bits(ftype, bits, lltype):
+    """An intrinsic: the ``ftype`` value whose bits are integer ``i`` (truncated or
+    sign-extended to ``bits`` bits)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
+    @intrinsic
+    def from_bits(typingctx, i):
+        if not isinstance(i, types.Integer):
+            return None
 
-    return types.int64(x), codegen
+        def codegen(context, builder, signature, args):
+            v = args[0]
+            if i.bitwidth > bits:
+                v = builder.trunc(v, ir.IntType(bits))
+            elif i.bitwidth < bits:
+                v = builder.sext(v, ir.IntType(bits))
+            return builder.bitcast(v, lltype)
+
+        return ftype(i), codegen
+
+    return from_bits
 
 
-@intrinsic
-def _bits_f64(typingctx, i):
-    """The float64 whose bits are integer ``i`` (sign-extended to 64 bits)."""
-    if not isinstance(i, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        v = args[0]
-        if i.bitwidth < 64:
-            v = builder.sext(v, ir.IntType(64))
-        return builder.bitcast(v, ir.DoubleType())
-
-    return types.float64(i), codegen
+_f32_bits = _to_bits(types.float32, 32)
+_f64_bits = _to_bits(types.float64, 64)
+_bits_f32 = _from_bits(types.float32, 32, ir.FloatType())
+_bits_f64 = _from_bits(types.float64, 64, ir.DoubleType())
 
 
 @intrinsic
