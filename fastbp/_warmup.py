@@ -40,7 +40,10 @@ def compile_dtype(dtype: str, estimators: bool = True) -> None:
     if estimators:
         import warnings
 
-        from fastbp.sklearn import MLPClassifier, MLPRegressor
+        try:
+            from fastbp.sklearn import MLPClassifier, MLPRegressor
+        except ImportError:  # scikit-learn is not installed: nothing of theirs to compile
+            return
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # too few iterations to converge, on purpose
@@ -63,7 +66,8 @@ def warmup(dtypes: Sequence[str] = DTYPES, *, estimators: bool = True,
     dtypes : sequence of {"float32", "float64"}, default both
         The model dtypes to compile for; each compiles in its own process.
     estimators : bool, default True
-        Also compile what ``fastbp.sklearn``'s estimators use.
+        Also compile what ``fastbp.sklearn``'s estimators use (skipped where scikit-learn
+        is not installed).
     jobs : int or None, default None
         Processes at once (default: one per dtype, at most the number of CPUs).
     quiet : bool, default False
