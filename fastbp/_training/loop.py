@@ -123,6 +123,7 @@ class Trainer:
         """Train as planned; returns the history (see the module docstring for errors)."""
         plan, net, state = self.plan, self.net, self.state
         with net.lock, kernel_threads(plan.n_threads):
+            history0, epochs0 = state.history, state.history.epochs
             with net.boundary:
                 self._start = state.snapshot(net.params)
                 try:
@@ -154,6 +155,11 @@ class Trainer:
             finally:
                 if self.progress is not None:
                     self.progress.close()
+            # a bounded record: online training (a call per sample) keeps a window
+            with net.boundary:
+                recorded = state.history.epochs - (
+                    epochs0 if state.history is history0 else state.history.first_epoch)
+                state.history.trim(keep=recorded)
         return state.history
 
     def prepare(self) -> None:
