@@ -21,7 +21,12 @@ import numba as _numba  # noqa: E402
 _numba.get_num_threads()
 
 from . import optim, schedules  # noqa: E402
-from ._errors import DivergenceError, DivergenceWarning, ModelFileError  # noqa: E402
+from ._errors import (  # noqa: E402
+    ConvergenceWarning,
+    DivergenceError,
+    DivergenceWarning,
+    ModelFileError,
+)
 from ._training.state import History  # noqa: E402
 from .callbacks import EarlyStopping  # noqa: E402
 from .kernels._layout import Workspace  # noqa: E402
@@ -30,6 +35,6 @@ from .model import Model  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "DivergenceError", "DivergenceWarning", "EarlyStopping", "History", "Model",
-    "ModelFileError", "Workspace", "optim", "schedules", "__version__",
+    "ConvergenceWarning", "DivergenceError", "DivergenceWarning", "EarlyStopping", "History",
+    "Model", "ModelFileError", "Workspace", "optim", "schedules", "__version__",
 ]

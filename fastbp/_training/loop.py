@@ -30,13 +30,14 @@ import warnings
 
 import numpy as np
 
-from .._errors import DivergenceError, DivergenceWarning
+from .._errors import ConvergenceWarning, DivergenceError, DivergenceWarning, warn_from_caller
 from .._init import initialize
 from .._threads import kernel_threads
 from ..kernels import _codes
 from ..kernels._drivers import count_correct, loss, predict, train_steps
 from ..kernels._layout import OptimizerArgs
 from ..optim import LBFGS
+from . import stall
 from ._interrupt import DeferredInterrupt
 from .plan import FitPlan
 from .state import SEED_INIT, History, TrainingState, seed_stream
@@ -113,6 +114,7 @@ class Trainer:
         self._good = None  # snapshot at the end of the last healthy epoch of this call
         self._good_epoch = None
         self._ref_loss = math.inf
+        self._target_stats = None  # (baseline loss, majority accuracy) of plan.T
 
     @property
     def classification(self) -> bool:
@@ -288,9 +290,26 @@ class Trainer:
             state.history.append(**logs)
             n_rows = plan.X.shape[0] if plan.n_rows is None else plan.n_rows
             state.schedule.step(logs.get("val_loss", logs["loss"]), n_rows)
+        if rule and plan.check_progress:
+            self.check_stall(logs)
         if not rule or plan.stopping is None:
             return False, False
         return plan.stopping.update(epoch, logs)
+
+    def check_stall(self, logs: dict) -> None:
+        """Feed the epoch to the no-progress check; warn once if training is stuck."""
+        plan, state = self.plan, self.state
+        if state.stall.warned or "accuracy" not in logs or isinstance(state.optimizer, LBFGS):
+            return
+        if self._target_stats is None:
+            self._target_stats = stall.target_stats(plan.T, plan.SW, self.net.loss_code)
+        if self._target_stats is None:
+            return
+        n = plan.X.shape[0]
+        figures = state.stall.add(-(-n // plan.batch_size), n, logs["loss"],
+                                  logs["accuracy"], self._target_stats)
+        if figures is not None:
+            warn_from_caller(stall.message(figures, plan.X, logs["lr"]), ConvergenceWarning)
 
     def validation_metrics(self) -> dict:
         """``val_loss`` (and ``val_accuracy``) of the current parameters on the plan's

@@ -16,6 +16,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..optim import LBFGS
+from .stall import StallCheck
 
 #: ``SeedSequence(seed, spawn_key=(k, ...))`` streams drawn from a model's seed
 SEED_INIT = 0  # initial weights
@@ -275,6 +276,8 @@ class TrainingState:
     seconds_per_batch : dict
         Measured duration of one batch per batch size (sizes the engine's compiled calls;
         not saved).
+    stall : fastbp._training.stall.StallCheck
+        The no-progress check's figures (kept across calls; not saved).
     """
 
     def __init__(self, seed: int, n_params: int, dtype):
@@ -296,6 +299,7 @@ class TrainingState:
         self.counters = np.zeros(1, dtype=np.int64)
         self.schedule = None
         self.seconds_per_batch: dict[int, float] = {}
+        self.stall = StallCheck()
 
     @property
     def steps(self) -> int:
