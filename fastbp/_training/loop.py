@@ -114,7 +114,7 @@ class Trainer:
         self._good = None  # snapshot at the end of the last healthy epoch of this call
         self._good_epoch = None
         self._ref_loss = math.inf
-        self._target_stats = None  # (baseline loss, majority accuracy) of plan.T
+        self._class_mass = None  # plan.T summed per class (the no-progress check's)
 
     @property
     def classification(self) -> bool:
@@ -301,13 +301,15 @@ class Trainer:
         plan, state = self.plan, self.state
         if state.stall.warned or "accuracy" not in logs or isinstance(state.optimizer, LBFGS):
             return
-        if self._target_stats is None:
-            self._target_stats = stall.target_stats(plan.T, plan.SW, self.net.loss_code)
-        if self._target_stats is None:
+        if self._class_mass is None:
+            self._class_mass = stall.class_mass(plan.T, plan.SW, self.net.loss_code)
+            if self._class_mass is None:
+                self._class_mass = False
+        if self._class_mass is False:
             return
         n = plan.X.shape[0]
         figures = state.stall.add(-(-n // plan.batch_size), n, logs["loss"],
-                                  logs["accuracy"], self._target_stats)
+                                  logs["accuracy"], self._class_mass)
         if figures is not None:
             warn_from_caller(stall.message(figures, plan.X, logs["lr"]), ConvergenceWarning)
 

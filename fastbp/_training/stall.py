@@ -13,10 +13,10 @@ The epochs are grouped into blocks of at least ``BLOCK_STEPS`` optimizer steps a
 ``BLOCK_ROWS`` rows. The first block is a warm-up and is not judged. A later block is
 *stuck* when all three hold:
 
-- its mean loss is at least ``LOSS_RATIO`` times the *baseline*, the loss of predicting the
-  training targets' mean (the entropy of the class frequencies);
-- its accuracy is at most that of predicting the most frequent class plus ``ACC_MARGIN``
-  of the remaining fraction;
+- its mean loss is at least ``LOSS_RATIO`` times the *baseline*, the loss of always
+  predicting the block's class frequencies (their entropy);
+- its accuracy is at most that of always predicting the block's most frequent class plus
+  ``ACC_MARGIN`` of the remaining fraction;
 - its loss is not ``TREND`` below the previous block's (the loss is not going down).
 
 The warning comes once consecutive stuck blocks cover ``STUCK_STEPS`` steps. Healthy
@@ -46,25 +46,16 @@ FALLING = 0.002
 SCALED_INPUT = 10.0
 
 
-def target_stats(T: np.ndarray, SW: np.ndarray, loss_code: int):
-    """``(baseline loss, accuracy of the most frequent class)`` of the targets ``T``, or
-    ``None`` when the loss is not single-label classification."""
-    n, n_out = T.shape
-    w = SW if SW.shape[0] else None
+def class_mass(T: np.ndarray, SW: np.ndarray, loss_code: int):
+    """The epoch's targets summed per class, ``(n_classes,)`` float64 (weighted by ``SW``
+    when given), or ``None`` when the loss is not single-label classification."""
     if loss_code == _codes.CROSS_ENTROPY:
-        p = (T.mean(axis=0, dtype=np.float64) if w is None
-             else np.dot(w, T).astype(np.float64) / float(np.sum(w, dtype=np.float64)))
-        p = p[p > 0]
-        base = float(-np.sum(p * np.log(p)))
-        majority = np.bincount(np.argmax(T, axis=1), minlength=n_out).max() / n
-        return base, float(majority)
-    if loss_code == _codes.BINARY_CROSS_ENTROPY and n_out == 1:
-        t = T[:, 0]
-        p = (float(t.mean(dtype=np.float64)) if w is None
-             else float(np.dot(w, t)) / float(np.sum(w, dtype=np.float64)))
-        base = -sum(q * math.log(q) for q in (p, 1.0 - p) if q > 0)
-        ones = float(np.count_nonzero(t >= 0.5)) / n
-        return base, max(ones, 1.0 - ones)
+        mass = T.sum(axis=0, dtype=np.float64) if not SW.shape[0] else np.dot(SW, T)
+        return np.asarray(mass, dtype=np.float64)
+    if loss_code == _codes.BINARY_CROSS_ENTROPY and T.shape[1] == 1:
+        ones = float(T.sum(dtype=np.float64) if not SW.shape[0] else np.dot(SW, T[:, 0]))
+        total = float(T.shape[0] if not SW.shape[0] else SW.sum(dtype=np.float64))
+        return np.array([total - ones, ones])
     return None
 
 
@@ -80,23 +71,31 @@ class StallCheck:
 
     def _clear(self) -> None:
         self.steps = self.rows = 0
-        self.loss = self.base = self.correct = self.majority = 0.0
+        self.loss = self.correct = 0.0
+        self.mass = None
 
-    def add(self, steps: int, rows: int, loss: float, accuracy: float, stats) -> dict | None:
-        """Record one epoch; returns the stuck run's figures when it is time to warn."""
+    def add(self, steps: int, rows: int, loss: float, accuracy: float,
+            mass: np.ndarray) -> dict | None:
+        """Record one epoch (``mass``: its ``class_mass``); returns the stuck run's figures
+        when it is time to warn."""
         if self.warned or not math.isfinite(loss):
             return None
-        base, majority = stats
         self.steps += steps
         self.rows += rows
         self.loss += loss * rows
-        self.base += base * rows
         self.correct += accuracy * rows
-        self.majority += majority * rows
+        if self.mass is None or self.mass.shape != mass.shape:
+            self.mass = mass.copy()
+        else:
+            self.mass += mass
         if self.steps < BLOCK_STEPS or self.rows < BLOCK_ROWS:
             return None
-        L, B = self.loss / self.rows, self.base / self.rows
-        acc, maj = self.correct / self.rows, self.majority / self.rows
+        # the baseline: always predicting the block's class frequencies
+        p = self.mass / self.mass.sum()
+        maj = float(p.max())
+        p = p[p > 0]
+        B = float(-np.sum(p * np.log(p)))
+        L, acc = self.loss / self.rows, self.correct / self.rows
         steps = self.steps
         self._clear()
         first = self.blocks == 0
