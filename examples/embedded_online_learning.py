@@ -97,7 +97,7 @@ def simulate_python(n_steps, model, learning_rate, optimizer=None):
         y_row[0, 0] = y
         model.fit(x_row, y_row, epochs=1, batch_size=1, learning_rate=learning_rate,
                   shuffle=False, optimizer=optimizer)
-        errors[t] = np.sqrt(2.0 * model.history["loss"][-1])
+        errors[t] = np.sqrt(2.0 * model.history.metrics["loss"][-1])  # no copy
     return errors
 
 

@@ -2,16 +2,19 @@
 
     mpiexec -n 2 python examples/mpi_train.py            # 2 ranks on this machine
     mpiexec -n 2 python examples/mpi_train.py --average-every 4   # local SGD
+    mpiexec -n 2 python examples/mpi_train.py --out model.npz     # keep the model there
 
 Every rank holds a shard of the training rows and a replica of the model; each step the
 flat gradient is averaged with one Allreduce, so the replicas stay identical. Rank 0 holds
-the validation set, shows the progress bar, decides early stopping and saves the model.
+the validation set, shows the progress bar, decides early stopping and saves the model
+(to ``--out``; by default to a new temporary directory, never into the repository).
 Needs the ``mpi`` extra: ``pip install ".[mpi]"`` (mpi4py and the mpich wheel, whose
 ``mpiexec`` lands next to ``python`` in the environment).
 """
 
 import argparse
 import os
+import tempfile
 import time
 
 from mpi4py import MPI
@@ -51,7 +54,8 @@ def main():
                    help="1: average gradients every step; k > 1: local SGD")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="abort all ranks after this many seconds without progress")
-    p.add_argument("--out", default="mpi_model.npz")
+    p.add_argument("--out", default=None,
+                   help="where rank 0 saves the model (default: a new temporary directory)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
 
@@ -71,7 +75,11 @@ def main():
         verbose=not args.quiet, timeout=args.timeout,
     )
     elapsed = time.perf_counter() - t0
-    dist.save(model, args.out, comm=comm)  # written by rank 0 only
+    out = args.out
+    if out is None and rank == 0:
+        out = os.path.join(tempfile.mkdtemp(prefix="fastbp_mpi_"), "model.npz")
+    out = comm.bcast(out, root=0)
+    dist.save(model, out, comm=comm)  # written by rank 0 only
 
     if rank == 0:
         epoch_times = np.array(history["time"])
@@ -82,7 +90,7 @@ def main():
               f"median epoch: {np.median(epoch_times):.3f} s ({rate:,.0f} samples/s)")
         print(f"final training loss: {history['loss'][-1]:.4f}, validation accuracy: "
               f"{model.evaluate(X_val, y_val)['accuracy']:.4f}")
-        print(f"saved to {args.out}")
+        print(f"saved to {out}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,12 @@ import numba as _numba
 _numba.get_num_threads()
 
 from . import optim, schedules  # noqa: E402
-from ._errors import DivergenceError, DivergenceWarning, ModelFileError  # noqa: E402
+from ._errors import (  # noqa: E402
+    ConvergenceWarning,
+    DivergenceError,
+    DivergenceWarning,
+    ModelFileError,
+)
 from ._training.state import History  # noqa: E402
 from ._warmup import warmup  # noqa: E402
 from .callbacks import EarlyStopping  # noqa: E402
@@ -24,6 +29,6 @@ from .model import Model  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "DivergenceError", "DivergenceWarning", "EarlyStopping", "History", "Model",
-    "ModelFileError", "Workspace", "optim", "schedules", "warmup", "__version__",
+    "ConvergenceWarning", "DivergenceError", "DivergenceWarning", "EarlyStopping", "History",
+    "Model", "ModelFileError", "Workspace", "optim", "schedules", "warmup", "__version__",
 ]

@@ -21,3 +21,30 @@ class DivergenceWarning(RuntimeWarning):
 class ModelFileError(ValueError):
     """A file given to ``Model.load`` is not a valid fastbp model file (truncated, corrupted,
     tampered with, of an unsupported version, or not a fastbp file at all)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Training is making no progress (``Model.fit``/``partial_fit``, classification).
+
+    Issued once per model (until ``reset=True``) when the loss stays at that of predicting
+    the class frequencies and the accuracy at that of the most frequent class, typically
+    because the inputs are not scaled or the learning rate is far too high; the message
+    names the likely cause. The same idea as scikit-learn's
+    ``sklearn.exceptions.ConvergenceWarning`` (both are ``UserWarning`` subclasses).
+    Silence it with ``warnings.filterwarnings("ignore", category=fastbp.ConvergenceWarning)``.
+    """
+
+
+def warn_from_caller(message: str, category) -> None:
+    """``warnings.warn`` attributed to the first frame outside the fastbp package (the
+    user's call), however deep inside fastbp it is issued."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 1, sys._getframe(0)  # stacklevel 1 is this function
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -12,7 +12,9 @@ every member stored, never deflated) holding:
     ``schedule``: null or {``name``, ``config``, ``state`` (progress)},
     ``shuffle_rng``: the PCG64 ``bit_generator.state`` of the shuffling generator,
     ``history_metrics``: the names of the history's metrics, in the row order of
-    ``history``, and ``events``: the history's events (a list of JSON objects).
+    ``history``, ``history_first_epoch``: the model-wide index of the history's first
+    kept epoch (optional, default 0; older epochs were dropped, see ``History.max_epochs``),
+    and ``events``: the history's events (a list of JSON objects).
 ``params``
     ``(n_params,)`` array of the model dtype, the flat parameter buffer (layout in
     ``fastbp.kernels._layout``: per layer ``W`` row-major ``(n_out, n_in)`` then ``b``).
@@ -127,6 +129,7 @@ def model_state(model) -> tuple[dict, dict]:
         },
         "shuffle_rng": state.shuffle_rng.bit_generator.state,
         "history_metrics": list(metrics),
+        "history_first_epoch": int(state.history.first_epoch),
         "events": [dict(e) for e in state.history.events],
     }
     arrays = {"params": model.params, "optimizer_state": state.opt_state,
@@ -194,9 +197,8 @@ def build_model(cls, header: dict, arrays: dict):
     state.shuffle_rng.bit_generator.state = header["shuffle_rng"]
     h = state.history
     h.metrics = metrics
-    h.metrics.setdefault("loss", [])
-    h.metrics.setdefault("time", [])
     h.events = [dict(e) for e in header.get("events", [])]
+    h.first_epoch = int(header.get("history_first_epoch", 0))
     return model
 
 
@@ -470,6 +472,9 @@ def _check_header(h) -> int:
             and all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in v)
             for k, v in hist.items()), "history is not {metric: [numbers]}")
         _expect(len({len(v) for v in hist.values()}) <= 1, "history lists differ in length")
+    first = h.get("history_first_epoch", 0)
+    _expect(_is_int(first) and 0 <= first <= 2**62,
+            f"history_first_epoch is {first!r}, not an integer >= 0")
     ev = h.get("events", [])
     _expect(isinstance(ev, list) and all(isinstance(e, dict) for e in ev),
             "events is not a list of objects")

@@ -132,3 +132,55 @@ def kernel_threads(n_threads):
         numba.set_parallel_chunksize(chunk)
         if serial:
             _SERIAL_LOCK.release()
+
+
+def _env_int(name: str) -> int | None:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def worker_threads() -> int | None:
+    """Numba threads for a call with ``n_threads=None`` in the scikit-learn estimators:
+    this worker's share of the cores when the call runs inside a joblib or Dask worker (or
+    under an explicit thread limit), ``None`` (Numba's own count) otherwise.
+
+    The limits, the smallest of which applies (never above Numba's thread count):
+
+    - ``OMP_NUM_THREADS``: joblib's process workers (loky) and Dask's worker processes
+      set it to their share of the cores, as do batch systems (threadpoolctl's convention
+      for BLAS and OpenMP pools);
+    - ``LOKY_MAX_CPU_COUNT``: the cores joblib may use at all;
+    - inside a Dask worker: the cores divided by the worker's threads (its tasks run
+      concurrently);
+    - inside a joblib thread worker (``backend="threading"``): 1, since the number of
+      threads running beside it is not known.
+    """
+    import sys
+
+    limits = [v for v in (_env_int("OMP_NUM_THREADS"), _env_int("LOKY_MAX_CPU_COUNT"))
+              if v is not None]
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count() or 1)
+    if "distributed" in sys.modules:  # a Dask worker runs nthreads tasks at once
+        try:
+            worker = sys.modules["distributed"].get_worker()
+        except Exception:  # noqa: BLE001 - ValueError "No worker found", or no such API
+            worker = None
+        if worker is not None:
+            nthreads = getattr(getattr(worker, "state", worker), "nthreads", None)
+            if isinstance(nthreads, int) and nthreads >= 1:
+                limits.append(max(1, cores // nthreads))
+    if "joblib" in sys.modules and threading.current_thread() is not threading.main_thread():
+        try:
+            backend, _ = sys.modules["joblib"].parallel.get_active_backend()
+        except Exception:  # noqa: BLE001 - an older or newer joblib
+            backend = None
+        if backend is not None and getattr(backend, "nesting_level", 0) >= 1 and (
+                type(backend).__name__ == "ThreadingBackend"):
+            limits.append(1)
+    if not limits:
+        return None
+    return max(1, min(min(limits), int(numba.config.NUMBA_NUM_THREADS)))

@@ -327,12 +327,13 @@ def check_targets(y, n_samples: int, loss: str, n_out: int, dtype, name: str = "
         if n_out != 1:
             raise ValueError(
                 f"{name} is 1-D but the output layer has {n_out} units; pass {name} of shape "
-                f"(n_samples, {n_out})."
+                f"(n_samples, {n_out}).{_label_hint(arr, loss, n_out, name)}"
             )
         arr = arr.reshape(-1, 1)
     if arr.shape[1] != n_out:
         raise ValueError(
             f"{name} has {arr.shape[1]} columns but the output layer has {n_out} units."
+            + (_label_hint(arr, loss, n_out, name) if arr.shape[1] == 1 else "")
         )
     T = as_finite(arr, dtype, name)
     if loss == "cross_entropy":
@@ -348,6 +349,22 @@ def check_targets(y, n_samples: int, loss: str, n_out: int, dtype, name: str = "
                 f"[{T.min()}, {T.max()}]."
             )
     return T
+
+
+def _label_hint(arr: np.ndarray, loss: str, n_out: int, name: str) -> str:
+    """A hint for integer class labels given to a squared-error model (the default loss)."""
+    if loss != "squared_error" or arr.size == 0 or arr.dtype.kind not in "biuf":
+        return ""
+    if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+        return ""
+    if arr.min() < 0 or arr.max() >= n_out:
+        return ""
+    return (
+        f" {name} looks like integer class labels: for classification build the model "
+        "with loss='cross_entropy' (a softmax output, which takes the labels as they are), "
+        "e.g. Model([n_in, ..., n_classes], loss='cross_entropy'); the default loss "
+        "'squared_error' is for regression targets."
+    )
 
 
 def check_bool(value, name: str) -> bool:

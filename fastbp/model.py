@@ -34,6 +34,21 @@ from .optim import LBFGS, SGD, get_optimizer
 
 _HIDDEN = Choice(_codes.HIDDEN_ACTIVATIONS)
 
+#: Keras and PyTorch names of fastbp's losses (matched without regard to case, "-" or "_")
+LOSS_ALIASES = {
+    "categorical_crossentropy": "cross_entropy",  # Keras, one-hot targets
+    "sparse_categorical_crossentropy": "cross_entropy",  # Keras, integer labels
+    "CrossEntropyLoss": "cross_entropy",  # torch.nn, logits and integer labels
+    "mse": "squared_error",  # Keras
+    "mean_squared_error": "squared_error",  # Keras
+    "MSELoss": "squared_error",  # torch.nn
+    "binary_crossentropy": "binary_cross_entropy",  # Keras
+    "BCELoss": "binary_cross_entropy",  # torch.nn, probabilities
+    "BCEWithLogitsLoss": "binary_cross_entropy",  # torch.nn, logits
+    "log_loss": "binary_cross_entropy",  # scikit-learn's name for the logistic loss
+}
+_LOSS = Choice(_codes.LOSSES, aliases=LOSS_ALIASES)
+
 
 class Model:
     """A multilayer perceptron trained by backpropagation over flat buffers.
@@ -48,7 +63,14 @@ class Model:
     loss : str, default "squared_error"
         ``squared_error`` (E = 1/n sum 1/2 ||y - t||^2), ``cross_entropy`` (softmax output,
         integer labels or one-hot targets) or ``binary_cross_entropy`` (logistic output,
-        binary or multi-label 0/1 targets).
+        binary or multi-label 0/1 targets). Keras and PyTorch names are accepted too
+        (``LOSS_ALIASES``): ``categorical_crossentropy``,
+        ``sparse_categorical_crossentropy`` and ``CrossEntropyLoss`` mean
+        ``cross_entropy``; ``mse``, ``mean_squared_error`` and ``MSELoss`` mean
+        ``squared_error`` (the same minimiser; fastbp's value is half the sum over outputs
+        rather than the mean); ``binary_crossentropy``, ``BCELoss``, ``BCEWithLogitsLoss``
+        and ``log_loss`` mean ``binary_cross_entropy``. ``model.loss`` holds fastbp's
+        name.
     output : str, optional
         Output activation. Defaults to the one the loss implies (identity, softmax,
         logistic). Cross-entropy requires softmax and binary cross-entropy requires logistic
@@ -99,7 +121,7 @@ class Model:
         hidden = check_per_layer(activation, n_hidden, "activation", _HIDDEN, "name", "names")
         args = check_params(
             {"loss": loss, "output": output, "init": init, "seed": seed},
-            {"loss": Choice(_codes.LOSSES), "output": Choice(_codes.ACTIVATIONS, none=True),
+            {"loss": _LOSS, "output": Choice(_codes.ACTIVATIONS, none=True),
              "init": Choice(INITIALIZERS, none=True), "seed": Int(0, None, none=True)},
         )
         loss, output, init, seed = args["loss"], args["output"], args["init"], args["seed"]

@@ -15,7 +15,8 @@ counting across ``fit``/``partial_fit`` calls as long as an equal schedule is pa
 ``CosineAnnealing(T, m)`` ``m + (lr - m) * (1 + cos(pi * e / T)) / 2`` (``CosineAnnealingLR``'s
                           closed form; ``e`` is capped at ``T``, after which the rate stays m)
 ``ReduceOnPlateau(...)``  ``lr * factor ** k`` (at least ``min_lr``), ``k`` the number of
-                          reductions so far (``ReduceLROnPlateau``, mode "min")
+                          reductions so far, a reduction by ``eps`` or less skipped
+                          (``ReduceLROnPlateau``, mode "min")
 ========================  =================================================================
 """
 
@@ -182,7 +183,9 @@ class ReduceOnPlateau(Schedule):
     else its training loss. An epoch improves when ``metric < best * (1 - threshold)``
     (``threshold_mode="rel"``) or ``metric < best - threshold`` (``"abs"``); after more
     than ``patience`` epochs without improvement the rate is reduced (never below
-    ``min_lr``) and ``cooldown`` epochs pass before counting again. Same rules as
+    ``min_lr``) and ``cooldown`` epochs pass before counting again. A reduction that would
+    change the rate by ``eps`` or less is skipped (the rate stays; the counters restart as
+    after a reduction). Same rules as
     ``torch.optim.lr_scheduler.ReduceLROnPlateau(mode="min")``; scikit-learn's
     ``learning_rate="adaptive"`` is close to ``ReduceOnPlateau(factor=0.2,
     patience=n_iter_no_change, threshold=tol, threshold_mode="abs")`` on the training loss.
@@ -195,20 +198,24 @@ class ReduceOnPlateau(Schedule):
     threshold_mode : {"rel", "abs"}, default "rel"
     cooldown : int >= 0, default 0
     min_lr : float >= 0, default 0
+    eps : float >= 0, default 1e-8
+        Smallest change of the rate worth making (torch's ``eps``).
     """
 
     name = "reduce_on_plateau"
     uses_metric = True
 
     def __init__(self, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4,
-                 threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0):
+                 threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0,
+                 eps: float = 1e-8):
         super().__init__()
         self._config = check_params(
             {"factor": factor, "patience": patience, "threshold": threshold,
-             "threshold_mode": threshold_mode, "cooldown": cooldown, "min_lr": min_lr},
+             "threshold_mode": threshold_mode, "cooldown": cooldown, "min_lr": min_lr,
+             "eps": eps},
             {"factor": Real(0.0, 1.0, lo_open=True, hi_open=True), "patience": Int(0),
              "threshold": Real(0.0), "threshold_mode": Choice(("rel", "abs")),
-             "cooldown": Int(0), "min_lr": Real(0.0)},
+             "cooldown": Int(0), "min_lr": Real(0.0), "eps": Real(0.0)},
             prefix="ReduceOnPlateau ",
         )
 
@@ -218,6 +225,7 @@ class ReduceOnPlateau(Schedule):
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.n_reductions = 0
+        self.base_lr = None  # the base rate of the last lr() call: what eps is judged on
 
     def get_state(self):
         s = super().get_state()
@@ -233,11 +241,15 @@ class ReduceOnPlateau(Schedule):
         self.cooldown_counter = int(state["cooldown_counter"])
         self.n_reductions = int(state["n_reductions"])
 
-    def lr(self, base_lr):
+    def _rate(self, base_lr, k):
         c = self._config
-        if self.n_reductions == 0:
+        if k == 0:
             return base_lr
-        return max(base_lr * c["factor"] ** self.n_reductions, c["min_lr"])
+        return max(base_lr * c["factor"] ** k, c["min_lr"])
+
+    def lr(self, base_lr):
+        self.base_lr = base_lr
+        return self._rate(base_lr, self.n_reductions)
 
     def step(self, metric, n_samples):
         super().step(metric, n_samples)
@@ -255,7 +267,10 @@ class ReduceOnPlateau(Schedule):
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
         if self.num_bad_epochs > c["patience"]:
-            self.n_reductions += 1
+            base = self.base_lr
+            if base is None or (self._rate(base, self.n_reductions)
+                                - self._rate(base, self.n_reductions + 1) > c["eps"]):
+                self.n_reductions += 1
             self.cooldown_counter = c["cooldown"]
             self.num_bad_epochs = 0
 

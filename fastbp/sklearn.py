@@ -22,6 +22,7 @@ from __future__ import annotations
 import numbers
 import warnings
 
+import numba
 import numpy as np
 import scipy.optimize
 import scipy.sparse
@@ -34,7 +35,7 @@ if tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit()) < (1
     )
 
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
@@ -51,6 +52,7 @@ from sklearn.utils.validation import (
 )
 
 from ._errors import DivergenceError
+from ._threads import kernel_threads, worker_threads
 from ._training.lbfgs import objective as lbfgs_objective
 from ._training.loop import Trainer
 from ._training.plan import FitPlan
@@ -93,6 +95,7 @@ _PARAMS = {
     "epsilon": Real(0.0, lo_open=True),
     "n_iter_no_change": Int(inf=True),
     "max_fun": Int(),
+    "n_threads": Int(1, None, none=True),
 }
 
 #: scipy.optimize.minimize's L-BFGS-B defaults, which scikit-learn keeps
@@ -116,6 +119,94 @@ def _rejects_atomically(method):
             raise
 
     return wrapper
+
+
+_LAYER_NAMES = ("coefs_", "intercepts_")
+
+
+def _layer_arrays(value, name: str, ndim: int) -> list:
+    """``value`` as a list of finite float arrays of ``ndim`` dimensions (checked)."""
+    if isinstance(value, (str, bytes, np.ndarray)) or not hasattr(value, "__len__"):
+        raise TypeError(
+            f"{name} must be a list of arrays, one per layer; got {type(value).__name__}.")
+    shape = "(fan_in, fan_out)" if ndim == 2 else "(fan_out,)"
+    if len(value) == 0:
+        raise ValueError(f"{name} must hold one array per layer; got an empty list.")
+    out = []
+    for i, a in enumerate(value):
+        try:
+            arr = np.asarray(a)
+        except Exception as exc:  # ragged nested lists and the like
+            raise ValueError(f"{name}[{i}] could not be converted to an array: {exc}") from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name}[{i}] must hold real numbers; got dtype {arr.dtype}.")
+        if arr.ndim != ndim:
+            raise ValueError(f"{name}[{i}] must be a {ndim}-D array of shape {shape}; got "
+                             f"shape {arr.shape}.")
+        if arr.size == 0:
+            raise ValueError(f"{name}[{i}] is empty (shape {arr.shape}); every layer needs "
+                             "at least one unit.")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}[{i}] contains NaN or infinity.")
+        out.append(np.array(arr, dtype=arr.dtype if arr.dtype.kind == "f" else np.float64))
+    return out
+
+
+def _check_layer_shapes(layers, layer_units=None) -> None:
+    """``(coefs, intercepts)`` (either may be ``None``) describe one chain of layers: each
+    ``coefs[i]`` maps the previous layer's units, each ``intercepts[i]`` matches it, and,
+    given ``layer_units``, the units are those."""
+    coefs, intercepts = layers
+    if coefs is not None:
+        for i in range(1, len(coefs)):
+            if coefs[i].shape[0] != coefs[i - 1].shape[1]:
+                raise ValueError(
+                    f"coefs_[{i}] has shape {coefs[i].shape}, but coefs_[{i - 1}] has "
+                    f"{coefs[i - 1].shape[1]} outputs, so coefs_[{i}] must have "
+                    f"{coefs[i - 1].shape[1]} rows (coefs_[i] is (fan_in, fan_out)).")
+    if coefs is not None and intercepts is not None:
+        if len(intercepts) != len(coefs):
+            raise ValueError(f"intercepts_ has {len(intercepts)} arrays but coefs_ has "
+                             f"{len(coefs)}; give one of each per layer.")
+        for i, (c, b) in enumerate(zip(coefs, intercepts, strict=True)):
+            if b.shape != (c.shape[1],):
+                raise ValueError(f"intercepts_[{i}] has shape {b.shape}; coefs_[{i}] has "
+                                 f"{c.shape[1]} outputs, so it must have shape "
+                                 f"({c.shape[1]},).")
+    if layer_units is not None and coefs is not None:
+        units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
+        if units != list(layer_units):
+            raise ValueError(
+                f"the assigned coefs_ and intercepts_ have layer sizes {units}, but the data "
+                f"and hidden_layer_sizes give {list(layer_units)}; set "
+                f"hidden_layer_sizes={tuple(units[1:-1])} (and pass data with {units[0]} "
+                "features and matching targets), or assign weights of those shapes.")
+
+
+class _LayerList(list):
+    """``coefs_`` / ``intercepts_``: a list of arrays whose item assignment goes through the
+    estimator's checked setter (so it reaches the model); its length is fixed."""
+
+    def __init__(self, arrays, owner, name):
+        super().__init__(arrays)
+        self._owner, self._name = owner, name
+
+    def __setitem__(self, index, value):
+        new = list(self)
+        new[index] = value
+        setattr(self._owner, self._name, new)
+        super().__setitem__(index, getattr(self._owner, self._name)[index])
+
+    def _fixed(self, *args, **kwargs):
+        raise TypeError(f"{self._name} has one array per layer; assign arrays of the same "
+                        f"shapes (est.{self._name}[i] = ...) or a whole new list "
+                        f"(est.{self._name} = [...]).")
+
+    __delitem__ = __iadd__ = __imul__ = _fixed
+    append = extend = insert = pop = remove = clear = sort = reverse = _fixed
+
+    def __reduce__(self):
+        return (list, (list(self),))
 
 
 class _BaseMLP(BaseEstimator):
@@ -147,6 +238,7 @@ class _BaseMLP(BaseEstimator):
         epsilon,
         n_iter_no_change,
         max_fun,
+        n_threads=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -172,6 +264,7 @@ class _BaseMLP(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ parameters
     def _validate_hyperparameters(self) -> list[int]:
@@ -200,15 +293,27 @@ class _BaseMLP(BaseEstimator):
             raise InvalidParameterError(str(exc)) from None
         return hls
 
+    def _threads(self) -> int | None:
+        """Numba threads for this estimator's compiled calls: ``n_threads`` (at most Numba's
+        thread count), or inside a joblib/Dask worker that worker's share of the cores."""
+        if self.n_threads is None:
+            return worker_threads()
+        return min(int(self.n_threads), int(numba.config.NUMBA_NUM_THREADS))
+
     # ------------------------------------------------------------------ model setup
     def _output_and_loss(self) -> tuple[str, str]:
         raise NotImplementedError
 
-    def _initialize(self, T, layer_units, dtype, rng):
-        """Fresh fitted state: the fastbp ``Model`` and scikit-learn's bookkeeping."""
+    def _initialize(self, n_outputs, layer_units, dtype, rng, layers=None):
+        """Fresh fitted state: the fastbp ``Model`` and scikit-learn's bookkeeping.
+
+        ``layers``: ``(coefs, intercepts)`` set by the user on the unfitted estimator, used
+        instead of scikit-learn's random initialisation (their shapes checked here)."""
+        if layers is not None:
+            _check_layer_shapes(layers, layer_units)
         self.n_iter_ = 0
         self.t_ = 0
-        self.n_outputs_ = T.shape[1]
+        self.n_outputs_ = n_outputs
         self.n_layers_ = len(layer_units)
         out, loss = self._output_and_loss()
         self.out_activation_ = out
@@ -219,12 +324,16 @@ class _BaseMLP(BaseEstimator):
         # scikit-learn's initialisation, drawn from the same random state in the same order:
         # U(-b, b) for weights *and* biases, b = sqrt(factor / (fan_in + fan_out))
         factor = 2.0 if self.activation == "logistic" else 6.0
-        for W, b in zip(self.model_.weights, self.model_.biases, strict=True):
+        for i, (W, b) in enumerate(zip(self.model_.weights, self.model_.biases, strict=True)):
+            if layers is not None:
+                W[...] = layers[0][i].T
+                b[...] = layers[1][i]
+                continue
             fan_out, fan_in = W.shape
             bound = np.sqrt(factor / (fan_in + fan_out))
             W[...] = rng.uniform(-bound, bound, (fan_in, fan_out)).T
             b[...] = rng.uniform(-bound, bound, fan_out)
-        self._bind_views()
+        self.__dict__.pop("_user_layers", None)
         self._best_params = self.model_.params.copy()
         self._stochastic = False
         self._rule = SklearnRule()
@@ -232,14 +341,100 @@ class _BaseMLP(BaseEstimator):
         if self.solver in _STOCHASTIC_SOLVERS:
             self._publish(self._rule)
 
-    def _bind_views(self):
-        """``coefs_`` / ``intercepts_`` as views into the model's flat buffer.
+    # ------------------------------------------------------------------ coefs_, intercepts_
+    @property
+    def coefs_(self):
+        """Weight matrices, ``coefs_[i]`` of shape ``(fan_in, fan_out)`` as in scikit-learn.
 
-        ``coefs_[i]`` is ``(fan_in, fan_out)`` as in scikit-learn: the transpose of fastbp's
-        row-major ``(n_out, n_in)`` weight matrix, a view, so writing into it changes the model.
-        """
-        self.coefs_ = [W.T for W in self.model_.weights]
-        self.intercepts_ = list(self.model_.biases)
+        On a fitted estimator, views into the fastbp model's flat buffer (the transpose of
+        fastbp's row-major ``(n_out, n_in)`` matrices): writing into them, assigning an item
+        (``est.coefs_[i] = W``) or assigning a new list (``est.coefs_ = [...]``) changes the
+        weights that ``predict`` and ``partial_fit`` use. Shapes are checked."""
+        return self._layer_list(0)
+
+    @coefs_.setter
+    def coefs_(self, value):
+        self._set_layers(0, value)
+
+    @property
+    def intercepts_(self):
+        """Bias vectors, ``intercepts_[i]`` of shape ``(fan_out,)``; see ``coefs_``."""
+        return self._layer_list(1)
+
+    @intercepts_.setter
+    def intercepts_(self, value):
+        self._set_layers(1, value)
+
+    def _layer_list(self, which: int) -> _LayerList:
+        name = _LAYER_NAMES[which]
+        if "model_" in self.__dict__:
+            m = self.model_
+            arrays = [W.T for W in m.weights] if which == 0 else list(m.biases)
+        else:
+            arrays = self.__dict__.get("_user_layers", (None, None))[which]
+            if arrays is None:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r} (it is "
+                    f"not fitted; fit it, or assign {name} and "
+                    f"{_LAYER_NAMES[1 - which]})")
+        return _LayerList(arrays, self, name)
+
+    def _set_layers(self, which: int, value) -> None:
+        """Assign ``coefs_`` (``which=0``) or ``intercepts_`` (1): into the model's buffer
+        when fitted (the shapes must be the model's), else kept for ``predict`` and the first
+        ``partial_fit`` (or ``fit`` with ``warm_start=True``)."""
+        name = _LAYER_NAMES[which]
+        arrays = _layer_arrays(value, name, ndim=2 - which)
+        if "model_" in self.__dict__:
+            current = self._layer_list(which)
+            if len(arrays) != len(current):
+                raise ValueError(
+                    f"{name} must hold {len(current)} arrays, one per layer of this fitted "
+                    f"estimator; got {len(arrays)}. To change the architecture, set "
+                    "hidden_layer_sizes and fit again, or assign coefs_ and intercepts_ on an "
+                    "unfitted estimator (sklearn.base.clone(est)).")
+            for i, (a, view) in enumerate(zip(arrays, current, strict=True)):
+                if a.shape != view.shape:
+                    raise ValueError(
+                        f"{name}[{i}] must have shape {view.shape}, the shape of this fitted "
+                        f"estimator's layer {i}; got {a.shape}. To change the architecture, "
+                        "set hidden_layer_sizes and fit again, or assign coefs_ and "
+                        "intercepts_ on an unfitted estimator (sklearn.base.clone(est)).")
+            with self.model_.network.boundary:
+                for a, view in zip(arrays, current, strict=True):
+                    view[...] = a
+            return
+        layers = list(self.__dict__.get("_user_layers", (None, None)))
+        layers[which] = arrays
+        _check_layer_shapes(layers)
+        self._user_layers = tuple(layers)
+
+    def _has_user_layers(self) -> bool:
+        layers = self.__dict__.get("_user_layers", (None, None))
+        return layers[0] is not None and layers[1] is not None
+
+    def __sklearn_is_fitted__(self) -> bool:
+        # assigned weights count, so that predict can say what else it needs
+        return "model_" in self.__dict__ or "_user_layers" in self.__dict__
+
+    def _model_from_user_layers(self) -> None:
+        """An unfitted estimator given ``coefs_`` and ``intercepts_``: the fitted state
+        that ``predict`` (and later ``partial_fit``) needs, built from them."""
+        coefs, intercepts = self.__dict__.get("_user_layers", (None, None))
+        if coefs is None or intercepts is None:
+            missing = "coefs_" if coefs is None else "intercepts_"
+            raise NotFittedError(
+                f"this {type(self).__name__} has {_LAYER_NAMES[missing == 'coefs_']} but no "
+                f"{missing}; assign {missing} too (or fit the estimator) before predicting.")
+        units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
+        self._prepare_outputs(units[-1])
+        dtype = (np.float32 if all(a.dtype == np.float32 for a in coefs + intercepts)
+                 else np.float64)
+        self._initialize(units[-1], units, dtype, None, layers=(coefs, intercepts))
+        self.n_features_in_ = units[0]
+
+    def _prepare_outputs(self, n_outputs: int) -> None:
+        """What the output layer means, before predicting from user-given weights."""
 
     def _publish(self, rule: SklearnRule) -> None:
         """scikit-learn's per-epoch attributes, from the training loop's rule."""
@@ -265,14 +460,17 @@ class _BaseMLP(BaseEstimator):
                 "'squared_error' is (scikit-learn's 'poisson' needs an exp output "
                 "activation that fastbp does not have)."
             )
-        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        first_pass = "model_" not in self.__dict__ or (not self.warm_start and not incremental)
+        layers = None
+        if first_pass and (incremental or self.warm_start) and self._has_user_layers():
+            layers = self._user_layers  # partial_fit / warm start from assigned weights
         X, T = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         layer_units = [X.shape[1]] + hidden + [T.shape[1]]
         rng = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(T, layer_units, X.dtype, rng)
+            self._initialize(T.shape[1], layer_units, X.dtype, rng, layers)
         else:
             have = [int(s) for s in self.model_.layer_sizes]
             if have != layer_units:
@@ -306,7 +504,7 @@ class _BaseMLP(BaseEstimator):
         weighted mean, and the L2 term ``alpha / (2 sum w) * sum W**2`` is part of it."""
         sw = sample_weight if sample_weight is not None else np.zeros(0, X.dtype)
         return FitPlan(X=X, T=T, SW=sw, l2=float(self.alpha), schedule=Constant(),
-                       weight_norm="weights", **kw)
+                       weight_norm="weights", n_threads=self._threads(), **kw)
 
     def _fit_lbfgs(self, X, T, sample_weight):
         options = dict(_SCIPY_LBFGS, maxfun=self.max_fun, maxiter=self.max_iter, gtol=self.tol)
@@ -336,7 +534,8 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = min(int(res.nit), self.max_iter)
         # the value at the solution, reported as scikit-learn does
         f = lbfgs_objective(trainer)
-        f(self.model_.params)
+        with kernel_threads(plan.n_threads):
+            f(self.model_.params)
         self.loss_ = float(f.data * scale + f.penalty)
 
     def _fit_stochastic(self, X, T, sample_weight, incremental, rng):
@@ -346,7 +545,11 @@ class _BaseMLP(BaseEstimator):
         fresh = not incremental or not getattr(self, "_stochastic", False)
         early_stopping = self.early_stopping
         if early_stopping:
-            stratify = T if (is_classifier(self) and self.n_outputs_ == 1) else None
+            # stratified as scikit-learn does, on the binarized column as booleans: the same
+            # split, and the same error for a class too small to split ("Classes with too
+            # few members are: ['True']"; a float column would name it '1.0')
+            stratify = (T.astype(bool) if is_classifier(self) and self.n_outputs_ == 1
+                        else None)
             arrays = (X, T) if sample_weight is None else (X, T, sample_weight)
             split = train_test_split(
                 *arrays, random_state=rng, test_size=self.validation_fraction,
@@ -434,6 +637,8 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _forward(self, X, check_input=True) -> np.ndarray:
         """Output-layer activations, ``(n_samples, n_outputs_)``."""
+        if "model_" not in self.__dict__:  # unfitted, with assigned coefs_ and intercepts_
+            self._model_from_user_layers()
         if check_input:
             X = validate_data(
                 self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
@@ -441,7 +646,7 @@ class _BaseMLP(BaseEstimator):
             )
         if scipy.sparse.issparse(X):
             X = X.toarray()
-        return self.model_.predict(X)
+        return self.model_.predict(X, n_threads=self._threads())
 
     def _score_with(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
@@ -478,18 +683,13 @@ class _BaseMLP(BaseEstimator):
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     # ------------------------------------------------------------------ pickling
-    def __getstate__(self):
-        # coefs_/intercepts_ are views into the model's buffer: pickle the model (which
-        # pickles its flat buffers) and bind the views again after unpickling
-        state = dict(super().__getstate__())
+    def __setstate__(self, state):
+        # coefs_/intercepts_ are views made from model_ on access (pickles of an earlier
+        # fastbp held none either)
+        state = dict(state)
         state.pop("coefs_", None)
         state.pop("intercepts_", None)
-        return state
-
-    def __setstate__(self, state):
         super().__setstate__(state)
-        if "model_" in state:
-            self._bind_views()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -576,6 +776,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Epochs without improvement before stopping (sgd, adam).
     max_fun : int, default=15000
         Maximum number of loss evaluations (lbfgs).
+    n_threads : int or None, default=None
+        Numba threads for training and prediction (results do not depend on it; values
+        above Numba's thread count are clamped). ``None``: Numba's thread count, except
+        inside a joblib or Dask worker, where the worker's share of the cores is used so
+        that parallel model searches do not oversubscribe them (``OMP_NUM_THREADS`` set
+        by joblib's process workers and Dask's worker processes, ``LOKY_MAX_CPU_COUNT``,
+        the cores divided by a Dask worker's threads, 1 in a joblib thread worker).
+        Not a scikit-learn parameter.
 
     Attributes
     ----------
@@ -593,8 +801,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     t_ : int
         Training samples seen.
     coefs_ : list of ndarray of shape (fan_in, fan_out)
-        Weight matrices, views into the fastbp model's flat parameter buffer.
+        Weight matrices, views into the fastbp model's flat parameter buffer. Assignable
+        (the whole list, or one item), also before fitting: what is assigned is what
+        ``predict`` and ``partial_fit`` use (shapes checked; an unfitted classifier also
+        needs ``classes_``).
     intercepts_ : list of ndarray of shape (fan_out,)
+        Bias vectors, assignable as ``coefs_``.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when X has string column names.
@@ -643,6 +855,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        n_threads=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -669,6 +882,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            n_threads=n_threads,
         )
 
     def _output_and_loss(self):
@@ -685,7 +899,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             X = X.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+        if "_label_binarizer" not in self.__dict__ or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
@@ -710,6 +924,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _targets_to_y(self, T):
         return self._label_binarizer.inverse_transform(T)
+
+    def _prepare_outputs(self, n_outputs):
+        if "_label_binarizer" in self.__dict__:
+            return
+        if "classes_" not in self.__dict__:
+            raise NotFittedError(
+                "this MLPClassifier was given coefs_ and intercepts_ but not classes_, the "
+                "labels its outputs stand for; assign classes_ too (e.g. "
+                "est.classes_ = np.array([0, 1, 2])), or call partial_fit(X, y, "
+                "classes=...) to train from the assigned weights.")
+        binarizer = LabelBinarizer().fit(self.classes_)
+        want = 1 if binarizer.y_type_ == "binary" else len(binarizer.classes_)
+        if n_outputs != want:
+            raise ValueError(
+                f"the assigned coefs_ have {n_outputs} outputs, but classes_ "
+                f"{list(binarizer.classes_)} need {want} (one logistic output for two "
+                "classes, one softmax output per class for more).")
+        self._label_binarizer = binarizer
+        self.classes_ = binarizer.classes_
 
     def _score(self, X, y, sample_weight=None):
         return self._score_with(X, y, sample_weight, accuracy_score)
@@ -753,7 +986,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self : object
         """
-        first_call = not hasattr(self, "classes_")
+        first_call = "_label_binarizer" not in self.__dict__
+        if first_call and classes is None and "classes_" in self.__dict__:
+            classes = self.classes_  # assigned with coefs_ and intercepts_
         if first_call:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -823,7 +1058,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
-n_iter_no_change, max_fun
+n_iter_no_change, max_fun, n_threads
         As ``MLPClassifier`` (early stopping scores the validation set with R^2).
 
     Attributes
@@ -867,6 +1102,7 @@ out_activation_
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        n_threads=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -893,6 +1129,7 @@ out_activation_
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            n_threads=n_threads,
         )
 
     def _output_and_loss(self):

@@ -89,3 +89,19 @@ def test_mpi_example_runs(tmp_path):
     proc = run_mpi(example, "--samples", "2000", "--epochs", "2", "--quiet", "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ranks: 2" in proc.stdout and os.path.exists(out), proc.stdout + proc.stderr
+
+
+def test_mpi_example_saves_outside_the_repository_by_default():
+    example = os.path.join(HERE, "..", "examples", "mpi_train.py")
+    repo = os.path.realpath(os.path.join(HERE, ".."))
+    before = set(os.listdir(repo))
+    proc = run_mpi(example, "--samples", "1000", "--epochs", "1", "--quiet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    saved = proc.stdout.split("saved to ")[-1].strip()
+    try:
+        assert os.path.isfile(saved) and not os.path.realpath(saved).startswith(repo + os.sep)
+        assert set(os.listdir(repo)) == before  # nothing written into the repository
+    finally:
+        if os.path.isfile(saved):
+            os.remove(saved)
+            os.rmdir(os.path.dirname(saved))

@@ -129,6 +129,7 @@ HEADER_EDITS = {
     "history names": lambda h: h.update(history_metrics=["loss"] * len(h["history_metrics"])),
     "history rows": lambda h: h["history_metrics"].append("extra"),
     "events": lambda h: h.update(events=[1]),
+    "history first epoch": lambda h: h.update(history_first_epoch=-1),
     "missing key": lambda h: h.pop("dropout"),
     "format": lambda h: h.update(format="other"),
     "not an object": lambda h: [1, 2],

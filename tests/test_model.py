@@ -141,3 +141,31 @@ def test_history_records_each_epoch():
     m.fit(X_OK, Y_OK, epochs=2)
     assert m.history.epochs == 5 and "loss" in m.history
     assert "Model([3, 4, 3]" in repr(m) and "History(epochs=5" in repr(m.history)
+
+
+@pytest.mark.parametrize("alias, loss", [
+    ("categorical_crossentropy", "cross_entropy"),
+    ("sparse_categorical_crossentropy", "cross_entropy"),
+    ("CrossEntropyLoss", "cross_entropy"),
+    ("mse", "squared_error"),
+    ("MSELoss", "squared_error"),
+    ("binary_crossentropy", "binary_cross_entropy"),
+    ("BCELoss", "binary_cross_entropy"),
+    ("log_loss", "binary_cross_entropy"),
+])
+def test_keras_and_pytorch_loss_names_are_aliases(alias, loss):
+    m = fastbp.Model([3, 2], loss=alias, seed=0)
+    assert m.loss == loss and m.output == fastbp.Model([3, 2], loss=loss).output
+    assert f"loss={loss!r}" in repr(m)
+
+
+def test_integer_labels_with_squared_error_suggest_cross_entropy():
+    m = fastbp.Model([3, 4, 3], seed=0)  # the default loss: squared_error
+    for y in (Y_OK, Y_OK.astype(float), Y_OK.reshape(-1, 1)):
+        with pytest.raises(ValueError, match="looks like integer class labels.*"
+                                             "loss='cross_entropy'"):
+            m.fit(X_OK, y)
+    # real-valued targets of the wrong shape get no such hint
+    with pytest.raises(ValueError, match="1-D") as info:
+        m.fit(X_OK, Y_OK + 0.5)
+    assert "cross_entropy" not in str(info.value)

@@ -78,7 +78,8 @@ def test_schedule_progress_continues_across_fit_calls():
     assert m.history["lr"][-1] == 0.1
 
 
-def _reference_plateau(metrics, lr, factor, patience, threshold, mode, cooldown, min_lr):
+def _reference_plateau(metrics, lr, factor, patience, threshold, mode, cooldown, min_lr,
+                       eps=1e-8):
     """torch.optim.lr_scheduler.ReduceLROnPlateau(mode='min') written out."""
     best, bad, cool, out = math.inf, 0, 0, []
     for v in metrics:
@@ -92,7 +93,8 @@ def _reference_plateau(metrics, lr, factor, patience, threshold, mode, cooldown,
             cool -= 1
             bad = 0
         if bad > patience:
-            lr = max(lr * factor, min_lr)
+            if lr - max(lr * factor, min_lr) > eps:
+                lr = max(lr * factor, min_lr)
             cool, bad = cooldown, 0
     return out
 
@@ -150,3 +152,37 @@ def test_reduce_on_plateau_reduces_in_training():
     h = m.fit(X, y, epochs=6, learning_rate=0.1,
               schedule=ReduceOnPlateau(factor=0.5, patience=1, threshold=0.99))
     np.testing.assert_allclose(h["lr"], [0.1, 0.1, 0.1, 0.05, 0.05, 0.025])
+
+
+@pytest.mark.parametrize("lr, kw", [
+    (2e-7, dict(factor=0.5)),  # 2e-7 -> ... -> 1.25e-8; halving that changes it by < eps
+    (0.1, dict(factor=0.5, min_lr=0.02)),  # at min_lr, reductions change nothing
+    (0.1, dict(factor=0.5, eps=0.03)),  # a larger eps stops earlier: 0.1 -> 0.05 only
+])
+def test_reduce_on_plateau_skips_reductions_smaller_than_eps(lr, kw):
+    metrics = [1.0] * 12  # never improves after the first epoch: a reduction every epoch
+    s = ReduceOnPlateau(patience=0, **kw)
+    got = []
+    for v in metrics:
+        got.append(s.lr(lr))
+        s.step(v, 1)
+    ref = _reference_plateau(metrics, lr, patience=0, threshold=1e-4, mode="rel",
+                             cooldown=0, **{"min_lr": 0.0, "eps": 1e-8, **kw})
+    np.testing.assert_allclose(got, ref, rtol=1e-15)
+    assert got[-1] == got[-2] == min(got) > 0
+    assert s.get_config()["eps"] == kw.get("eps", 1e-8)
+    torch = pytest.importorskip("torch")
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=lr)
+    ts = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0, **kw)
+    for v, mine in zip(metrics, got):
+        assert opt.param_groups[0]["lr"] == pytest.approx(mine, rel=1e-12)
+        ts.step(v)
+
+
+def test_reduce_on_plateau_eps_is_checked_and_saved():
+    with pytest.raises(ValueError, match="ReduceOnPlateau eps"):
+        ReduceOnPlateau(eps=-1.0)
+    assert ReduceOnPlateau(eps=1e-3) != ReduceOnPlateau()
+    assert schedules.from_config("reduce_on_plateau", ReduceOnPlateau(eps=1e-3).get_config(),
+                                 ReduceOnPlateau().get_state()) == ReduceOnPlateau(eps=1e-3)

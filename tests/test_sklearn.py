@@ -17,7 +17,8 @@ sklearn = pytest.importorskip("sklearn", minversion="1.6")
 from sklearn import neural_network as sk_nn  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import make_classification, make_regression  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+from sklearn.metrics import log_loss  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
@@ -266,3 +267,181 @@ def test_verbose_prints_progress_without_deprecated_scipy_options(multiclass, so
         MLPClassifier(solver=solver, max_iter=3, verbose=True, random_state=0).fit(X, y)
     out = capsys.readouterr().out
     assert "Iteration 1, loss = " in out
+
+
+# ------------------------------------------------------------------ assigned weights
+def _assign(est, coefs, intercepts):
+    est.coefs_ = [np.array(c) for c in coefs]
+    est.intercepts_ = [np.array(b) for b in intercepts]
+
+
+def test_assigned_weights_are_what_predict_and_partial_fit_use(multiclass):
+    X, y = multiclass
+    kw = dict(hidden_layer_sizes=(6,), max_iter=3, random_state=0, batch_size=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(**kw).fit(X, y)
+        theirs = sk_nn.MLPClassifier(**kw).fit(X, y)
+    rng = np.random.default_rng(5)  # small weights: no probability near sklearn's clipping
+    coefs = [rng.normal(scale=0.3, size=c.shape) for c in theirs.coefs_]
+    intercepts = [rng.normal(scale=0.3, size=b.shape) for b in theirs.intercepts_]
+    for est in (ours, theirs):
+        _assign(est, coefs, intercepts)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-12)
+    # partial_fit continues from the assigned weights (and the kept Adam state), as sklearn
+    for est in (ours, theirs):
+        est.partial_fit(X, y)
+    _close_to_sklearn(ours, theirs)
+    # one item, through the list
+    ours.intercepts_[-1] = np.array([50.0, 0.0, 0.0])
+    assert (ours.predict(X) == 0).all() and ours.intercepts_[-1][0] == 50.0
+    assert np.shares_memory(ours.coefs_[0], ours.model_.params)
+    with pytest.raises(TypeError, match="one array per layer"):
+        ours.coefs_.append(coefs[0])
+
+
+@pytest.mark.parametrize("value, exc, match", [
+    ("nope", TypeError, "coefs_ must be a list of arrays"),
+    ([np.zeros((5, 6)), np.zeros((6, 3))], ValueError,
+     r"coefs_\[0\] must have shape \(6, 6\), the shape of this fitted estimator's layer 0"),
+    ([np.zeros((6, 3))], ValueError, "coefs_ must hold 2 arrays"),
+    ([np.zeros(6), np.zeros((6, 3))], ValueError, r"coefs_\[0\] must be a 2-D array"),
+    ([np.full((6, 6), np.nan), np.zeros((6, 3))], ValueError, "NaN"),
+])
+def test_assigned_weights_are_checked_on_a_fitted_estimator(multiclass, value, exc, match):
+    X, y = multiclass
+    est = MLPClassifier(hidden_layer_sizes=(6,), max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    before = est.predict_proba(X)
+    with pytest.raises(exc, match=match):
+        est.coefs_ = value
+    np.testing.assert_array_equal(est.predict_proba(X), before)  # nothing was written
+
+
+def test_assigned_weights_on_an_unfitted_estimator(multiclass):
+    X, y = multiclass
+    rng = np.random.default_rng(0)
+    coefs = [rng.normal(size=(6, 4)), rng.normal(size=(4, 3))]
+    intercepts = [rng.normal(size=4), rng.normal(size=3)]
+    # regressor: the weights are the model
+    reg = MLPRegressor(hidden_layer_sizes=(4,), activation="tanh")
+    assert not hasattr(reg, "coefs_")
+    _assign(reg, coefs, intercepts)
+    expected = np.tanh(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]
+    np.testing.assert_allclose(reg.predict(X), expected, rtol=1e-12)
+    assert reg.n_features_in_ == 6 and reg.n_outputs_ == 3
+    with pytest.raises(ValueError, match="6 features"):
+        reg.predict(X[:, :5])
+    # classifier: also needs to know its classes
+    clf = MLPClassifier(hidden_layer_sizes=(4,), activation="tanh")
+    clf.coefs_ = coefs
+    with pytest.raises(NotFittedError, match="no intercepts_; assign intercepts_ too"):
+        clf.predict(X)
+    clf.intercepts_ = intercepts
+    with pytest.raises(NotFittedError, match="assign classes_ too"):
+        clf.predict(X)
+    clf.classes_ = np.array(["a", "b", "c"])
+    logits = np.tanh(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[logits.argmax(axis=1)])
+    # shapes must chain, and match what partial_fit's data and hidden_layer_sizes give
+    bad = MLPClassifier(hidden_layer_sizes=(4,))
+    with pytest.raises(ValueError, match=r"coefs_\[1\] has shape \(5, 3\).*must have 4 rows"):
+        bad.coefs_ = [coefs[0], np.zeros((5, 3))]
+    bad.coefs_ = coefs
+    with pytest.raises(ValueError, match=r"intercepts_\[1\] has shape \(2,\)"):
+        bad.intercepts_ = [intercepts[0], np.zeros(2)]
+    wrong = MLPClassifier(hidden_layer_sizes=(5,), random_state=0)
+    _assign(wrong, coefs, intercepts)
+    with pytest.raises(ValueError, match=r"set hidden_layer_sizes=\(4,\)"):
+        wrong.partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_partial_fit_starts_from_weights_assigned_before_fitting(multiclass):
+    X, y = multiclass
+    rng = np.random.default_rng(1)
+    coefs = [rng.normal(size=(6, 4)), rng.normal(size=(4, 3))]
+    intercepts = [rng.normal(size=4), rng.normal(size=3)]
+    kw = dict(hidden_layer_sizes=(4,), alpha=0.0, batch_size=len(X), random_state=0)
+    ref = MLPClassifier(**kw)
+    _assign(ref, coefs, intercepts)
+    ref.classes_ = np.array([0, 1, 2])
+    start = log_loss(y, ref.predict_proba(X))
+    est = MLPClassifier(**kw)
+    _assign(est, coefs, intercepts)
+    est.partial_fit(X, y, classes=[0, 1, 2])
+    # the first (and only) batch's loss is measured before its update: the assigned weights'
+    assert est.n_iter_ == 1 and est.loss_curve_[0] == pytest.approx(start, rel=1e-9)
+    assert not np.allclose(est.coefs_[0], coefs[0])
+    # fit(warm_start=True) starts from them too; plain fit draws fresh weights as sklearn
+    warm = MLPClassifier(**kw, warm_start=True, max_iter=1)
+    _assign(warm, coefs, intercepts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warm.fit(X, y)
+    assert warm.loss_curve_[0] == pytest.approx(start, rel=1e-9)
+    cold = MLPClassifier(**kw, max_iter=1)
+    _assign(cold, coefs, intercepts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cold.fit(X, y)
+    assert cold.loss_curve_[0] != pytest.approx(start, rel=1e-3)
+
+
+# ------------------------------------------------------------------ errors like sklearn's
+@pytest.mark.parametrize("y", [[0, 0, 0, 1], [False, False, False, True], ["a", "a", "a", "b"]])
+def test_early_stopping_stratified_error_is_sklearns(y):
+    X = [[1, 2], [2, 3], [3, 4], [4, 5]]
+    msg = r"The least populated classes in y have only 1 member.*too few members are: \['True'\]"
+    for cls in (MLPClassifier, sk_nn.MLPClassifier):
+        with pytest.raises(ValueError, match=msg):
+            cls(early_stopping=True).fit(X, y)
+
+
+@pytest.mark.parametrize("params", [
+    dict(alpha=-1.0), dict(solver="rmsprop"), dict(activation="softmax"), dict(max_iter=0),
+    dict(batch_size=0), dict(batch_size="big"), dict(hidden_layer_sizes=(3, 0)),
+    dict(hidden_layer_sizes="3"), dict(momentum=1.5), dict(learning_rate="linear"),
+    dict(validation_fraction=1.0), dict(beta_1=1.0), dict(epsilon=0.0), dict(tol=-1e-4),
+    dict(n_iter_no_change=0), dict(shuffle="yes"), dict(n_threads=0), dict(n_threads=1.5),
+])
+def test_invalid_hyperparameters_raise_sklearns_invalid_parameter_error(multiclass, params):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = multiclass
+    name = next(iter(params))
+    calls = [lambda e: e.fit(X, y)]
+    if name != "solver":  # partial_fit exists for the stochastic solvers only
+        calls.append(lambda e: e.partial_fit(X, y, classes=[0, 1, 2]))
+    for call in calls:
+        with pytest.raises(InvalidParameterError, match=name):
+            call(MLPClassifier(**params))
+    assert issubclass(InvalidParameterError, ValueError)
+
+
+# ------------------------------------------------------------------ threads
+def test_n_threads_sets_the_numba_threads_and_does_not_change_results(multiclass, monkeypatch):
+    import numba
+
+    import fastbp._training.loop as loop
+
+    X, y = multiclass
+    seen = []
+    real = loop.kernel_threads
+
+    def spy(n):
+        seen.append(n)
+        return real(n)
+
+    monkeypatch.setattr(loop, "kernel_threads", spy)
+    kw = dict(hidden_layer_sizes=(6,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = MLPClassifier(**kw, n_threads=1).fit(X, y)
+        many = MLPClassifier(**kw, n_threads=10**6).fit(X, y)  # clamped
+        default = MLPClassifier(**kw).fit(X, y)
+    assert seen[0] == 1 and seen[1] == numba.config.NUMBA_NUM_THREADS
+    np.testing.assert_array_equal(one.coefs_[0], many.coefs_[0])
+    np.testing.assert_array_equal(one.coefs_[0], default.coefs_[0])
+    assert one.get_params()["n_threads"] == 1 and "n_threads" in clone(one).get_params()

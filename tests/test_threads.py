@@ -141,3 +141,51 @@ def test_workqueue_layer_is_serialised_instead_of_aborting():
                          capture_output=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["workqueue", "True", "True"], res.stdout
+
+
+# ---------------------------------------------------------------- workers' share of the cores
+def _cores():
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@pytest.fixture
+def no_thread_env(monkeypatch):
+    for var in ("OMP_NUM_THREADS", "LOKY_MAX_CPU_COUNT"):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def test_worker_threads_follow_the_environment(no_thread_env):
+    monkeypatch = no_thread_env
+    assert _threads.worker_threads() is None  # a plain process: Numba's own count
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as joblib's and Dask's processes set it
+    assert _threads.worker_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", str(10**6))
+    assert _threads.worker_threads() == numba.config.NUMBA_NUM_THREADS  # never above it
+
+
+def test_worker_threads_in_joblib_workers(no_thread_env):
+    joblib = pytest.importorskip("joblib")
+    # thread workers share this process's cores with an unknown number of others
+    got = joblib.Parallel(n_jobs=2, backend="threading")(
+        joblib.delayed(_threads.worker_threads)() for _ in range(2))
+    assert got == [1, 1]
+    # process workers (loky) get OMP_NUM_THREADS = their share of the cores from joblib
+    got = joblib.Parallel(n_jobs=2)(joblib.delayed(_threads.worker_threads)() for _ in range(2))
+    share = max(1, joblib.cpu_count() // 2)
+    assert got == [min(share, numba.config.NUMBA_NUM_THREADS)] * 2
+
+
+def test_worker_threads_in_a_dask_worker(no_thread_env):
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                       dashboard_address=None)
+    try:
+        with distributed.Client(cluster) as client:
+            got = client.submit(_threads.worker_threads, pure=False).result()
+    finally:
+        cluster.close()
+    assert got == min(max(1, _cores() // 2), numba.config.NUMBA_NUM_THREADS)

@@ -1,11 +1,13 @@
 """The training loop: validation, early stopping, callbacks, progress bar, weights,
 partial_fit, continuation and reset, evaluate, initialisers, argument checking."""
 
+import warnings
+
 import numpy as np
 import pytest
 from naive_train import loss_grad
 
-from fastbp import EarlyStopping, Model
+from fastbp import ConvergenceWarning, EarlyStopping, Model
 from fastbp.optim import SGD
 
 
@@ -309,3 +311,66 @@ def test_default_initialiser_follows_activation():
     tanh = Model([200, 100, 1], activation="tanh", seed=0, dtype="float64")
     assert abs(relu.weights[0].std() / np.sqrt(2 / 200) - 1) < 0.03
     assert abs(tanh.weights[0].std() / np.sqrt(2 / 300) - 1) < 0.03
+
+
+# ---------------------------------------------------------------- no progress
+def _digits():
+    datasets = pytest.importorskip("sklearn.datasets")
+    return datasets.load_digits(return_X_y=True)
+
+
+def _fit_recording(m, *args, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m.fit(*args, **kw)
+    return [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_no_progress_on_unscaled_pixels_warns_once_naming_the_cause():
+    X, y = _digits()
+    pixels = X * 16  # 0..256, as unscaled 8-bit images
+    m = Model([64, 32, 10], loss="cross_entropy", seed=0)
+    caught = _fit_recording(m, pixels, y, epochs=6, learning_rate=0.1)
+    assert len(caught) == 1
+    w = caught[0]
+    assert issubclass(w.category, UserWarning) and w.filename == __file__  # the user's line
+    text = str(w.message)
+    assert "no progress" in text and "Scale the inputs" in text and "[0, 256]" in text
+    assert "Lower the learning rate (it is 0.1" in text
+    assert abs(m.history["loss"][-1] - np.log(10)) < 0.05 and m.history["accuracy"][-1] < 0.15
+    # once per model: more stuck epochs, or stuck partial_fit calls, warn no more
+    assert _fit_recording(m, pixels, y, epochs=3, learning_rate=0.1) == []
+    # reset starts the check afresh; online training is judged across calls
+    m.fit(pixels[:10], y[:10], reset=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(0, 5 * 1700, 100):  # 4 steps a call: blocks of 13 calls
+            j = i % 1700
+            m.partial_fit(pixels[j:j + 100], y[j:j + 100], learning_rate=0.1)
+    assert [w.category for w in caught] == [ConvergenceWarning]
+
+
+def test_no_progress_with_a_tiny_learning_rate_suggests_a_higher_one():
+    X, y = _digits()
+    m = Model([64, 32, 10], loss="cross_entropy", seed=0)
+    caught = _fit_recording(m, X / 16, y, epochs=8, learning_rate=1e-4)
+    assert len(caught) == 1
+    text = str(caught[0].message)
+    assert "too low; try 10 times higher" in text and "Scale the inputs" not in text
+
+
+@pytest.mark.parametrize("kw", [dict(learning_rate=0.01), dict(learning_rate=1e-3),
+                                dict(optimizer="adam", learning_rate=1e-3)])
+def test_healthy_training_does_not_warn(kw):
+    X, y = _digits()
+    m = Model([64, 32, 10], activation="tanh", loss="cross_entropy", seed=0)
+    assert _fit_recording(m, X / 16, y, epochs=12, **kw) == []
+    assert m.history["loss"][-1] < 0.95 * np.log(10)
+
+
+def test_no_progress_check_skips_regression():
+    X, _ = _digits()
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=len(X))  # nothing to learn: the loss stays at the baseline
+    m = Model([64, 8, 1], seed=0)
+    assert _fit_recording(m, X / 16, noise, epochs=6) == []

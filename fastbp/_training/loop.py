@@ -30,13 +30,14 @@ import warnings
 
 import numpy as np
 
-from .._errors import DivergenceError, DivergenceWarning
+from .._errors import ConvergenceWarning, DivergenceError, DivergenceWarning, warn_from_caller
 from .._init import initialize
 from .._threads import kernel_threads
 from ..kernels import _codes
 from ..kernels._drivers import count_correct, loss, predict, train_steps
 from ..kernels._layout import OptimizerArgs
 from ..optim import LBFGS
+from . import stall
 from ._interrupt import DeferredInterrupt
 from .plan import FitPlan
 from .state import SEED_INIT, History, TrainingState, seed_stream
@@ -113,6 +114,7 @@ class Trainer:
         self._good = None  # snapshot at the end of the last healthy epoch of this call
         self._good_epoch = None
         self._ref_loss = math.inf
+        self._class_mass = None  # plan.T summed per class (the no-progress check's)
 
     @property
     def classification(self) -> bool:
@@ -123,6 +125,7 @@ class Trainer:
         """Train as planned; returns the history (see the module docstring for errors)."""
         plan, net, state = self.plan, self.net, self.state
         with net.lock, kernel_threads(plan.n_threads):
+            history0, epochs0 = state.history, state.history.epochs
             with net.boundary:
                 self._start = state.snapshot(net.params)
                 try:
@@ -154,6 +157,11 @@ class Trainer:
             finally:
                 if self.progress is not None:
                     self.progress.close()
+            # a bounded record: online training (a call per sample) keeps a window
+            with net.boundary:
+                recorded = state.history.epochs - (
+                    epochs0 if state.history is history0 else state.history.first_epoch)
+                state.history.trim(keep=recorded)
         return state.history
 
     def prepare(self) -> None:
@@ -282,9 +290,28 @@ class Trainer:
             state.history.append(**logs)
             n_rows = plan.X.shape[0] if plan.n_rows is None else plan.n_rows
             state.schedule.step(logs.get("val_loss", logs["loss"]), n_rows)
+        if rule and plan.check_progress:
+            self.check_stall(logs)
         if not rule or plan.stopping is None:
             return False, False
         return plan.stopping.update(epoch, logs)
+
+    def check_stall(self, logs: dict) -> None:
+        """Feed the epoch to the no-progress check; warn once if training is stuck."""
+        plan, state = self.plan, self.state
+        if state.stall.warned or "accuracy" not in logs or isinstance(state.optimizer, LBFGS):
+            return
+        if self._class_mass is None:
+            self._class_mass = stall.class_mass(plan.T, plan.SW, self.net.loss_code)
+            if self._class_mass is None:
+                self._class_mass = False
+        if self._class_mass is False:
+            return
+        n = plan.X.shape[0]
+        figures = state.stall.add(-(-n // plan.batch_size), n, logs["loss"],
+                                  logs["accuracy"], self._class_mass)
+        if figures is not None:
+            warn_from_caller(stall.message(figures, plan.X, logs["lr"]), ConvergenceWarning)
 
     def validation_metrics(self) -> dict:
         """``val_loss`` (and ``val_accuracy``) of the current parameters on the plan's

@@ -97,6 +97,10 @@ class FitPlan:
         Record the training accuracy of each L-BFGS iteration (one more pass over X).
     lbfgs_options : dict
         Extra options for ``scipy.optimize.minimize`` (estimators: scikit-learn's).
+    check_progress : bool
+        Warn once (``fastbp.ConvergenceWarning``) when classification training makes no
+        progress (``fastbp._training.stall``); ``Model`` sets it, the estimators do not
+        (scikit-learn has no such warning).
     """
 
     X: np.ndarray
@@ -126,6 +130,7 @@ class FitPlan:
     lbfgs_chunk: int | None = None
     lbfgs_accuracy: bool = True
     lbfgs_options: dict = field(default_factory=dict)
+    check_progress: bool = False
 
 
 def check_callbacks(callbacks) -> tuple:
@@ -250,7 +255,7 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
         lr=args["learning_rate"], shuffle=args["shuffle"], optimizer=opt, schedule=sched,
         l2=args["l2"], clip_norm=args["clip_norm"] or 0.0, stopping=early_stopping,
         callbacks=callbacks, verbose=args["verbose"], reset=reset,
-        on_divergence=args["on_divergence"], n_threads=n_threads,
+        on_divergence=args["on_divergence"], n_threads=n_threads, check_progress=True,
     )
 
 
