@@ -47,12 +47,15 @@ class Model:
         layer. One of identity, logistic, tanh, relu, leaky_relu (slope 0.01).
     loss : str, default "squared_error"
         ``squared_error`` (E = 1/n sum 1/2 ||y - t||^2), ``cross_entropy`` (softmax output,
-        integer labels or one-hot targets) or ``binary_cross_entropy`` (logistic output,
-        binary or multi-label 0/1 targets).
+        integer labels or one-hot targets), ``binary_cross_entropy`` (logistic output,
+        binary or multi-label 0/1 targets) or ``poisson`` (exp output, counts or rates
+        ``t >= 0``; E = 1/n sum_j t_j log(t_j / y_j) - t_j + y_j, the half Poisson deviance,
+        as scikit-learn's ``MLPRegressor(loss="poisson")``).
     output : str, optional
         Output activation. Defaults to the one the loss implies (identity, softmax,
-        logistic). Cross-entropy requires softmax and binary cross-entropy requires logistic
-        (the fused, numerically stable pairs); squared error accepts any activation.
+        logistic, exp). Cross-entropy requires softmax, binary cross-entropy logistic and
+        Poisson exp (the fused, numerically stable pairs); squared error accepts any
+        activation but exp.
     dtype : {"float32", "float64"}, default "float32"
     seed : int, optional
         Seeds weight initialisation, shuffling and dropout. ``None`` draws fresh entropy,
@@ -404,7 +407,7 @@ class Model:
             else:
                 value = self._weighted_loss(X, T, SW, np.empty_like(net.grads))
             out = {"loss": float(value)}
-            if self.loss != "squared_error":
+            if self.loss in ("cross_entropy", "binary_cross_entropy"):
                 pred = np.empty_like(T)
                 predict(X, net.params, net.sizes, net.w_off, net.b_off, net.act_codes, ws.act,
                         ws.a_off, ws.z_out, pred)
@@ -511,7 +514,7 @@ class Model:
         ----------
         module : torch.nn.Sequential
             ``Linear`` layers and activation modules, float32 or float64.
-        loss : {"squared_error", "cross_entropy", "binary_cross_entropy"}
+        loss : {"squared_error", "cross_entropy", "binary_cross_entropy", "poisson"}
             The loss to train on; a final ``Softmax`` / ``Sigmoid`` must match it.
         seed : int, optional
 

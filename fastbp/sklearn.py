@@ -55,7 +55,7 @@ from ._training.lbfgs import objective as lbfgs_objective
 from ._training.loop import Trainer
 from ._training.plan import FitPlan
 from ._training.sklearn_rule import SklearnRule
-from ._validation import Bool, Choice, Int, Real, check_params
+from ._validation import Bool, Choice, Int, Real, check_params, check_poisson_targets
 from .model import Model
 from .optim import LBFGS, SklearnAdam, SklearnSGD
 from .schedules import Constant
@@ -179,6 +179,8 @@ class _BaseMLP(BaseEstimator):
         try:
             check_params({name: getattr(self, name) for name in _PARAMS}, _PARAMS,
                          prefix=f"{owner} ")
+            losses = ("log_loss",) if is_classifier(self) else ("squared_error", "poisson")
+            check_params({"loss": self.loss}, {"loss": Choice(losses)}, prefix=f"{owner} ")
             hls = self.hidden_layer_sizes
             hls = [hls] if isinstance(hls, numbers.Integral) else hls
             if isinstance(hls, (str, bytes)) or not hasattr(hls, "__iter__"):
@@ -259,12 +261,6 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden = self._validate_hyperparameters()
-        if self.loss != "squared_error" and not is_classifier(self):
-            raise InvalidParameterError(
-                f"loss={self.loss!r} is not supported by fastbp's MLPRegressor; only "
-                "'squared_error' is (scikit-learn's 'poisson' needs an exp output "
-                "activation that fastbp does not have)."
-            )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, T = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
@@ -515,8 +511,8 @@ _COMMON_NOTES = """
       with it; for multi-output regression scikit-learn hands L-BFGS a loss divided by
       ``n_outputs`` with an undivided gradient. ``loss_`` is reported as scikit-learn does.
     - Sparse ``X`` is accepted and converted to a dense array (fastbp's kernels are dense).
-    - Only scikit-learn's parameters are offered (``loss='poisson'`` of the regressor is
-      not supported); ``fastbp.Model`` has more activations, losses and optimizers.
+    - Only scikit-learn's parameters are offered; ``fastbp.Model`` has more activations,
+      losses and optimizers.
 """
 
 
@@ -814,12 +810,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor backed by fastbp (drop-in for scikit-learn's).
 
-    Squared error with an identity output; single- and multi-output targets.
+    Squared error with an identity output, or Poisson deviance with an exp output;
+    single- and multi-output targets.
 
     Parameters
     ----------
-    loss : {'squared_error'}, default='squared_error'
-        scikit-learn's ``'poisson'`` is not supported (it raises a ValueError).
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        ``'squared_error'``: half squared error, identity output. ``'poisson'``: half
+        Poisson deviance with an exponential output (log link); targets must be ``>= 0``.
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
@@ -834,7 +832,8 @@ out_activation_
         As ``MLPClassifier``; the squared-error loss is reported as scikit-learn does,
         ``1/2`` of the mean over samples *and outputs* of the squared residual.
     model_ : fastbp.Model
-        The trained network (squared error, identity output); ``model_.predict(X)`` is
+        The trained network (squared error with identity output, or Poisson with exp
+        output); ``model_.predict(X)`` is
         ``predict(X)`` as an ``(n_samples, n_outputs_)`` array. As ``MLPClassifier``.
     """
 
@@ -896,6 +895,8 @@ out_activation_
         )
 
     def _output_and_loss(self):
+        if self.loss == "poisson":  # log link, half Poisson deviance (as scikit-learn)
+            return "exp", "poisson"
         return "identity", "squared_error"
 
     def _validate_input(self, X, y, incremental, reset):
@@ -908,7 +909,10 @@ out_activation_
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         T = y.reshape(-1, 1) if y.ndim == 1 else y
-        return X, np.asarray(T, dtype=X.dtype)
+        T = np.asarray(T, dtype=X.dtype)
+        if self.loss == "poisson":
+            check_poisson_targets(T, "y")
+        return X, T
 
     def _targets_to_y(self, T):
         return T

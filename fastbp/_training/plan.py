@@ -181,7 +181,7 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
         )
     callbacks = check_callbacks(callbacks)
     n_threads = check_n_threads(n_threads)
-    classification = model.loss != "squared_error"
+    classification = model.loss in ("cross_entropy", "binary_cross_entropy")
 
     n = X.shape[0]
     sw = None
