@@ -263,8 +263,21 @@ def rescale_sample_weight(sw: np.ndarray, dtype) -> np.ndarray:
     return out
 
 
-def check_X(X, dtype, n_features: int, name: str = "X") -> np.ndarray:
-    """2-D, non-empty, finite, ``n_features`` columns; returned C-contiguous in ``dtype``."""
+def check_X(X, dtype, n_features: int, name: str = "X", accept_sparse: bool = False):
+    """2-D, non-empty, finite, ``n_features`` columns; returned C-contiguous in ``dtype``.
+
+    ``accept_sparse``: a SciPy sparse matrix/array (any format) is returned as
+    ``fastbp._sparse.CSRRows`` (never densified); otherwise it is refused."""
+    from ._sparse import check_csr, is_sparse
+
+    if is_sparse(X):
+        if not accept_sparse:
+            raise TypeError(
+                f"{name} is a sparse matrix, which this function does not take; pass "
+                f"{name}.toarray() (Model.fit, predict, evaluate and gradient take sparse "
+                "input as it is)."
+            )
+        return check_csr(X, dtype, n_features, name)
     arr = _numeric_array(X, name)
     if arr.ndim != 2:
         hint = ""

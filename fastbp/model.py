@@ -9,6 +9,7 @@ import numpy as np
 from . import _io
 from ._init import INITIALIZERS, initialize
 from ._threads import kernel_threads
+from ._training import passes
 from ._training.loop import Trainer
 from ._training.plan import make_plan
 from ._training.state import SEED_DROPOUT, SEED_INIT, History, TrainingState, seed_stream
@@ -27,7 +28,6 @@ from ._validation import (
     check_X,
 )
 from .kernels import _codes
-from .kernels._drivers import count_correct, loss, loss_and_gradient_weighted, predict
 from .kernels._layout import Network, Workspace
 from .kernels._updates import add_l2
 from .optim import LBFGS, SGD, get_optimizer
@@ -313,7 +313,7 @@ class Model:
     # ---------------------------------------------------------------- inference
     def _inputs(self, X, *y):
         """``X`` (and the targets ``y``, when given) checked and converted."""
-        X = check_X(X, self.dtype, int(self.layer_sizes[0]))
+        X = check_X(X, self.dtype, int(self.layer_sizes[0]), accept_sparse=True)
         if not y:
             return X, None
         return X, check_targets(y[0], X.shape[0], self.loss, int(self.layer_sizes[-1]),
@@ -339,9 +339,7 @@ class Model:
         net = self._net
         with net.lock, kernel_threads(n_threads):
             out = np.empty((X.shape[0], int(self.layer_sizes[-1])), dtype=self.dtype)
-            ws = net.chunk_workspace(X.shape[0])
-            predict(X, net.params, net.sizes, net.w_off, net.b_off, net.act_codes, ws.act,
-                    ws.a_off, ws.z_out, out)
+            passes.predict_all(net, X, out)
         return out
 
     def loss_value(self, X, y, *, n_threads: int | None = None) -> float:
@@ -349,9 +347,7 @@ class Model:
         X, T = self._inputs(X, y)
         net = self._net
         with net.lock, kernel_threads(n_threads):
-            ws = net.chunk_workspace(X.shape[0])
-            return float(loss(X, T, net.params, net.sizes, net.w_off, net.b_off,
-                              net.act_codes, net.loss_code, ws.act, ws.a_off, ws.z_out))
+            return float(passes.mean_loss(net, X, T))
 
     def gradient(self, X, y, sample_weight=None, l2: float = 0.0, *,
                  n_threads: int | None = None) -> tuple[float, np.ndarray]:
@@ -379,11 +375,7 @@ class Model:
             return float(value), net.grads.copy()
 
     def _weighted_loss(self, X, T, SW, grads) -> float:
-        net = self._net
-        ws = net.chunk_workspace(X.shape[0])
-        return loss_and_gradient_weighted(
-            X, T, SW, net.params, grads, net.sizes, net.w_off, net.b_off, net.act_codes,
-            net.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out)
+        return passes.loss_and_gradient(self._net, X, T, SW, grads)
 
     def evaluate(self, X, y, sample_weight=None, *, n_threads: int | None = None) -> dict:
         """Loss (and accuracy for classification losses) of the current weights on ``(X, y)``.
@@ -400,18 +392,13 @@ class Model:
               else check_sample_weight(sample_weight, X.shape[0], self.dtype))
         net = self._net
         with net.lock, kernel_threads(n_threads):
-            ws = net.chunk_workspace(X.shape[0])
             if SW is None:
-                value = loss(X, T, net.params, net.sizes, net.w_off, net.b_off, net.act_codes,
-                             net.loss_code, ws.act, ws.a_off, ws.z_out)
+                value = passes.mean_loss(net, X, T)
             else:
                 value = self._weighted_loss(X, T, SW, np.empty_like(net.grads))
             out = {"loss": float(value)}
             if self.loss in ("cross_entropy", "binary_cross_entropy"):
-                pred = np.empty_like(T)
-                predict(X, net.params, net.sizes, net.w_off, net.b_off, net.act_codes, ws.act,
-                        ws.a_off, ws.z_out, pred)
-                out["accuracy"] = count_correct(pred, T, net.loss_code) / X.shape[0]
+                out["accuracy"] = passes.accuracy(net, X, T)
         return out
 
     # ---------------------------------------------------------------- persistence
