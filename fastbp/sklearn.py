@@ -51,6 +51,7 @@ from sklearn.utils.validation import (
 )
 
 from ._errors import DivergenceError
+from ._sparse import check_csr
 from ._training.lbfgs import objective as lbfgs_objective
 from ._training.loop import Trainer
 from ._training.plan import FitPlan
@@ -277,7 +278,10 @@ class _BaseMLP(BaseEstimator):
                     f"hidden_layer_sizes {layer_units}; refit with warm_start=False."
                 )
         dtype = self.model_.dtype
-        X = np.ascontiguousarray(X, dtype=dtype)
+        if scipy.sparse.issparse(X):  # kept sparse (CSR of the model's dtype), never densified
+            X = X.tocsr().astype(dtype, copy=False)
+        else:
+            X = np.ascontiguousarray(X, dtype=dtype)
         T = np.ascontiguousarray(T, dtype=dtype)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
@@ -301,6 +305,8 @@ class _BaseMLP(BaseEstimator):
         """The training loop's plan with scikit-learn's conventions: a batch's loss is its
         weighted mean, and the L2 term ``alpha / (2 sum w) * sum W**2`` is part of it."""
         sw = sample_weight if sample_weight is not None else np.zeros(0, X.dtype)
+        if scipy.sparse.issparse(X):
+            X = check_csr(X, X.dtype, X.shape[1])
         return FitPlan(X=X, T=T, SW=sw, l2=float(self.alpha), schedule=Constant(),
                        weight_norm="weights", **kw)
 
@@ -357,7 +363,8 @@ class _BaseMLP(BaseEstimator):
                     "size of your dataset."
                 )
             y_val = self._targets_to_y(T_val)
-            X_train = np.ascontiguousarray(X_train)
+            if not scipy.sparse.issparse(X_train):
+                X_train = np.ascontiguousarray(X_train)
             T_train = np.ascontiguousarray(T_train)
         else:
             X_train, T_train, sw_train = X, T, sample_weight
@@ -435,9 +442,7 @@ class _BaseMLP(BaseEstimator):
                 self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
                 reset=False,
             )
-        if scipy.sparse.issparse(X):
-            X = X.toarray()
-        return self.model_.predict(X)
+        return self.model_.predict(X)  # sparse X: the model's CSR kernels, never densified
 
     def _score_with(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
@@ -510,7 +515,8 @@ _COMMON_NOTES = """
     - ``solver='lbfgs'`` minimises the objective with a gradient that is exactly consistent
       with it; for multi-output regression scikit-learn hands L-BFGS a loss divided by
       ``n_outputs`` with an undivided gradient. ``loss_`` is reported as scikit-learn does.
-    - Sparse ``X`` is accepted and converted to a dense array (fastbp's kernels are dense).
+    - Sparse ``X`` (CSR, CSC) is kept sparse: the first layer runs fastbp's CSR kernels and
+      the data are never densified.
     - Only scikit-learn's parameters are offered; ``fastbp.Model`` has more activations,
       losses and optimizers.
 """
@@ -677,8 +683,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
-        if scipy.sparse.issparse(X):
-            X = X.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
@@ -904,8 +908,6 @@ out_activation_
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
-        if scipy.sparse.issparse(X):
-            X = X.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         T = y.reshape(-1, 1) if y.ndim == 1 else y
