@@ -6,9 +6,9 @@ int64, ``n + 1`` entries). The input layer is never stored dense: a batch is rea
 CSR arrays directly through the epoch's row order (no gather, no per-step allocation), and
 
 - forward of weight layer 0: ``z[r, o] = b[o] + sum_k x_k W[o, j_k]`` over the non-zeros
-  ``(j_k, x_k)`` of row ``r`` (``W`` row-major ``(n_out, n_in)``, so ``W[o, j_k]`` walks row
-  ``o`` of ``W`` in the order of the row's columns); the usual epilogue (activation, kept
-  ``z``, dropout) follows;
+  ``(j_k, x_k)`` of row ``r``, one row ``o`` of ``W`` (row-major ``(n_out, n_in)``) at a
+  time for all batch rows, so that it stays in cache while it is read at the batch's
+  columns; the usual epilogue (activation, kept ``z``, dropout) follows;
 - weight gradient of layer 0: ``gW[o, j_k] (+)= delta[r, o] * x_k`` over the batch's
   non-zeros, row ``o`` of ``gW`` owned by one loop iteration, rows of the batch in order:
   the same sums in the same order whatever the thread count. ``delta`` of the input layer
@@ -94,13 +94,16 @@ def csr_forward(Xd, Xi, Xp, order, row0, lay, n):
     Z = view2d(act, a_off[1], n, n_out)
     W = view2d(params, w_off[0], n_out, n_in)
     zero = Z.dtype.type(0)
-    for r in range(n):
+    for r in range(n):  # check the rows' columns once, before the products
         k0, k1 = _row_range(Xi, Xp, order, row0, r)
         for k in range(k0, k1):
             j = Xi[k]
             if j < 0 or j >= n_in:
                 raise ValueError("CSR column index outside 0 .. n_in - 1")
-        for o in range(n_out):
+    # one row of W at a time (it stays in cache while every batch row reads it)
+    for o in range(n_out):
+        for r in range(n):
+            k0, k1 = _row_range(Xi, Xp, order, row0, r)
             s = zero
             for k in range(k0, k1):
                 s += Xd[k] * W[o, Xi[k]]
