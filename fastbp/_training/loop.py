@@ -34,6 +34,7 @@ from .._errors import DivergenceError, DivergenceWarning
 from .._init import initialize
 from .._threads import kernel_threads
 from ..kernels import _codes
+from ..kernels._drivers import train_steps
 from ..kernels._layout import OptimizerArgs
 from ..optim import LBFGS
 from . import passes
@@ -221,6 +222,7 @@ class Trainer:
         opt = OptimizerArgs(state.optimizer.kind, state.optimizer.hyper(), state.opt_state,
                             state.counters)
         norm_weights = plan.weight_norm == "weights"
+        steps = passes.train_steps_csr if passes.is_csr(plan.X) else train_steps
         acc = np.zeros(5)
         acc[3] = math.nan  # first batch's loss, filled by the first call
         per_batch = state.seconds_per_batch.get(bs)
@@ -230,7 +232,7 @@ class Trainer:
             stop = min(n_batches, done + chunk)
             with net.boundary:
                 t0 = time.perf_counter()
-                status, reached = passes.run_steps(
+                status, reached = steps(
                     plan.X, plan.T, plan.SW, order, k, ws, opt, lr, plan.l2, plan.clip_norm,
                     bs, norm_weights, done, stop, acc, True,
                 )

@@ -11,33 +11,29 @@ from __future__ import annotations
 import numpy as np
 
 from .._sparse import CSRRows
-from ..kernels._drivers import (
-    count_correct,
-    loss,
-    loss_and_gradient_weighted,
-    predict,
-    train_steps,
-)
+from ..kernels._drivers import count_correct, loss, loss_and_gradient_weighted, predict
 
 
-def _sparse(X) -> bool:
+def is_csr(X) -> bool:
+    """Whether ``X`` is a ``CSRRows`` (else a dense array)."""
     return isinstance(X, CSRRows)
 
 
 def workspace(net, X, capacity: int):
     """The workspace for batches of ``capacity`` rows of ``X``."""
-    return net.workspace(capacity, _sparse(X))
+    return net.workspace(capacity, sparse=True) if is_csr(X) else net.workspace(capacity)
 
 
 def chunk_workspace(net, X):
     """The workspace for a whole-data-set pass over ``X``."""
-    return net.chunk_workspace(X.shape[0], _sparse(X))
+    n = X.shape[0]
+    return net.chunk_workspace(n, sparse=True) if is_csr(X) else net.chunk_workspace(n)
 
 
 def predict_all(net, X, out: np.ndarray) -> np.ndarray:
     """Output activations of every row of ``X`` into ``out`` (n, n_out)."""
     ws = chunk_workspace(net, X)
-    if _sparse(X):
+    if is_csr(X):
         from ..kernels._sparse import predict_csr
 
         predict_csr(X.data, X.indices, X.indptr, net.params, net.sizes, net.w_off, net.b_off,
@@ -51,7 +47,7 @@ def predict_all(net, X, out: np.ndarray) -> np.ndarray:
 def mean_loss(net, X, T) -> float:
     """Mean loss over the rows of ``X`` (float64)."""
     ws = chunk_workspace(net, X)
-    if _sparse(X):
+    if is_csr(X):
         from ..kernels._sparse import loss_csr
 
         return loss_csr(X.data, X.indices, X.indptr, T, net.params, net.sizes, net.w_off,
@@ -72,7 +68,7 @@ def loss_and_gradient(net, X, T, SW, grads, row_scaled: bool | None = None, ws=N
     ``grads``; ``ws`` defaults to the chunk workspace. ``row_scaled=None`` leaves the dense
     driver's argument out (its own compiled signature, as ``Model.gradient`` always did)."""
     ws = chunk_workspace(net, X) if ws is None else ws
-    if _sparse(X):
+    if is_csr(X):
         from ..kernels._sparse import loss_and_gradient_csr
 
         return loss_and_gradient_csr(
@@ -86,13 +82,10 @@ def loss_and_gradient(net, X, T, SW, grads, row_scaled: bool | None = None, ws=N
     return loss_and_gradient_weighted(*args, row_scaled)
 
 
-def run_steps(X, T, SW, order, k, ws, opt, lr, l2, clip_norm, batch_size, norm_weights,
-              start, stop, acc, check):
-    """``train_steps`` (dense) or ``train_steps_csr`` over batches ``start .. stop - 1``."""
-    if _sparse(X):
-        from ..kernels._sparse import train_steps_csr
+def train_steps_csr(X, T, SW, order, k, ws, opt, lr, l2, clip_norm, batch_size,
+                    norm_weights, start, stop, acc, check):
+    """``train_steps`` over the rows of a ``CSRRows`` (same arguments and results)."""
+    from ..kernels._sparse import train_steps_csr as steps
 
-        return train_steps_csr(X.data, X.indices, X.indptr, T, SW, order, k, ws, opt, lr, l2,
-                               clip_norm, batch_size, norm_weights, start, stop, acc, check)
-    return train_steps(X, T, SW, order, k, ws, opt, lr, l2, clip_norm, batch_size,
-                       norm_weights, start, stop, acc, check)
+    return steps(X.data, X.indices, X.indptr, T, SW, order, k, ws, opt, lr, l2, clip_norm,
+                 batch_size, norm_weights, start, stop, acc, check)
