@@ -141,13 +141,25 @@ def test_float32_csr_fit_matches_dense():
 
 
 def test_same_result_for_any_thread_count():
-    X, y = _data(n=400, n_in=300, density=0.05, seed=2)
+    """Batches large enough for the parallel layer-0 gradient (above
+    PARALLEL_MIN_WORK multiply-adds): bitwise the same for 1 and 2 threads, and the
+    dense path's result up to rounding."""
+    from fastbp.kernels._dense import PARALLEL_MIN_WORK
+
+    n_in, batch, hidden = 10_000, 128, 64
+    X, y = _data(n=512, n_in=n_in, density=0.007, seed=2)
+    assert (X[:batch].nnz + n_in) * hidden >= PARALLEL_MIN_WORK
     out = []
     for n_threads in (1, 2):
-        m = fastbp.Model([300, 64, 3], loss="cross_entropy", dtype="float64", seed=0)
-        m.fit(X, y, epochs=2, batch_size=64, optimizer="adam", n_threads=n_threads)
+        m = fastbp.Model([n_in, hidden, 3], loss="cross_entropy", dtype="float64", seed=0)
+        m.fit(X, y, epochs=2, batch_size=batch, optimizer="adam", n_threads=n_threads)
         out.append(m.params.copy())
+        assert np.array_equal(m.predict(X, n_threads=n_threads),
+                              m.predict(X, n_threads=1))
     assert np.array_equal(out[0], out[1])
+    dense = fastbp.Model([n_in, hidden, 3], loss="cross_entropy", dtype="float64", seed=0)
+    dense.fit(X.toarray(), y, epochs=2, batch_size=batch, optimizer="adam")
+    np.testing.assert_allclose(out[0], dense.params, rtol=1e-9, atol=1e-12)
 
 
 def test_bad_sparse_input_is_refused_clearly():

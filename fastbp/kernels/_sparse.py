@@ -14,6 +14,12 @@ CSR arrays directly through the epoch's row order (no gather, no per-step alloca
   the same sums in the same order whatever the thread count. ``delta`` of the input layer
   is never computed.
 
+The gradient (zeroing and scatter over the whole ``gW``) runs serially below
+``PARALLEL_MIN_WORK`` element updates and otherwise as one ``prange`` over chunks of units,
+each row of ``gW`` written by one iteration. The forward product is serial: in parallel
+over units, threads would write neighbouring elements of the same rows of ``z`` (false
+sharing), which measured slower than one thread.
+
 The workspace of a sparse pass has an empty input block (``Network.workspace(cap,
 sparse=True)``: offsets computed with ``sizes[0] = 0``), so memory is the CSR plus the
 model plus the hidden layers' activations. Every other layer runs the dense ``layer_op``.
@@ -23,17 +29,29 @@ A CSR with a column index outside ``[0, n_in)`` or a decreasing ``Xp`` raises
 """
 
 import numpy as np
-from numba import carray
+from numba import carray, prange
 
 from ._activations import activate
 from ._cache import njit
 from ._codes import SOFTMAX, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS, STATUS_OK
-from ._dense import OP_DELTA, OP_FORWARD, OP_GRAD, _bias_grad, _forward_epilogue, layer_op
+from ._dense import (
+    OP_DELTA,
+    OP_FORWARD,
+    OP_GRAD,
+    PARALLEL_MIN_WORK,
+    _bias_grad,
+    _forward_epilogue,
+    layer_op,
+)
 from ._drivers import _gather, _gather_vec, all_finite, count_correct
 from ._llvm import borrowed as _borrowed
 from ._llvm import ptr_at, rt, view2d
 from ._network import _view, batch_loss, output_delta_weighted
 from ._updates import clip_grad_norm, optimizer_step
+
+#: chunks of units the parallel layer-0 gradient is cut into (a constant, not the thread
+#: count; the results do not depend on it)
+UNIT_CHUNKS = 64
 
 __all__ = ["csr_forward", "csr_weight_grad", "loss_and_gradient_csr", "loss_csr",
            "predict_csr", "train_steps_csr"]
@@ -82,35 +100,74 @@ def _row_range(Xi, Xp, order, row0, r):
 
 # ------------------------------------------------------------------ layer 0
 @njit(error_model="numpy", cache=True, nogil=True)
-def csr_forward(Xd, Xi, Xp, order, row0, lay, n):
-    """Forward pass of weight layer 0 for ``n`` CSR rows, then the dense layers above.
-
-    Batch row ``r`` is CSR row ``order[row0 + r]`` (``row0 + r`` with an empty ``order``).
-    ``lay`` is ``layer_op``'s tuple over a sparse workspace (no input block).
-    """
+def _forward_units(Xd, Xi, Xp, order, row0, lay, n, o0, o1):
+    """``z[r, o] = sum_k x_k W[o, j_k]`` for units ``o0 <= o < o1``, one row of ``W`` at a
+    time for all batch rows (it stays in cache while they read it)."""
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
     n_in, n_out = sizes[0], sizes[1]
     Z = view2d(act, a_off[1], n, n_out)
     W = view2d(params, w_off[0], n_out, n_in)
     zero = Z.dtype.type(0)
-    for r in range(n):  # check the rows' columns once, before the products
-        k0, k1 = _row_range(Xi, Xp, order, row0, r)
-        for k in range(k0, k1):
-            j = Xi[k]
-            if j < 0 or j >= n_in:
-                raise ValueError("CSR column index outside 0 .. n_in - 1")
-    # one row of W at a time (it stays in cache while every batch row reads it)
-    for o in range(n_out):
+    for o in range(o0, o1):
         for r in range(n):
             k0, k1 = _row_range(Xi, Xp, order, row0, r)
             s = zero
             for k in range(k0, k1):
                 s += Xd[k] * W[o, Xi[k]]
             Z[r, o] = s
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, o0, o1):
+    """``gW[o, j_k] (+)= delta[r, o] * x_k`` for units ``o0 <= o < o1``: row ``o`` of
+    ``gW`` (zeroed first unless ``accumulate``), batch rows in order."""
+    params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
+        step = lay
+    n_in, n_out = sizes[0], sizes[1]
+    D = view2d(delta, a_off[1], n, n_out)
+    for o in range(o0, o1):
+        g = carray(ptr_at(grads, w_off[0] + o * n_in), (n_in,))
+        if not accumulate:
+            for j in range(np.uint64(n_in)):
+                g[j] = 0
+        for r in range(n):
+            d = D[r, o]
+            k0, k1 = _row_range(Xi, Xp, order, row0, r)
+            for k in range(k0, k1):
+                g[Xi[k]] += d * Xd[k]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _grad_parallel(Xd, Xi, Xp, order, row0, lay, n, accumulate, per):
+    """``_grad_units`` for all units in chunks of ``per``, one ``prange`` iteration each:
+    every row of ``gW`` is written by one iteration, so the result does not depend on the
+    thread count (nor on ``per``)."""
+    n_out = lay[6][1]
+    for c in prange((n_out + per - 1) // per):
+        o0 = c * per
+        _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, o0, min(n_out, o0 + per))
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def csr_forward(Xd, Xi, Xp, order, row0, lay, n):
+    """Forward pass of weight layer 0 for ``n`` CSR rows, then the dense layers above.
+
+    Batch row ``r`` is CSR row ``order[row0 + r]`` (``row0 + r`` with an empty ``order``).
+    ``lay`` is ``layer_op``'s tuple over a sparse workspace (no input block).
+    """
+    sizes, codes = lay[6], lay[10]
+    n_in, n_out = sizes[0], sizes[1]
+    for r in range(n):  # check the rows' columns once, before the products
+        k0, k1 = _row_range(Xi, Xp, order, row0, r)
+        for k in range(k0, k1):
+            j = Xi[k]
+            if j < 0 or j >= n_in:
+                raise ValueError("CSR column index outside 0 .. n_in - 1")
+    _forward_units(Xd, Xi, Xp, order, row0, lay, n, rt(0), n_out)
     _forward_epilogue(lay, rt(0), n, rt(0), n, rt(0), n_out)
     if codes[0] == SOFTMAX:
-        activate(Z, rt(0), n, rt(0), n_out, codes[0])
+        activate(view2d(lay[2], lay[9][1], n, n_out), rt(0), n, rt(0), n_out, codes[0])
     for p in range(1, sizes.shape[0] - 1):
         layer_op(rt(OP_FORWARD), lay, p, n, rt(False))
 
@@ -121,21 +178,19 @@ def csr_weight_grad(Xd, Xi, Xp, order, row0, lay, n, accumulate):
 
     Row ``o`` of ``gW`` sums ``delta[r, o] * x`` over the batch rows in order (zeroed
     first unless ``accumulate``)."""
-    params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
-        step = lay
-    n_in, n_out = sizes[0], sizes[1]
-    D = view2d(delta, a_off[1], n, n_out)
-    for o in range(n_out):
-        g = carray(ptr_at(grads, w_off[0] + o * n_in), (n_in,))
-        if not accumulate:
-            for j in range(np.uint64(n_in)):
-                g[j] = 0
-        for r in range(n):
-            d = D[r, o]
-            k0, k1 = _row_range(Xi, Xp, order, row0, r)
-            for k in range(k0, k1):
-                g[Xi[k]] += d * Xd[k]
-    _bias_grad(lay, rt(0), n, rt(0), n_out, accumulate)
+    sizes = lay[6]
+    nnz = 0
+    for r in range(n):
+        k0, k1 = _row_range(Xi, Xp, order, row0, r)
+        nnz += k1 - k0
+    n_out = sizes[1]
+    work = (nnz + (0 if accumulate else sizes[0])) * n_out  # scatter and zeroing
+    if work < PARALLEL_MIN_WORK or n_out < 2:
+        _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, rt(0), n_out)
+    else:
+        _grad_parallel(Xd, Xi, Xp, order, row0, lay, n, accumulate,
+                       max(1, (n_out + UNIT_CHUNKS - 1) // UNIT_CHUNKS))
+    _bias_grad(lay, rt(0), n, rt(0), sizes[1], accumulate)
 
 
 @njit(inline="always", cache=True, nogil=True)
