@@ -17,6 +17,7 @@ from ._validation import (
     Choice,
     Int,
     Real,
+    check_bool,
     check_dtype,
     check_layer_sizes,
     check_memory,
@@ -579,8 +580,11 @@ class Model:
         """
         return self._net.args()
 
-    def allocate_workspace(self, batch_size: int):
+    def allocate_workspace(self, batch_size: int, sparse: bool = False):
         """Fresh activation/delta workspace for batches of up to ``batch_size`` rows.
+
+        ``sparse=True``: for the CSR kernels (``train_steps_csr``, ``predict_csr``, ...),
+        without an input block (its size does not depend on the input width).
 
         Returns
         -------
@@ -591,7 +595,10 @@ class Model:
         from .kernels import WorkspaceArrays
 
         cap = Int()(batch_size, "batch_size")
-        ws = Workspace(self.layer_sizes, cap, self.dtype)
+        sizes = np.array(self.layer_sizes, dtype=np.int64)
+        if check_bool(sparse, "sparse"):
+            sizes[0] = 0
+        ws = Workspace(sizes, cap, self.dtype)
         return WorkspaceArrays(ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf, ws.raw,
                                ws.w_buf, cap)
 

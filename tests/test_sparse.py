@@ -255,3 +255,24 @@ def test_sklearn_estimators_take_csr_without_densifying():
     ours.partial_fit(X[:30], y[:30])
     theirs.partial_fit(X[:30], y[:30])
     np.testing.assert_allclose(ours.coefs_[0], theirs.coefs_[0], rtol=1e-8, atol=1e-10)
+
+
+def test_csr_kernels_from_user_code():
+    """The public CSR drivers with the model's arguments and a sparse workspace."""
+    from fastbp import kernels as K
+
+    X, y = _data(n=60)
+    m = fastbp.Model([40, 5, 3], loss="cross_entropy", dtype="float64", seed=0)
+    ws = m.allocate_workspace(16, sparse=True)
+    assert ws.act.shape[0] == 16 * (5 + 3)  # no input block
+    rows = check_csr(X, np.float64, 40)
+    out = np.empty((60, 3))
+    K.predict_csr(rows.data, rows.indices, rows.indptr, m.params, m.network.sizes,
+                  m.network.w_off, m.network.b_off, m.network.act_codes, ws.act, ws.a_off,
+                  ws.z_out, ws.capacity, out)
+    np.testing.assert_array_equal(out, m.predict(X))
+    T = np.eye(3)[y]
+    E = K.loss_csr(rows.data, rows.indices, rows.indptr, T, m.params, m.network.sizes,
+                   m.network.w_off, m.network.b_off, m.network.act_codes,
+                   m.network.loss_code, ws.act, ws.a_off, ws.z_out, ws.capacity)
+    np.testing.assert_allclose(E, m.loss_value(X, y), rtol=1e-12)
