@@ -276,3 +276,13 @@ def test_csr_kernels_from_user_code():
                    m.network.w_off, m.network.b_off, m.network.act_codes,
                    m.network.loss_code, ws.act, ws.a_off, ws.z_out, ws.capacity)
     np.testing.assert_allclose(E, m.loss_value(X, y), rtol=1e-12)
+
+
+def test_distributed_fit_refuses_sparse_shards_clearly():
+    pytest.importorskip("mpi4py")
+    from fastbp import distributed
+
+    X, y = _data(n=40)
+    m = fastbp.Model([40, 4, 3], loss="cross_entropy", dtype="float64", seed=0)
+    with pytest.raises(TypeError, match="dense shards"):
+        distributed.fit(m, X, y, epochs=1)
