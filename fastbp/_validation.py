@@ -263,8 +263,21 @@ def rescale_sample_weight(sw: np.ndarray, dtype) -> np.ndarray:
     return out
 
 
-def check_X(X, dtype, n_features: int, name: str = "X") -> np.ndarray:
-    """2-D, non-empty, finite, ``n_features`` columns; returned C-contiguous in ``dtype``."""
+def check_X(X, dtype, n_features: int, name: str = "X", accept_sparse: bool = False):
+    """2-D, non-empty, finite, ``n_features`` columns; returned C-contiguous in ``dtype``.
+
+    ``accept_sparse``: a SciPy sparse matrix/array (any format) is returned as
+    ``fastbp._sparse.CSRRows`` (never densified); otherwise it is refused."""
+    from ._sparse import check_csr, is_sparse
+
+    if is_sparse(X):
+        if not accept_sparse:
+            raise TypeError(
+                f"{name} is a sparse matrix, which this function does not take; pass "
+                f"{name}.toarray() (Model.fit, predict, evaluate and gradient take sparse "
+                "input as it is)."
+            )
+        return check_csr(X, dtype, n_features, name)
     arr = _numeric_array(X, name)
     if arr.ndim != 2:
         hint = ""
@@ -292,6 +305,7 @@ def check_targets(y, n_samples: int, loss: str, n_out: int, dtype, name: str = "
       or ``(n, n_out)`` non-negative rows summing to 1 (one-hot or probabilities).
     - binary_cross_entropy: values in ``[0, 1]``, ``(n,)`` when ``n_out == 1``, else
       ``(n, n_out)`` (multi-label).
+    - poisson: values ``>= 0`` (counts or rates), shaped as for squared_error.
     """
     arr = _numeric_array(y, name)
     if arr.ndim not in (1, 2):
@@ -348,6 +362,8 @@ def check_targets(y, n_samples: int, loss: str, n_out: int, dtype, name: str = "
                 f"{name} for loss='binary_cross_entropy' must lie in [0, 1]; got values in "
                 f"[{T.min()}, {T.max()}]."
             )
+    elif loss == "poisson":
+        check_poisson_targets(T, name)
     return T
 
 
@@ -365,6 +381,16 @@ def _label_hint(arr: np.ndarray, loss: str, n_out: int, name: str) -> str:
         "e.g. Model([n_in, ..., n_classes], loss='cross_entropy'); the default loss "
         "'squared_error' is for regression targets."
     )
+
+
+def check_poisson_targets(T, name: str = "y") -> None:
+    """Raise ``ValueError`` unless every target is ``>= 0`` (the Poisson loss's domain)."""
+    if (T < 0).any():
+        raise ValueError(
+            f"{name} for loss='poisson' must be >= 0 (counts, rates or other non-negative "
+            f"values); got a minimum of {T.min()}. Use loss='squared_error' for targets that "
+            "can be negative."
+        )
 
 
 def check_bool(value, name: str) -> bool:
@@ -412,7 +438,7 @@ def check_class_weight(class_weight, T: np.ndarray, loss: str) -> np.ndarray:
     """Per-row weights (float64) from ``class_weight``: a dict ``{class: weight}`` (missing
     classes weigh 1) or ``"balanced"`` (``n / (n_classes * count[c])`` over the classes
     present, as scikit-learn)."""
-    if loss == "squared_error" or (loss == "binary_cross_entropy" and T.shape[1] != 1):
+    if loss in ("squared_error", "poisson") or (loss == "binary_cross_entropy" and T.shape[1] != 1):
         raise ValueError(
             f"class_weight needs single-label classification (loss='cross_entropy', or "
             f"'binary_cross_entropy' with one output); this model has loss={loss!r} with "

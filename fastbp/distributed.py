@@ -65,6 +65,7 @@ import traceback
 import numpy as np
 
 from ._training.loop import Trainer, _Diverged
+from ._training.passes import is_csr
 from ._training.plan import make_plan
 from ._training.state import SEED_SHARD_ORDER, History, seed_stream
 from ._validation import check_int, check_positive_float, check_sample_weight
@@ -304,6 +305,9 @@ def fit(
             callbacks=callbacks if root else (), verbose=verbose if root else False,
             reset=reset, on_divergence=on_divergence,
         )
+        if is_csr(plan.X) or (plan.Xv is not None and is_csr(plan.Xv)):
+            raise TypeError("fastbp.distributed.fit takes dense shards; pass X.toarray() "
+                            "(Model.fit takes sparse X as it is).")
         if isinstance(plan.optimizer, LBFGS):
             raise ValueError("fastbp.distributed.fit supports the step-based optimizers (sgd, "
                              "adam, adamw, rmsprop, adagrad), not L-BFGS.")

@@ -44,7 +44,7 @@ _ACCEPTED = ("Linear", "ReLU", "LeakyReLU(negative_slope=0.01)", "Tanh", "Sigmoi
 
 #: ONNX operator of each activation (float32; see ``_onnx_activation`` for leaky_relu)
 ONNX_OPS = {"identity": "Identity", "logistic": "Sigmoid", "tanh": "Tanh", "relu": "Relu",
-            "leaky_relu": "LeakyRelu", "softmax": "Softmax"}
+            "leaky_relu": "LeakyRelu", "softmax": "Softmax", "exp": "Exp"}
 #: opset ``to_onnx`` writes by default (onnxruntime >= 1.12 runs it)
 DEFAULT_OPSET = 17
 #: oldest opset accepted (Softmax over one axis, as fastbp's, since opset 13)
@@ -157,7 +157,19 @@ def _torch_activation(nn, name: str):
         return nn.LeakyReLU(_codes.LEAKY_SLOPE)
     if name == "softmax":
         return nn.Softmax(dim=1)
+    if name == "exp":  # the Poisson loss's output; torch has no module for it
+        return _torch_exp_module(nn)()
     return getattr(nn, TORCH_MODULES[name])()
+
+
+def _torch_exp_module(nn):
+    """An ``nn.Module`` computing ``exp`` elementwise (the output of ``loss='poisson'``)."""
+
+    class Exp(nn.Module):
+        def forward(self, z):
+            return z.exp()
+
+    return Exp
 
 
 def _flatten(nn, module, where: str):
@@ -202,7 +214,7 @@ def from_torch(module, loss: str, *, seed: int | None = None, cls=None):
         the identity activation; ``Identity`` modules are skipped anywhere; nested
         ``Sequential`` modules are flattened. A ``Linear`` without bias gets a zero bias.
         All parameters must be float32 or float64 (the model's dtype), on any device.
-    loss : {"squared_error", "cross_entropy", "binary_cross_entropy"}
+    loss : {"squared_error", "cross_entropy", "binary_cross_entropy", "poisson"}
         The loss the model trains on. An activation module after the last ``Linear`` must
         match it: none or ``Softmax`` for ``cross_entropy``, none or ``Sigmoid`` for
         ``binary_cross_entropy`` (a module ending in logits then predicts their softmax /
@@ -318,8 +330,14 @@ def from_torch(module, loss: str, *, seed: int | None = None, cls=None):
             f"module has a Dropout after its last Linear (module{linears[-1][0]}); fastbp "
             f"drops hidden units only. Remove it."
         )
-    needed = {"cross_entropy": "softmax", "binary_cross_entropy": "logistic"}.get(loss)
-    if needed is not None and final not in (None, needed):
+    if loss == "poisson" and final is not None:
+        raise ValueError(
+            f"module ends in {TORCH_MODULES[final]} but loss='poisson' puts an exp on the "
+            "last Linear's output: end the module with the last Linear (log rates)."
+        )
+    needed = {"cross_entropy": "softmax", "binary_cross_entropy": "logistic",
+              "poisson": "exp"}.get(loss)
+    if loss != "poisson" and needed is not None and final not in (None, needed):
         raise ValueError(
             f"module ends in {TORCH_MODULES[final]} but loss={loss!r} needs the output "
             f"activation {needed} (nn.{TORCH_MODULES[needed]}): end the module with "
@@ -523,8 +541,7 @@ def from_sklearn(estimator, *, seed: int | None = None, cls=None):
     sklearn.exceptions.NotFittedError
         The estimator is not fitted (a ``ValueError`` and ``AttributeError``).
     ValueError
-        Its output activation has no fastbp counterpart (``MLPRegressor(loss="poisson")``'s
-        exponential output).
+        Its output activation has no fastbp counterpart.
     """
     if not _is_mlp(estimator):
         raise TypeError(
@@ -540,12 +557,14 @@ def from_sklearn(estimator, *, seed: int | None = None, cls=None):
         f"with training data before Model.from_sklearn (it has no weights to import)."))
     out = estimator.out_activation_
     loss = ({"softmax": "cross_entropy", "logistic": "binary_cross_entropy"}
-            if is_classifier(estimator) else {"identity": "squared_error"}).get(out)
+            if is_classifier(estimator)
+            else {"identity": "squared_error", "exp": "poisson"}).get(out)
     if loss is None:
         raise ValueError(
             f"{type(estimator).__name__} has out_activation_={out!r}, which fastbp does not "
             f"have (loss={getattr(estimator, 'loss', None)!r}); fastbp imports classifiers "
-            f"(softmax or logistic outputs) and squared-error regressors (identity output)."
+            f"(softmax or logistic outputs) and squared-error (identity output) and Poisson "
+            f"(exp output) regressors."
         )
     coefs = [np.asarray(c) for c in estimator.coefs_]
     intercepts = [np.asarray(c) for c in estimator.intercepts_]

@@ -9,6 +9,7 @@ import numpy as np
 from . import _io
 from ._init import INITIALIZERS, initialize
 from ._threads import kernel_threads
+from ._training import passes
 from ._training.loop import Trainer
 from ._training.plan import make_plan
 from ._training.state import SEED_DROPOUT, SEED_INIT, History, TrainingState, seed_stream
@@ -16,6 +17,7 @@ from ._validation import (
     Choice,
     Int,
     Real,
+    check_bool,
     check_dtype,
     check_layer_sizes,
     check_memory,
@@ -27,7 +29,6 @@ from ._validation import (
     check_X,
 )
 from .kernels import _codes
-from .kernels._drivers import count_correct, loss, loss_and_gradient_weighted, predict
 from .kernels._layout import Network, Workspace
 from .kernels._updates import add_l2
 from .optim import LBFGS, SGD, get_optimizer
@@ -62,9 +63,11 @@ class Model:
         layer. One of identity, logistic, tanh, relu, leaky_relu (slope 0.01).
     loss : str, default "squared_error"
         ``squared_error`` (E = 1/n sum 1/2 ||y - t||^2), ``cross_entropy`` (softmax output,
-        integer labels or one-hot targets) or ``binary_cross_entropy`` (logistic output,
-        binary or multi-label 0/1 targets). Keras and PyTorch names are accepted too
-        (``LOSS_ALIASES``): ``categorical_crossentropy``,
+        integer labels or one-hot targets), ``binary_cross_entropy`` (logistic output,
+        binary or multi-label 0/1 targets) or ``poisson`` (exp output, counts or rates
+        ``t >= 0``; E = 1/n sum_j t_j log(t_j / y_j) - t_j + y_j, the half Poisson deviance,
+        as scikit-learn's ``MLPRegressor(loss="poisson")``). Keras and PyTorch names are
+        accepted too (``LOSS_ALIASES``): ``categorical_crossentropy``,
         ``sparse_categorical_crossentropy`` and ``CrossEntropyLoss`` mean
         ``cross_entropy``; ``mse``, ``mean_squared_error`` and ``MSELoss`` mean
         ``squared_error`` (the same minimiser; fastbp's value is half the sum over outputs
@@ -73,8 +76,9 @@ class Model:
         name.
     output : str, optional
         Output activation. Defaults to the one the loss implies (identity, softmax,
-        logistic). Cross-entropy requires softmax and binary cross-entropy requires logistic
-        (the fused, numerically stable pairs); squared error accepts any activation.
+        logistic, exp). Cross-entropy requires softmax, binary cross-entropy logistic and
+        Poisson exp (the fused, numerically stable pairs); squared error accepts any
+        activation but exp.
     dtype : {"float32", "float64"}, default "float32"
     seed : int, optional
         Seeds weight initialisation, shuffling and dropout. ``None`` draws fresh entropy,
@@ -332,7 +336,7 @@ class Model:
     # ---------------------------------------------------------------- inference
     def _inputs(self, X, *y):
         """``X`` (and the targets ``y``, when given) checked and converted."""
-        X = check_X(X, self.dtype, int(self.layer_sizes[0]))
+        X = check_X(X, self.dtype, int(self.layer_sizes[0]), accept_sparse=True)
         if not y:
             return X, None
         return X, check_targets(y[0], X.shape[0], self.loss, int(self.layer_sizes[-1]),
@@ -358,9 +362,7 @@ class Model:
         net = self._net
         with net.lock, kernel_threads(n_threads):
             out = np.empty((X.shape[0], int(self.layer_sizes[-1])), dtype=self.dtype)
-            ws = net.chunk_workspace(X.shape[0])
-            predict(X, net.params, net.sizes, net.w_off, net.b_off, net.act_codes, ws.act,
-                    ws.a_off, ws.z_out, out)
+            passes.predict_all(net, X, out)
         return out
 
     def loss_value(self, X, y, *, n_threads: int | None = None) -> float:
@@ -368,9 +370,7 @@ class Model:
         X, T = self._inputs(X, y)
         net = self._net
         with net.lock, kernel_threads(n_threads):
-            ws = net.chunk_workspace(X.shape[0])
-            return float(loss(X, T, net.params, net.sizes, net.w_off, net.b_off,
-                              net.act_codes, net.loss_code, ws.act, ws.a_off, ws.z_out))
+            return float(passes.mean_loss(net, X, T))
 
     def gradient(self, X, y, sample_weight=None, l2: float = 0.0, *,
                  n_threads: int | None = None) -> tuple[float, np.ndarray]:
@@ -398,11 +398,7 @@ class Model:
             return float(value), net.grads.copy()
 
     def _weighted_loss(self, X, T, SW, grads) -> float:
-        net = self._net
-        ws = net.chunk_workspace(X.shape[0])
-        return loss_and_gradient_weighted(
-            X, T, SW, net.params, grads, net.sizes, net.w_off, net.b_off, net.act_codes,
-            net.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out)
+        return passes.loss_and_gradient(self._net, X, T, SW, grads)
 
     def evaluate(self, X, y, sample_weight=None, *, n_threads: int | None = None) -> dict:
         """Loss (and accuracy for classification losses) of the current weights on ``(X, y)``.
@@ -419,18 +415,13 @@ class Model:
               else check_sample_weight(sample_weight, X.shape[0], self.dtype))
         net = self._net
         with net.lock, kernel_threads(n_threads):
-            ws = net.chunk_workspace(X.shape[0])
             if SW is None:
-                value = loss(X, T, net.params, net.sizes, net.w_off, net.b_off, net.act_codes,
-                             net.loss_code, ws.act, ws.a_off, ws.z_out)
+                value = passes.mean_loss(net, X, T)
             else:
                 value = self._weighted_loss(X, T, SW, np.empty_like(net.grads))
             out = {"loss": float(value)}
-            if self.loss != "squared_error":
-                pred = np.empty_like(T)
-                predict(X, net.params, net.sizes, net.w_off, net.b_off, net.act_codes, ws.act,
-                        ws.a_off, ws.z_out, pred)
-                out["accuracy"] = count_correct(pred, T, net.loss_code) / X.shape[0]
+            if self.loss in ("cross_entropy", "binary_cross_entropy"):
+                out["accuracy"] = passes.accuracy(net, X, T)
         return out
 
     # ---------------------------------------------------------------- persistence
@@ -533,7 +524,7 @@ class Model:
         ----------
         module : torch.nn.Sequential
             ``Linear`` layers and activation modules, float32 or float64.
-        loss : {"squared_error", "cross_entropy", "binary_cross_entropy"}
+        loss : {"squared_error", "cross_entropy", "binary_cross_entropy", "poisson"}
             The loss to train on; a final ``Softmax`` / ``Sigmoid`` must match it.
         seed : int, optional
 
@@ -611,8 +602,11 @@ class Model:
         """
         return self._net.args()
 
-    def allocate_workspace(self, batch_size: int):
+    def allocate_workspace(self, batch_size: int, sparse: bool = False):
         """Fresh activation/delta workspace for batches of up to ``batch_size`` rows.
+
+        ``sparse=True``: for the CSR kernels (``train_steps_csr``, ``predict_csr``, ...),
+        without an input block (its size does not depend on the input width).
 
         Returns
         -------
@@ -623,7 +617,10 @@ class Model:
         from .kernels import WorkspaceArrays
 
         cap = Int()(batch_size, "batch_size")
-        ws = Workspace(self.layer_sizes, cap, self.dtype)
+        sizes = np.array(self.layer_sizes, dtype=np.int64)
+        if check_bool(sparse, "sparse"):
+            sizes[0] = 0
+        ws = Workspace(sizes, cap, self.dtype)
         return WorkspaceArrays(ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf, ws.raw,
                                ws.w_buf, cap)
 

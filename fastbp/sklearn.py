@@ -52,12 +52,13 @@ from sklearn.utils.validation import (
 )
 
 from ._errors import DivergenceError
+from ._sparse import check_csr
 from ._threads import kernel_threads, worker_threads
 from ._training.lbfgs import objective as lbfgs_objective
 from ._training.loop import Trainer
 from ._training.plan import FitPlan
 from ._training.sklearn_rule import SklearnRule
-from ._validation import Bool, Choice, Int, Real, check_params
+from ._validation import Bool, Choice, Int, Real, check_params, check_poisson_targets
 from .model import Model
 from .optim import LBFGS, SklearnAdam, SklearnSGD
 from .schedules import Constant
@@ -272,6 +273,8 @@ class _BaseMLP(BaseEstimator):
         try:
             check_params({name: getattr(self, name) for name in _PARAMS}, _PARAMS,
                          prefix=f"{owner} ")
+            losses = ("log_loss",) if is_classifier(self) else ("squared_error", "poisson")
+            check_params({"loss": self.loss}, {"loss": Choice(losses)}, prefix=f"{owner} ")
             hls = self.hidden_layer_sizes
             hls = [hls] if isinstance(hls, numbers.Integral) else hls
             if isinstance(hls, (str, bytes)) or not hasattr(hls, "__iter__"):
@@ -454,12 +457,6 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden = self._validate_hyperparameters()
-        if self.loss != "squared_error" and not is_classifier(self):
-            raise InvalidParameterError(
-                f"loss={self.loss!r} is not supported by fastbp's MLPRegressor; only "
-                "'squared_error' is (scikit-learn's 'poisson' needs an exp output "
-                "activation that fastbp does not have)."
-            )
         first_pass = "model_" not in self.__dict__ or (not self.warm_start and not incremental)
         layers = None
         if first_pass and (incremental or self.warm_start) and self._has_user_layers():
@@ -479,7 +476,10 @@ class _BaseMLP(BaseEstimator):
                     f"hidden_layer_sizes {layer_units}; refit with warm_start=False."
                 )
         dtype = self.model_.dtype
-        X = np.ascontiguousarray(X, dtype=dtype)
+        if scipy.sparse.issparse(X):  # kept sparse (CSR of the model's dtype), never densified
+            X = X.tocsr().astype(dtype, copy=False)
+        else:
+            X = np.ascontiguousarray(X, dtype=dtype)
         T = np.ascontiguousarray(T, dtype=dtype)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
@@ -503,6 +503,8 @@ class _BaseMLP(BaseEstimator):
         """The training loop's plan with scikit-learn's conventions: a batch's loss is its
         weighted mean, and the L2 term ``alpha / (2 sum w) * sum W**2`` is part of it."""
         sw = sample_weight if sample_weight is not None else np.zeros(0, X.dtype)
+        if scipy.sparse.issparse(X):
+            X = check_csr(X, X.dtype, X.shape[1])
         return FitPlan(X=X, T=T, SW=sw, l2=float(self.alpha), schedule=Constant(),
                        weight_norm="weights", n_threads=self._threads(), **kw)
 
@@ -564,7 +566,8 @@ class _BaseMLP(BaseEstimator):
                     "size of your dataset."
                 )
             y_val = self._targets_to_y(T_val)
-            X_train = np.ascontiguousarray(X_train)
+            if not scipy.sparse.issparse(X_train):
+                X_train = np.ascontiguousarray(X_train)
             T_train = np.ascontiguousarray(T_train)
         else:
             X_train, T_train, sw_train = X, T, sample_weight
@@ -644,8 +647,7 @@ class _BaseMLP(BaseEstimator):
                 self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
                 reset=False,
             )
-        if scipy.sparse.issparse(X):
-            X = X.toarray()
+        # sparse X: the model's CSR kernels, never densified
         return self.model_.predict(X, n_threads=self._threads())
 
     def _score_with(self, X, y, sample_weight, score_function):
@@ -714,9 +716,10 @@ _COMMON_NOTES = """
     - ``solver='lbfgs'`` minimises the objective with a gradient that is exactly consistent
       with it; for multi-output regression scikit-learn hands L-BFGS a loss divided by
       ``n_outputs`` with an undivided gradient. ``loss_`` is reported as scikit-learn does.
-    - Sparse ``X`` is accepted and converted to a dense array (fastbp's kernels are dense).
-    - Only scikit-learn's parameters are offered (``loss='poisson'`` of the regressor is
-      not supported); ``fastbp.Model`` has more activations, losses and optimizers.
+    - Sparse ``X`` (CSR, CSC) is kept sparse: the first layer runs fastbp's CSR kernels and
+      the data are never densified.
+    - Only scikit-learn's parameters are offered; ``fastbp.Model`` has more activations,
+      losses and optimizers.
 """
 
 
@@ -895,8 +898,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
-        if scipy.sparse.issparse(X):
-            X = X.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if "_label_binarizer" not in self.__dict__ or (not self.warm_start and not incremental):
@@ -1049,12 +1050,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor backed by fastbp (drop-in for scikit-learn's).
 
-    Squared error with an identity output; single- and multi-output targets.
+    Squared error with an identity output, or Poisson deviance with an exp output;
+    single- and multi-output targets.
 
     Parameters
     ----------
-    loss : {'squared_error'}, default='squared_error'
-        scikit-learn's ``'poisson'`` is not supported (it raises a ValueError).
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        ``'squared_error'``: half squared error, identity output. ``'poisson'``: half
+        Poisson deviance with an exponential output (log link); targets must be ``>= 0``.
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
@@ -1069,7 +1072,8 @@ out_activation_
         As ``MLPClassifier``; the squared-error loss is reported as scikit-learn does,
         ``1/2`` of the mean over samples *and outputs* of the squared residual.
     model_ : fastbp.Model
-        The trained network (squared error, identity output); ``model_.predict(X)`` is
+        The trained network (squared error with identity output, or Poisson with exp
+        output); ``model_.predict(X)`` is
         ``predict(X)`` as an ``(n_samples, n_outputs_)`` array. As ``MLPClassifier``.
     """
 
@@ -1133,6 +1137,8 @@ out_activation_
         )
 
     def _output_and_loss(self):
+        if self.loss == "poisson":  # log link, half Poisson deviance (as scikit-learn)
+            return "exp", "poisson"
         return "identity", "squared_error"
 
     def _validate_input(self, X, y, incremental, reset):
@@ -1140,12 +1146,13 @@ out_activation_
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
-        if scipy.sparse.issparse(X):
-            X = X.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         T = y.reshape(-1, 1) if y.ndim == 1 else y
-        return X, np.asarray(T, dtype=X.dtype)
+        T = np.asarray(T, dtype=X.dtype)
+        if self.loss == "poisson":
+            check_poisson_targets(T, "y")
+        return X, T
 
     def _targets_to_y(self, T):
         return T

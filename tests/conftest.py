@@ -19,6 +19,8 @@ def make_targets(rng, loss, n, n_out, labels=True):
     if loss == "binary_cross_entropy":
         T = rng.integers(0, 2, size=(n, n_out)).astype(float)
         return T
+    if loss == "poisson":  # counts, zeros included
+        return rng.poisson(1.0, size=(n, n_out)).astype(float)
     return rng.normal(size=(n, n_out))
 
 

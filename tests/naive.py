@@ -21,6 +21,8 @@ def activation(z, name):
         return np.maximum(z, 0.0)
     if name == "leaky_relu":
         return np.where(z > 0, z, LEAKY_SLOPE * z)
+    if name == "exp":
+        return np.exp(z)
     if name == "softmax":
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
@@ -40,6 +42,8 @@ def derivative(z, name):
         return (z > 0).astype(float)
     if name == "leaky_relu":
         return np.where(z > 0, 1.0, LEAKY_SLOPE)
+    if name == "exp":
+        return np.exp(z)
     raise ValueError(name)
 
 
@@ -82,6 +86,9 @@ def loss(a, z, T, name):
     if name == "binary_cross_entropy":
         p = 1.0 / (1.0 + np.exp(-z))
         return -np.sum(T * np.log(p) + (1 - T) * np.log(1 - p)) / n
+    if name == "poisson":  # half Poisson deviance, t log(t / a) = 0 at t = 0
+        safe = np.where(T > 0, T, 1.0)
+        return np.sum(np.where(T > 0, T * np.log(safe / a), 0.0) - T + a) / n
     raise ValueError(name)
 
 
@@ -94,6 +101,8 @@ def dloss_da(a, T, name):
         return -T / a / n
     if name == "binary_cross_entropy":
         return (-(T / a) + (1 - T) / (1 - a)) / n
+    if name == "poisson":
+        return (1.0 - T / a) / n
     raise ValueError(name)
 
 

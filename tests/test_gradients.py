@@ -19,6 +19,7 @@ LOSS_OUTPUT = [
     ("squared_error", "softmax"),
     ("cross_entropy", "softmax"),
     ("binary_cross_entropy", "logistic"),
+    ("poisson", "exp"),
 ]
 ARCHS = [[3, 2], [3, 4, 2], [3, 5, 4, 3]]  # 1, 2 and 3 weight layers
 
@@ -144,3 +145,31 @@ def test_huge_logits_stay_finite(loss):
     m32.weights[0][:] = m.weights[0]
     E32, g32 = m32.gradient(X, y)
     assert np.isfinite(E32) and np.isfinite(g32).all()
+
+
+def test_poisson_targets_must_be_non_negative():
+    m = _model([3, 4, 1], "tanh", "poisson", None)
+    X = np.ones((3, 3))
+    with pytest.raises(ValueError, match="loss='poisson' must be >= 0"):
+        m.fit(X, np.array([1.0, -0.5, 2.0]), epochs=1)
+    with pytest.raises(ValueError, match="loss='poisson' must be >= 0"):
+        m.gradient(X, np.array([1.0, -0.5, 2.0]))
+    with pytest.raises(ValueError, match="needs output in"):
+        fastbp.Model([3, 1], loss="poisson", output="identity")
+    assert m.output == "exp" and (m.predict(X) > 0).all()
+
+
+def test_poisson_loss_is_half_deviance_and_zero_at_the_targets():
+    """E = mean_i sum_j t log(t / a) - t + a: 0 when a = t, with t = 0 allowed."""
+    m = fastbp.Model([2, 2], loss="poisson", dtype="float64", seed=0)
+    m.weights[0][:] = 0
+    T = np.array([[0.5, 2.0]])
+    m.biases[0][:] = np.log(T[0])
+    X = np.zeros((1, 2))
+    assert abs(m.loss_value(X, T)) < 1e-15
+    m.biases[0][:] = 0.0  # a = 1
+    T0 = np.array([[0.0, 3.0]])
+    np.testing.assert_allclose(m.loss_value(X, T0), (0 - 0 + 1) + (3 * np.log(3) - 3 + 1),
+                               rtol=1e-14)
+    E, g = m.gradient(X, T0)
+    np.testing.assert_allclose(m.biases[0] * 0 + g[-2:], [1.0, -2.0], rtol=1e-14)

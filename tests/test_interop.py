@@ -392,7 +392,7 @@ def test_from_sklearn_rejects_unfitted_and_foreign_estimators():
     pytest.importorskip("sklearn")
     from sklearn.exceptions import NotFittedError
     from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.neural_network import MLPClassifier
 
     with pytest.raises(NotFittedError, match="not fitted yet.*call its fit method"):
         Model.from_sklearn(MLPClassifier())
@@ -400,12 +400,25 @@ def test_from_sklearn_rejects_unfitted_and_foreign_estimators():
         Model.from_sklearn(LogisticRegression())
     with pytest.raises(TypeError, match="got Model"):
         Model.from_sklearn(_model("relu", "squared_error", None, "float32"))
+
+
+def test_from_sklearn_poisson_regressor():
+    pytest.importorskip("sklearn")
+    from sklearn.neural_network import MLPRegressor
+
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 3))
+    y = rng.poisson(2.0, 20)
     est = _fit_quietly(MLPRegressor(hidden_layer_sizes=(4,), loss="poisson", max_iter=5,
-                                    random_state=0), X, rng.poisson(2.0, 20))
-    with pytest.raises(ValueError, match="out_activation_='exp'"):
-        Model.from_sklearn(est)
+                                    random_state=0), X, y)
+    m = Model.from_sklearn(est)
+    assert (m.loss, m.output) == ("poisson", "exp")
+    np.testing.assert_allclose(m.predict(X)[:, 0], est.predict(X), **TOL["float64"])
+    # the same half deviance as scikit-learn's loss (without its L2 term)
+    from sklearn.neural_network._base import poisson_loss
+
+    np.testing.assert_allclose(m.loss_value(X, y.astype(float)),
+                               poisson_loss(y[:, None], est.predict(X)[:, None]), rtol=1e-12)
 
 
 def test_fastbp_sklearn_estimators_expose_and_import_their_model():
@@ -439,3 +452,26 @@ def test_to_onnx_from_a_training_callback():
     proto, pred = exported[-1]
     (out,) = _session(proto.SerializeToString()).run(None, {"X": X})
     np.testing.assert_allclose(out, pred, **TOL["float32"])
+
+
+def test_poisson_model_exports_to_torch_and_onnx(tmp_path):
+    """The exp output of loss='poisson': a small Exp module in PyTorch, Exp in ONNX; a
+    module ending in the last Linear (log rates) imports back with loss='poisson'."""
+    torch = pytest.importorskip("torch")
+    m = _model("tanh", "poisson", None, "float64")
+    X = _X("float64")
+    module = m.to_torch()
+    with torch.no_grad():
+        out = module(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(out, m.predict(X), **TOL["float64"])
+    back = Model.from_torch(module[:-1], "poisson")
+    assert (back.loss, back.output) == ("poisson", "exp")
+    np.testing.assert_array_equal(back.predict(X), m.predict(X))
+    with pytest.raises(ValueError, match="loss='poisson'"):
+        Model.from_torch(torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.Sigmoid()),
+                         "poisson")
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    m.to_onnx(tmp_path / "p.onnx")
+    (got,) = _session(str(tmp_path / "p.onnx")).run(None, {"X": X})
+    np.testing.assert_allclose(got, m.predict(X), **TOL["float64"])

@@ -27,11 +27,15 @@ from numba.core.runtime import rtsys
 import fastbp
 from fastbp.kernels import _dense
 
-sizes, batch, loss = json.loads(sys.argv[1])
+sizes, batch, loss, sparse = json.loads(sys.argv[1])
 few, many = 3, 30  # steps per fit
 rng = np.random.default_rng(0)
 n = many * batch
 X = rng.standard_normal((n, sizes[0])).astype(np.float32)
+if sparse:  # CSR rows read through the epoch order: no per-step gathering either
+    import scipy.sparse
+    X = scipy.sparse.random(n, sizes[0], density=0.05, format="csr", dtype=np.float32,
+                            random_state=0)
 y = rng.standard_normal((n, sizes[-1])).astype(np.float32) if loss == "squared_error" \
     else rng.integers(0, sizes[-1], n)
 fastbp._training.loop.CALL_SECONDS = 1e9  # one compiled call per epoch, whatever the machine load
@@ -53,23 +57,24 @@ print(json.dumps({"few": a_few, "many": a_many, "free_few": f_few, "free_many": 
 
 
 @pytest.mark.parametrize(
-    "sizes,batch,loss",
+    "sizes,batch,loss,sparse",
     [
-        ([16, 32, 1], 1, "squared_error"),  # tiny, online: serial kernels
-        ([64, 32, 10], 32, "cross_entropy"),  # small: serial kernels
-        ([64, 128, 96, 10], 64, "cross_entropy"),  # tiled parallel kernels
+        ([16, 32, 1], 1, "squared_error", False),  # tiny, online: serial kernels
+        ([64, 32, 10], 32, "cross_entropy", False),  # small: serial kernels
+        ([64, 128, 96, 10], 64, "cross_entropy", False),  # tiled parallel kernels
+        ([2000, 128, 96, 10], 64, "cross_entropy", True),  # CSR first layer, parallel above
     ],
 )
-def test_fit_allocations_do_not_grow_with_steps(sizes, batch, loss):
+def test_fit_allocations_do_not_grow_with_steps(sizes, batch, loss, sparse):
     env = dict(os.environ, NUMBA_NRT_STATS="1")
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     p = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps([sizes, batch, loss])],
+        [sys.executable, "-c", SCRIPT, json.dumps([sizes, batch, loss, sparse])],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
     )
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout.strip().splitlines()[-1])
-    assert res["parallel"] == (sizes[1] == 128)
+    assert res["parallel"] == (sizes[1] == 128) or sparse
     # the same (small, constant) number of allocations for 3 and for 30 steps
     assert res["many"] == res["few"], res
     assert res["free_many"] == res["free_few"], res

@@ -144,6 +144,25 @@ def test_regressor_matches_sklearn(solver, n_targets):
     np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("n_targets", [1, 2])
+def test_poisson_regressor_matches_sklearn(solver, n_targets):
+    """loss='poisson': exp output, half Poisson deviance, same path as scikit-learn."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(90, 5))
+    rate = np.exp(0.4 * X[:, :n_targets] + 0.2 * X[:, [4]])
+    y = rng.poisson(rate).astype(float)  # zeros included
+    y = y.ravel() if n_targets == 1 else y
+    sw = rng.uniform(0.5, 2.0, size=len(y)) if solver == "adam" else None
+    ours, theirs = _fit_both(MLPRegressor, sk_nn.MLPRegressor, X, y, sample_weight=sw,
+                             solver=solver, loss="poisson", **BASE)
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    assert ours.model_.loss == "poisson"
+    _close_to_sklearn(ours, theirs)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-8, atol=1e-10)
+    assert (ours.predict(X) > 0).all()
+
+
 def test_float32_follows_sklearn(multiclass):
     X, y = multiclass
     X = X.astype(np.float32)
@@ -213,8 +232,10 @@ def test_clone_pickle_and_views(multiclass):
 
 def test_unsupported_and_invalid_parameters(multiclass):
     X, y = multiclass
-    with pytest.raises(ValueError, match="poisson"):
-        MLPRegressor(loss="poisson").fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="loss"):
+        MLPRegressor(loss="huber").fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="loss='poisson' must be >= 0"):
+        MLPRegressor(loss="poisson").fit(X, y.astype(float) - 1)
     with pytest.raises(ValueError, match="solver"):
         MLPClassifier(solver="rmsprop").fit(X, y)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):

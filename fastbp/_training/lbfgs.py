@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from ..kernels._drivers import loss_and_gradient_weighted
 from ..kernels._updates import add_l2
+from . import passes
 
 
 def objective(trainer):
@@ -30,17 +30,14 @@ def objective(trainer):
         l2 = l2 / total
     row_scaled = plan.weight_norm == "weights"
     chunk = plan.lbfgs_chunk or net.chunk_rows
-    ws = net.workspace(min(X.shape[0], chunk))
+    ws = passes.workspace(net, X, min(X.shape[0], chunk))
     params, grads = net.params, net.grads
 
     def f(x):
         if trainer.interrupt is not None and trainer.interrupt.pending:
             raise KeyboardInterrupt
         params[...] = x
-        value = loss_and_gradient_weighted(
-            X, T, SW, params, grads, net.sizes, net.w_off, net.b_off, net.act_codes,
-            net.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out, row_scaled,
-        )
+        value = passes.loss_and_gradient(net, X, T, SW, grads, row_scaled, ws)
         f.penalty = add_l2(params, grads, l2, net.sizes, net.w_off) if l2 else 0.0
         f.data = value
         return value + f.penalty, grads.astype(np.float64)

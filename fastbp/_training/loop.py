@@ -34,10 +34,10 @@ from .._errors import ConvergenceWarning, DivergenceError, DivergenceWarning, wa
 from .._init import initialize
 from .._threads import kernel_threads
 from ..kernels import _codes
-from ..kernels._drivers import count_correct, loss, predict, train_steps
+from ..kernels._drivers import train_steps
 from ..kernels._layout import OptimizerArgs
 from ..optim import LBFGS
-from . import stall
+from . import passes, stall
 from ._interrupt import DeferredInterrupt
 from .plan import FitPlan
 from .state import SEED_INIT, History, TrainingState, seed_stream
@@ -225,10 +225,11 @@ class Trainer:
         plan, net, state = self.plan, self.net, self.state
         bs = plan.batch_size
         k = net.args()
-        ws = net.workspace(bs).arrays(net.dropout)
+        ws = passes.workspace(net, plan.X, bs).arrays(net.dropout)
         opt = OptimizerArgs(state.optimizer.kind, state.optimizer.hyper(), state.opt_state,
                             state.counters)
         norm_weights = plan.weight_norm == "weights"
+        steps = passes.train_steps_csr if passes.is_csr(plan.X) else train_steps
         acc = np.zeros(5)
         acc[3] = math.nan  # first batch's loss, filled by the first call
         per_batch = state.seconds_per_batch.get(bs)
@@ -238,7 +239,7 @@ class Trainer:
             stop = min(n_batches, done + chunk)
             with net.boundary:
                 t0 = time.perf_counter()
-                status, reached = train_steps(
+                status, reached = steps(
                     plan.X, plan.T, plan.SW, order, k, ws, opt, lr, plan.l2, plan.clip_norm,
                     bs, norm_weights, done, stop, acc, True,
                 )
@@ -320,23 +321,14 @@ class Trainer:
         if plan.validate is not None:
             return plan.validate()
         Xv, Tv = plan.Xv, plan.Tv
-        ws = net.chunk_workspace(Xv.shape[0])
-        logs = {"val_loss": float(loss(
-            Xv, Tv, net.params, net.sizes, net.w_off, net.b_off, net.act_codes, net.loss_code,
-            ws.act, ws.a_off, ws.z_out,
-        ))}
+        logs = {"val_loss": float(passes.mean_loss(net, Xv, Tv))}
         if self.classification:
             logs["val_accuracy"] = self.accuracy(Xv, Tv)
         return logs
 
     def accuracy(self, X: np.ndarray, T: np.ndarray) -> float:
         """Fraction of the rows of ``X`` classified as ``T`` says, with the current weights."""
-        net = self.net
-        ws = net.chunk_workspace(X.shape[0])
-        out = np.empty_like(T)
-        predict(X, net.params, net.sizes, net.w_off, net.b_off, net.act_codes, ws.act,
-                ws.a_off, ws.z_out, out)
-        return count_correct(out, T, net.loss_code) / X.shape[0]
+        return passes.accuracy(self.net, X, T)
 
     # ------------------------------------------------------------------ failures
     def remember_if_healthy(self, epoch_loss: float) -> None:

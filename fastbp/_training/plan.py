@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._sparse import CSRRows
 from .._validation import (
     Bool,
     Choice,
@@ -51,8 +52,8 @@ class FitPlan:
 
     Attributes
     ----------
-    X : (n, n_in) array, T : (n, n_out) array
-        Training rows and targets in the model's dtype, C-contiguous.
+    X : (n, n_in) array or fastbp._sparse.CSRRows, T : (n, n_out) array
+        Training rows (dense, or CSR arrays) and targets in the model's dtype, C-contiguous.
     SW : (n,) array
         Per-row weights (empty: unit weights); with ``weight_norm="rows"`` of mean 1.
     epochs, batch_size : int
@@ -172,7 +173,7 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
             "model.weights); assign finite values, or pass reset=True to start over."
         )
     n_in, n_out = int(model.layer_sizes[0]), int(model.layer_sizes[-1])
-    X = check_X(X, model.dtype, n_in)
+    X = check_X(X, model.dtype, n_in, accept_sparse=True)
     T = check_targets(y, X.shape[0], model.loss, n_out, model.dtype)
     state = model.state
     opt = get_optimizer(optimizer) if optimizer is not None else (
@@ -186,7 +187,7 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
         )
     callbacks = check_callbacks(callbacks)
     n_threads = check_n_threads(n_threads)
-    classification = model.loss != "squared_error"
+    classification = model.loss in ("cross_entropy", "binary_cross_entropy")
 
     n = X.shape[0]
     sw = None
@@ -208,7 +209,8 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
                 "validation_data must be a pair (X_val, y_val); got "
                 f"{type(validation_data).__name__}."
             )
-        Xv = check_X(validation_data[0], model.dtype, n_in, "validation_data[0]")
+        Xv = check_X(validation_data[0], model.dtype, n_in, "validation_data[0]",
+                     accept_sparse=True)
         Tv = check_targets(validation_data[1], Xv.shape[0], model.loss, n_out, model.dtype,
                            "validation_data[1]")
     elif validation_split > 0:
@@ -223,8 +225,11 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
         val_rows = np.sort(perm[:n_val])
         keep = np.ones(n, dtype=bool)
         keep[val_rows] = False
-        Xv, Tv = X[val_rows], T[val_rows]
-        X, T = np.ascontiguousarray(X[keep]), np.ascontiguousarray(T[keep])
+        if isinstance(X, CSRRows):
+            Xv, X = X.take(val_rows), X.take(np.flatnonzero(keep))
+        else:
+            Xv, X = X[val_rows], np.ascontiguousarray(X[keep])
+        Tv, T = T[val_rows], np.ascontiguousarray(T[keep])
         if sw is not None:
             sw = sw[keep]
             if not (sw > 0).any():

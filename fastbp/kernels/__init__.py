@@ -64,6 +64,7 @@ from ._drivers import (
 from ._layout import KernelArgs, OptimizerArgs, WorkspaceArrays
 from ._llvm import rt
 from ._network import _block, backward, batch_loss, forward, output_delta
+from ._sparse import loss_and_gradient_csr, loss_csr, predict_csr, train_steps_csr
 from ._updates import add_l2, clip_grad_norm, grad_norm, optimizer_step, sgd_step
 
 __all__ = [
@@ -96,6 +97,11 @@ __all__ = [
     "train_step",
     "train_epoch_sgd",
     "train_epoch",
+    # sparse (CSR) inputs: data, indices (int64), indptr (int64) in place of X
+    "train_steps_csr",
+    "predict_csr",
+    "loss_csr",
+    "loss_and_gradient_csr",
     # workspace views
     "layer_block",
     "input_block",
@@ -110,9 +116,11 @@ __all__ = [
     "ACT_RELU",
     "ACT_LEAKY_RELU",
     "ACT_SOFTMAX",
+    "ACT_EXP",
     "LOSS_SQUARED_ERROR",
     "LOSS_CROSS_ENTROPY",
     "LOSS_BINARY_CROSS_ENTROPY",
+    "LOSS_POISSON",
     "OPTIMIZER_CODES",
     "OPT_SGD",
     "OPT_ADAM",
@@ -137,10 +145,12 @@ ACT_TANH = _codes.TANH
 ACT_RELU = _codes.RELU
 ACT_LEAKY_RELU = _codes.LEAKY_RELU
 ACT_SOFTMAX = _codes.SOFTMAX
+ACT_EXP = _codes.EXP
 
 LOSS_SQUARED_ERROR = _codes.SQUARED_ERROR
 LOSS_CROSS_ENTROPY = _codes.CROSS_ENTROPY
 LOSS_BINARY_CROSS_ENTROPY = _codes.BINARY_CROSS_ENTROPY
+LOSS_POISSON = _codes.POISSON
 
 OPT_SGD = _codes.OPT_SGD
 OPT_ADAM = _codes.OPT_ADAM  # also AdamW (decoupled weight decay in hyper[3])

@@ -13,7 +13,7 @@ stays a NaN through every activation and derivative: divergence must stay visibl
 import numpy as np
 
 from ._cache import njit
-from ._codes import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, LOGISTIC, RELU, SOFTMAX, TANH
+from ._codes import EXP, IDENTITY, LEAKY_RELU, LEAKY_SLOPE, LOGISTIC, RELU, SOFTMAX, TANH
 from ._llvm import wide_vectors
 from ._vmath import vexp, vlogistic, vtanh
 
@@ -48,6 +48,10 @@ def activate(z, i0, i1, j0, j1, code):
             for j in range(np.uint64(j0), np.uint64(j1)):
                 x = z[i, j]
                 z[i, j] = x * slope if x < 0 else x
+    elif code == EXP:
+        for i in range(i0, i1):
+            for j in range(np.uint64(j0), np.uint64(j1)):
+                z[i, j] = vexp(z[i, j])
     elif code == SOFTMAX:
         for i in range(i0, i1):
             m = z[i, j0]

@@ -10,6 +10,7 @@ TANH = 2
 RELU = 3
 LEAKY_RELU = 4
 SOFTMAX = 5
+EXP = 6  # output only: the log link of the Poisson loss
 
 ACTIVATIONS = {
     "identity": IDENTITY,
@@ -18,8 +19,10 @@ ACTIVATIONS = {
     "relu": RELU,
     "leaky_relu": LEAKY_RELU,
     "softmax": SOFTMAX,
+    "exp": EXP,
 }
-#: activations allowed on hidden layers (softmax is row-wise and only meaningful at the output)
+#: activations allowed on hidden layers (softmax is row-wise and only meaningful at the output;
+#: exp is the Poisson loss's output)
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
 
 #: negative-side slope of ``leaky_relu`` (the same default as ``torch.nn.LeakyReLU``)
@@ -28,11 +31,13 @@ LEAKY_SLOPE = 0.01
 SQUARED_ERROR = 0
 CROSS_ENTROPY = 1
 BINARY_CROSS_ENTROPY = 2
+POISSON = 3  # half Poisson deviance with an exp output (log link)
 
 LOSSES = {
     "squared_error": SQUARED_ERROR,
     "cross_entropy": CROSS_ENTROPY,
     "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+    "poisson": POISSON,
 }
 
 #: output activation used when ``output=`` is not given
@@ -40,12 +45,14 @@ DEFAULT_OUTPUT = {
     "squared_error": "identity",
     "cross_entropy": "softmax",
     "binary_cross_entropy": "logistic",
+    "poisson": "exp",
 }
 #: output activations a loss accepts (the fused, numerically stable pairs are enforced)
 ALLOWED_OUTPUTS = {
     "squared_error": ("identity", "logistic", "tanh", "relu", "leaky_relu", "softmax"),
     "cross_entropy": ("softmax",),
     "binary_cross_entropy": ("logistic",),
+    "poisson": ("exp",),
 }
 
 # Optimizer kinds understood by the compiled step kernel (``_updates.optimizer_step``).

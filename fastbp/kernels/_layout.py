@@ -244,7 +244,7 @@ class Network:
         self.grads = np.zeros(n_params, dtype=self.dtype)
         self.lock = threading.RLock()
         self.boundary = threading.Lock()
-        self._workspaces: OrderedDict[int, Workspace] = OrderedDict()
+        self._workspaces: OrderedDict[tuple, Workspace] = OrderedDict()
 
     @property
     def n_params(self) -> int:
@@ -283,19 +283,27 @@ class Network:
                           self.act_codes, self.loss_code, int(self.act_codes[-1]),
                           self.drop_rates, self.drop_seed)
 
-    def workspace(self, capacity: int) -> Workspace:
+    def workspace(self, capacity: int, sparse: bool = False) -> Workspace:
         """The cached workspace for batches of up to ``capacity`` rows (at most
-        ``MAX_WORKSPACES`` kept, least recently used dropped, so memory stays bounded)."""
-        ws = self._workspaces.get(capacity)
+        ``MAX_WORKSPACES`` kept, least recently used dropped, so memory stays bounded).
+
+        ``sparse``: for CSR inputs (``fastbp.kernels._sparse``): no input block (the
+        offsets are those of ``sizes`` with ``sizes[0] = 0``)."""
+        key = (capacity, bool(sparse))
+        ws = self._workspaces.get(key)
         if ws is None:
-            ws = Workspace(self.sizes, capacity, self.dtype)
-            self._workspaces[capacity] = ws
+            sizes = self.sizes
+            if sparse:
+                sizes = sizes.copy()
+                sizes[0] = 0
+            ws = Workspace(sizes, capacity, self.dtype)
+            self._workspaces[key] = ws
             while len(self._workspaces) > MAX_WORKSPACES:
                 self._workspaces.popitem(last=False)
         else:
-            self._workspaces.move_to_end(capacity)
+            self._workspaces.move_to_end(key)
         return ws
 
-    def chunk_workspace(self, n_rows: int) -> Workspace:
+    def chunk_workspace(self, n_rows: int, sparse: bool = False) -> Workspace:
         """The workspace for a whole-data-set pass over ``n_rows`` rows."""
-        return self.workspace(min(n_rows, self.chunk_rows))
+        return self.workspace(min(n_rows, self.chunk_rows), sparse)

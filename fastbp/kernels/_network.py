@@ -15,7 +15,7 @@ import numpy as np
 
 from ._activations import multiply_derivative
 from ._cache import njit
-from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, SOFTMAX
+from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, POISSON, SOFTMAX
 from ._dense import OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op
 from ._llvm import rt
 from ._llvm import view2d as _view2d
@@ -114,6 +114,14 @@ def _row_loss(z, a, t, loss_code, i):
         for j in range(m):
             x = np.float64(z[i, j])
             total += max(x, 0.0) - t[i, j] * x + vlog1p(vexp(-abs(x)))
+    elif loss_code == POISSON:
+        # half Poisson deviance t log(t / a) - t + a with a = exp(z), so log a = z;
+        # t log(t / a) is 0 at t = 0 (scipy's xlogy), and infinite z stays visible
+        for j in range(m):
+            tj = np.float64(t[i, j])
+            if tj != 0:
+                total += tj * (vlog(tj) - z[i, j])
+            total += np.float64(a[i, j]) - tj
     else:
         for j in range(m):
             g = np.float64(a[i, j]) - t[i, j]
@@ -127,7 +135,8 @@ def output_delta(z, a, t, loss_code, out_code, scale, delta):
 
     ``E = scale * sum_i E_i``, with ``E_i`` the loss of row ``i`` (``1/2 ||a - t||^2`` for
     squared error, ``-sum_j t_j log softmax(z)_j`` for cross-entropy, the summed logistic
-    log-loss for binary cross-entropy). ``scale = 1/n`` gives the batch mean.
+    log-loss for binary cross-entropy, the summed half Poisson deviance
+    ``t log(t / a) - t + a`` with ``a = exp(z)`` for Poisson). ``scale = 1/n`` gives the batch mean.
 
     Parameters
     ----------
@@ -185,7 +194,8 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta, row_sca
                 tsum += t[i, j]
             for j in range(m):
                 delta[i, j] = (a[i, j] * tsum - t[i, j]) * sc
-        elif loss_code == BINARY_CROSS_ENTROPY:
+        elif loss_code == BINARY_CROSS_ENTROPY or loss_code == POISSON:
+            # canonical link: logistic / log-likelihood and exp / Poisson give a - t
             for j in range(m):
                 delta[i, j] = (a[i, j] - t[i, j]) * sc
         else:  # squared error, any output activation

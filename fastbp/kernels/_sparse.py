@@ -1,0 +1,373 @@
+"""Sparse inputs: the first layer over CSR rows, and the drivers that use it.
+
+A CSR matrix reaches the kernels as its three arrays: ``Xd`` (values, the model's dtype),
+``Xi`` (column of each value, int64) and ``Xp`` (row ``r`` holds ``Xd[Xp[r]:Xp[r + 1]]``,
+int64, ``n + 1`` entries). The input layer is never stored dense: a batch is read from the
+CSR arrays directly through the epoch's row order (no gather, no per-step allocation), and
+
+- forward of weight layer 0: ``z[r, o] = b[o] + sum_k x_k W[o, j_k]`` over the non-zeros
+  ``(j_k, x_k)`` of row ``r``, one row ``o`` of ``W`` (row-major ``(n_out, n_in)``) at a
+  time for all batch rows, so that it stays in cache while it is read at the batch's
+  columns; the usual epilogue (activation, kept ``z``, dropout) follows;
+- weight gradient of layer 0: ``gW[o, j_k] (+)= delta[r, o] * x_k`` over the batch's
+  non-zeros, row ``o`` of ``gW`` owned by one loop iteration, rows of the batch in order:
+  the same sums in the same order whatever the thread count. ``delta`` of the input layer
+  is never computed.
+
+The gradient (zeroing and scatter over the whole ``gW``) runs serially below
+``PARALLEL_MIN_WORK`` element updates and otherwise as one ``prange`` over chunks of units,
+each row of ``gW`` written by one iteration. The forward product is serial: in parallel
+over units, threads would write neighbouring elements of the same rows of ``z`` (false
+sharing), which measured slower than one thread.
+
+The workspace of a sparse pass has an empty input block (``Network.workspace(cap,
+sparse=True)``: offsets computed with ``sizes[0] = 0``), so memory is the CSR plus the
+model plus the hidden layers' activations. Every other layer runs the dense ``layer_op``.
+
+A CSR with a column index outside ``[0, n_in)`` or a decreasing ``Xp`` raises
+``ValueError`` (checked on the rows each pass reads, as it reads them).
+"""
+
+import numpy as np
+from numba import carray, prange
+
+from ._activations import activate
+from ._cache import njit
+from ._codes import SOFTMAX, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS, STATUS_OK
+from ._dense import (
+    OP_DELTA,
+    OP_FORWARD,
+    OP_GRAD,
+    PARALLEL_MIN_WORK,
+    _bias_grad,
+    _forward_epilogue,
+    layer_op,
+)
+from ._drivers import _gather, _gather_vec, all_finite, count_correct
+from ._llvm import borrowed as _borrowed
+from ._llvm import ptr_at, rt, view2d
+from ._network import _view, batch_loss, output_delta_weighted
+from ._updates import clip_grad_norm, optimizer_step
+
+#: chunks of units the parallel layer-0 gradient is cut into (a constant, not the thread
+#: count; the results do not depend on it)
+UNIT_CHUNKS = 64
+
+__all__ = ["csr_forward", "csr_weight_grad", "loss_and_gradient_csr", "loss_csr",
+           "predict_csr", "train_steps_csr"]
+
+
+# ------------------------------------------------------------------ checks
+@njit(cache=True, nogil=True)
+def _check_csr(Xd, Xi, Xp, sizes, n_rows_T):
+    if Xp.shape[0] < 1 or Xd.shape[0] != Xi.shape[0]:
+        raise ValueError("CSR arrays: indptr needs n + 1 entries and data/indices one length")
+    if n_rows_T >= 0 and Xp.shape[0] - 1 != n_rows_T:
+        raise ValueError("T must have one row per CSR row (indptr has n + 1 entries)")
+    if Xp[0] != 0 or Xp[Xp.shape[0] - 1] > Xi.shape[0]:
+        raise ValueError("CSR indptr must start at 0 and end at most at len(indices)")
+    if sizes[0] < 1:
+        raise ValueError("sizes[0] (the input width) must be >= 1")
+
+
+@njit(cache=True, nogil=True)
+def _check_sparse_workspace(params, sizes, w_off, b_off, act, a_off, z_out, n):
+    """As ``_network._check_workspace`` for a workspace without an input block: the
+    blocks of unit layers ``1 .. L`` hold ``n`` rows."""
+    L = sizes.shape[0] - 1
+    if L < 1 or w_off.shape[0] != L or b_off.shape[0] != L or a_off.shape[0] != L + 1:
+        raise ValueError("sizes, w_off, b_off and a_off do not describe the same layers")
+    if b_off[L - 1] + sizes[L] > params.shape[0]:
+        raise ValueError("params is shorter than the layout needs")
+    if n < 0 or a_off[1] < 0 or a_off[L] + n * sizes[L] > act.shape[0] or \
+            n * sizes[L] > z_out.shape[0]:
+        raise ValueError("the workspace holds fewer rows than the batch (n)")
+    for l in range(1, L):
+        if a_off[l] + n * sizes[l] > a_off[l + 1]:
+            raise ValueError("the workspace holds fewer rows than the batch (n)")
+
+
+@njit(inline="always", cache=True, nogil=True)
+def _row_range(Xi, Xp, order, row0, r):
+    """Index range in ``Xd``/``Xi`` of batch row ``r``: CSR row ``order[row0 + r]``, or
+    ``row0 + r`` when ``order`` is empty."""
+    row = row0 + r if order.shape[0] == 0 else order[row0 + r]
+    k0, k1 = Xp[row], Xp[row + 1]
+    if k0 < 0 or k1 < k0 or k1 > Xi.shape[0]:
+        raise ValueError("CSR indptr must be non-decreasing and within len(indices)")
+    return k0, k1
+
+
+# ------------------------------------------------------------------ layer 0
+@njit(error_model="numpy", cache=True, nogil=True)
+def _forward_units(Xd, Xi, Xp, order, row0, lay, n, o0, o1):
+    """``z[r, o] = sum_k x_k W[o, j_k]`` for units ``o0 <= o < o1``, one row of ``W`` at a
+    time for all batch rows (it stays in cache while they read it)."""
+    params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
+        step = lay
+    n_in, n_out = sizes[0], sizes[1]
+    Z = view2d(act, a_off[1], n, n_out)
+    W = view2d(params, w_off[0], n_out, n_in)
+    zero = Z.dtype.type(0)
+    for o in range(o0, o1):
+        for r in range(n):
+            k0, k1 = _row_range(Xi, Xp, order, row0, r)
+            s = zero
+            for k in range(k0, k1):
+                s += Xd[k] * W[o, Xi[k]]
+            Z[r, o] = s
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, o0, o1):
+    """``gW[o, j_k] (+)= delta[r, o] * x_k`` for units ``o0 <= o < o1``: row ``o`` of
+    ``gW`` (zeroed first unless ``accumulate``), batch rows in order."""
+    params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
+        step = lay
+    n_in, n_out = sizes[0], sizes[1]
+    D = view2d(delta, a_off[1], n, n_out)
+    for o in range(o0, o1):
+        g = carray(ptr_at(grads, w_off[0] + o * n_in), (n_in,))
+        if not accumulate:
+            for j in range(np.uint64(n_in)):
+                g[j] = 0
+        for r in range(n):
+            d = D[r, o]
+            k0, k1 = _row_range(Xi, Xp, order, row0, r)
+            for k in range(k0, k1):
+                g[Xi[k]] += d * Xd[k]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _grad_parallel(Xd, Xi, Xp, order, row0, lay, n, accumulate, per):
+    """``_grad_units`` for all units in chunks of ``per``, one ``prange`` iteration each:
+    every row of ``gW`` is written by one iteration, so the result does not depend on the
+    thread count (nor on ``per``)."""
+    n_out = lay[6][1]
+    for c in prange((n_out + per - 1) // per):
+        o0 = c * per
+        _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, o0, min(n_out, o0 + per))
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def csr_forward(Xd, Xi, Xp, order, row0, lay, n):
+    """Forward pass of weight layer 0 for ``n`` CSR rows, then the dense layers above.
+
+    Batch row ``r`` is CSR row ``order[row0 + r]`` (``row0 + r`` with an empty ``order``).
+    ``lay`` is ``layer_op``'s tuple over a sparse workspace (no input block).
+    """
+    sizes, codes = lay[6], lay[10]
+    n_in, n_out = sizes[0], sizes[1]
+    for r in range(n):  # check the rows' columns once, before the products
+        k0, k1 = _row_range(Xi, Xp, order, row0, r)
+        for k in range(k0, k1):
+            j = Xi[k]
+            if j < 0 or j >= n_in:
+                raise ValueError("CSR column index outside 0 .. n_in - 1")
+    _forward_units(Xd, Xi, Xp, order, row0, lay, n, rt(0), n_out)
+    _forward_epilogue(lay, rt(0), n, rt(0), n, rt(0), n_out)
+    if codes[0] == SOFTMAX:
+        activate(view2d(lay[2], lay[9][1], n, n_out), rt(0), n, rt(0), n_out, codes[0])
+    for p in range(1, sizes.shape[0] - 1):
+        layer_op(rt(OP_FORWARD), lay, p, n, rt(False))
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def csr_weight_grad(Xd, Xi, Xp, order, row0, lay, n, accumulate):
+    """``gW^0 (+)= delta^1.T @ X_batch`` from the batch's non-zeros, and ``gb^0``.
+
+    Row ``o`` of ``gW`` sums ``delta[r, o] * x`` over the batch rows in order (zeroed
+    first unless ``accumulate``)."""
+    sizes = lay[6]
+    nnz = 0
+    for r in range(n):
+        k0, k1 = _row_range(Xi, Xp, order, row0, r)
+        nnz += k1 - k0
+    n_out = sizes[1]
+    work = (nnz + (0 if accumulate else sizes[0])) * n_out  # scatter and zeroing
+    if work < PARALLEL_MIN_WORK or n_out < 2:
+        _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, rt(0), n_out)
+    else:
+        _grad_parallel(Xd, Xi, Xp, order, row0, lay, n, accumulate,
+                       max(1, (n_out + UNIT_CHUNKS - 1) // UNIT_CHUNKS))
+    _bias_grad(lay, rt(0), n, rt(0), sizes[1], accumulate)
+
+
+@njit(inline="always", cache=True, nogil=True)
+def csr_backward(Xd, Xi, Xp, order, row0, lay, n, accumulate):
+    """The backward sweep from the output delta: dense layers, then layer 0 from the CSR."""
+    for p in range(lay[6].shape[0] - 2, 0, -1):
+        layer_op(rt(OP_GRAD), lay, p, n, accumulate)
+        layer_op(rt(OP_DELTA), lay, p, n, rt(False))
+    csr_weight_grad(Xd, Xi, Xp, order, row0, lay, n, accumulate)
+
+
+# ------------------------------------------------------------------ drivers
+@njit(cache=True, nogil=True)
+def train_steps_csr(Xd, Xi, Xp, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size,
+                    norm_weights, start_batch, stop_batch, acc, check):
+    """``_drivers.train_steps`` with CSR inputs ``(Xd, Xi, Xp)`` (see the module doc).
+
+    The batch's rows are read from the CSR arrays through ``order``; targets and weights
+    are gathered into ``ws``'s ``t_buf``/``w_buf`` as in the dense driver. ``ws`` is a
+    sparse workspace (no input block). Same arguments and results otherwise.
+    """
+    params, grads, sizes, w_off, b_off, act_codes, loss_code, _, drop_rates, drop_seed = net
+    act, delta, a_off, z_out, t_buf, raw, w_buf, _ = ws
+    opt_kind, hyper, state, counters = opt
+    Xd, Xi, Xp, T, SW = _borrowed(Xd), _borrowed(Xi), _borrowed(Xp), _borrowed(T), \
+        _borrowed(SW)
+    order, params, grads, state = _borrowed(order), _borrowed(params), _borrowed(grads), \
+        _borrowed(state)
+    hyper, counters, drop_rates = _borrowed(hyper), _borrowed(counters), _borrowed(drop_rates)
+    sizes, w_off, b_off = _borrowed(sizes), _borrowed(w_off), _borrowed(b_off)
+    act_codes, a_off = _borrowed(act_codes), _borrowed(a_off)
+    act, delta, raw, z_out = _borrowed(act), _borrowed(delta), _borrowed(raw), _borrowed(z_out)
+    t_buf, w_buf, acc = _borrowed(t_buf), _borrowed(w_buf), _borrowed(acc)
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    n_rows = Xp.shape[0] - 1
+    _check_csr(Xd, Xi, Xp, sizes, T.shape[0])
+    if T.shape[1] != n_out or (SW.shape[0] != 0 and SW.shape[0] != n_rows):
+        raise ValueError("T must have sizes[-1] columns and SW be empty or one per row")
+    for i in range(order.shape[0]):
+        if order[i] < 0 or order[i] >= n_rows:
+            raise ValueError("order holds a row index outside 0 .. n - 1")
+    _check_sparse_workspace(params, sizes, w_off, b_off, act, a_off, z_out, batch_size)
+    if batch_size < 1 or grads.shape[0] != params.shape[0] or \
+            delta.shape[0] < act.shape[0] or raw.shape[0] < act.shape[0] or \
+            w_buf.shape[0] < batch_size or t_buf.shape[0] < batch_size * n_out or \
+            counters.shape[0] < 1 or acc.shape[0] < 5:
+        raise ValueError("batch_size, grads, delta, raw, t_buf, w_buf, counters or acc "
+                         "do not fit the layout")
+    n = order.shape[0]
+    for b in range(start_batch, stop_batch):
+        start = b * batch_size
+        m = min(batch_size, n - start)
+        t = _view(t_buf, 0, m, n_out)
+        _gather(T, order, start, m, t)
+        if SW.shape[0] > 0:
+            w = w_buf[:m]
+            _gather_vec(SW, order, start, m, w)
+            wsum = 0.0
+            for r in range(m):
+                wsum += np.float64(w[r])
+        else:
+            w = w_buf[:0]
+            wsum = np.float64(m)
+        step = counters[0] + 1
+        lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, act_codes,
+               drop_rates, drop_seed, step)
+        csr_forward(Xd, Xi, Xp, order, start, lay, m)
+        a_out = view2d(act, a_off[L], m, n_out)
+        scale = 1.0 / wsum if norm_weights else 1.0 / m
+        batch_loss_value = output_delta_weighted(
+            _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
+            scale, view2d(delta, a_off[L], m, n_out), norm_weights,
+        )
+        if check and not np.isfinite(batch_loss_value):
+            return STATUS_NONFINITE_LOSS, b
+        acc[0] += m * batch_loss_value
+        acc[1] += m if norm_weights else wsum
+        if acc[3] != acc[3]:
+            acc[3] = batch_loss_value
+        acc[2] += count_correct(a_out, t, loss_code)
+        csr_backward(Xd, Xi, Xp, order, start, lay, m, rt(False))
+        if clip_norm > 0:
+            clip_grad_norm(grads, clip_norm)
+        counters[0] = step
+        l2_step = l2 * scale if norm_weights else l2
+        sq = optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2_step, sizes,
+                            w_off, b_off)
+        if norm_weights:
+            acc[4] += 0.5 * l2_step * sq * m
+    if check and not (all_finite(params) and all_finite(state)):
+        return STATUS_NONFINITE_PARAMS, stop_batch
+    return STATUS_OK, stop_batch
+
+
+@njit(cache=True, nogil=True)
+def _inference_csr(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out, grads,
+                   Xp, cap):
+    n = Xp.shape[0] - 1
+    _check_sparse_workspace(params, sizes, w_off, b_off, act, a_off, z_out, min(cap, n))
+    zero = sizes[0] * 0
+    return (params, grads, act, delta, act, z_out, sizes, w_off, b_off, a_off, act_codes,
+            np.empty(0), zero, zero)
+
+
+@njit(cache=True, nogil=True)
+def predict_csr(Xd, Xi, Xp, params, sizes, w_off, b_off, act_codes, act, a_off, z_out, cap,
+                out):
+    """Output activations of all CSR rows into ``out`` (n, n_out), ``cap`` rows at a time
+    (``cap``: the sparse workspace's capacity)."""
+    _check_csr(Xd, Xi, Xp, sizes, -1)
+    n = Xp.shape[0] - 1
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    if out.shape[0] != n or out.shape[1] != n_out or cap < 1:
+        raise ValueError("out must have one row per CSR row and sizes[-1] columns")
+    lay = _inference_csr(params, sizes, w_off, b_off, act_codes, act, act, a_off, z_out,
+                         params, Xp, cap)
+    for start in range(0, n, cap):
+        m = min(cap, n - start)
+        csr_forward(Xd, Xi, Xp, Xp[:0], start, lay, m)
+        a = view2d(act, a_off[L], m, n_out)
+        for r in range(m):
+            for c in range(n_out):
+                out[start + r, c] = a[r, c]
+
+
+@njit(cache=True, nogil=True)
+def loss_csr(Xd, Xi, Xp, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a_off,
+             z_out, cap):
+    """Mean loss over all CSR rows (float64), ``cap`` rows at a time."""
+    _check_csr(Xd, Xi, Xp, sizes, T.shape[0])
+    n = Xp.shape[0] - 1
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    if T.shape[1] != n_out or cap < 1:
+        raise ValueError("T must have sizes[-1] columns")
+    lay = _inference_csr(params, sizes, w_off, b_off, act_codes, act, act, a_off, z_out,
+                         params, Xp, cap)
+    total = 0.0
+    for start in range(0, n, cap):
+        m = min(cap, n - start)
+        csr_forward(Xd, Xi, Xp, Xp[:0], start, lay, m)
+        total += batch_loss(_view(z_out, 0, m, n_out), view2d(act, a_off[L], m, n_out),
+                            T[start : start + m], loss_code)
+    return total / n
+
+
+@njit(cache=True, nogil=True)
+def loss_and_gradient_csr(Xd, Xi, Xp, T, SW, params, grads, sizes, w_off, b_off, act_codes,
+                          loss_code, act, delta, a_off, z_out, cap, row_scaled):
+    """``_drivers.loss_and_gradient_weighted`` over CSR rows: loss
+    ``sum_i w_i E_i / sum_i w_i`` (mean without weights) and its gradient into ``grads``,
+    chunks of ``cap`` rows accumulated in order."""
+    _check_csr(Xd, Xi, Xp, sizes, T.shape[0])
+    n = Xp.shape[0] - 1
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    if T.shape[1] != n_out or cap < 1 or (SW.shape[0] != 0 and SW.shape[0] != n):
+        raise ValueError("T must have sizes[-1] columns and SW be empty or one per row")
+    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0]:
+        raise ValueError("grads must match params and delta must match act")
+    lay = _inference_csr(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out,
+                         grads, Xp, cap)
+    weighted = SW.shape[0] > 0
+    wsum = 0.0
+    for i in range(SW.shape[0]):
+        wsum += np.float64(SW[i])
+    scale = 1.0 / wsum if weighted else 1.0 / n
+    total = 0.0
+    for start in range(0, n, cap):
+        m = min(cap, n - start)
+        csr_forward(Xd, Xi, Xp, Xp[:0], start, lay, m)
+        total += output_delta_weighted(
+            _view(z_out, 0, m, n_out), view2d(act, a_off[L], m, n_out),
+            T[start : start + m], SW[start : start + m] if weighted else SW, loss_code,
+            act_codes[L - 1], scale, view2d(delta, a_off[L], m, n_out), row_scaled,
+        )
+        csr_backward(Xd, Xi, Xp, Xp[:0], start, lay, m, start > 0)
+    return total
