@@ -51,6 +51,7 @@ from sklearn.utils.validation import (
 )
 
 from ._errors import DivergenceError
+from ._threads import kernel_threads
 from ._training.lbfgs import objective as lbfgs_objective
 from ._training.loop import Trainer
 from ._training.plan import FitPlan
@@ -100,19 +101,25 @@ _SCIPY_LBFGS = {"ftol": 2.2204460492503131e-09, "maxcor": 10}
 
 
 def _rejects_atomically(method):
-    """A call that raises ``ValueError``/``TypeError`` (bad input or parameters) puts every
-    attribute of the estimator back, so a rejected call leaves a fitted estimator usable and
-    unchanged (the training engine restores the model's own state on any error)."""
+    """A call that raises ``ValueError``/``TypeError`` (bad input or parameters, or a
+    divergence) puts every attribute of the estimator back, the stopping rule's state
+    included, so a rejected call leaves a fitted estimator usable and unchanged. The training
+    engine restores the model's own state on any error, and after a divergence goes back to
+    the start of the call (the plans say ``divergence_restore="start"``)."""
     import functools
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         saved = dict(self.__dict__)
+        rule = saved.get("_rule")
+        checkpoint = rule.checkpoint() if rule is not None else None
         try:
             return method(self, *args, **kwargs)
         except (ValueError, TypeError):
             self.__dict__.clear()
             self.__dict__.update(saved)
+            if rule is not None:
+                rule.rollback(checkpoint)
             raise
 
     return wrapper
@@ -306,7 +313,7 @@ class _BaseMLP(BaseEstimator):
         weighted mean, and the L2 term ``alpha / (2 sum w) * sum W**2`` is part of it."""
         sw = sample_weight if sample_weight is not None else np.zeros(0, X.dtype)
         return FitPlan(X=X, T=T, SW=sw, l2=float(self.alpha), schedule=Constant(),
-                       weight_norm="weights", **kw)
+                       weight_norm="weights", divergence_restore="start", **kw)
 
     def _fit_lbfgs(self, X, T, sample_weight):
         options = dict(_SCIPY_LBFGS, maxfun=self.max_fun, maxiter=self.max_iter, gtol=self.tol)
@@ -334,9 +341,11 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=4,
             )
         self.n_iter_ = min(int(res.nit), self.max_iter)
-        # the value at the solution, reported as scikit-learn does
+        # the value at the solution, reported as scikit-learn does (a compiled call: under
+        # the model's lock and the kernels' process-wide turn, like every other)
         f = lbfgs_objective(trainer)
-        f(self.model_.params)
+        with self.model_.network.lock, kernel_threads(None):
+            f(self.model_.params)
         self.loss_ = float(f.data * scale + f.penalty)
 
     def _fit_stochastic(self, X, T, sample_weight, incremental, rng):
