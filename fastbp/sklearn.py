@@ -330,7 +330,16 @@ class _BaseMLP(BaseEstimator):
             lbfgs_chunk=_LBFGS_CHUNK, lbfgs_accuracy=False, lbfgs_options=options,
         )
         trainer = Trainer(self.model_.network, self.model_.state, plan)
-        trainer.run()
+        epochs = self.model_.history.epochs
+        try:
+            trainer.run()
+        except KeyboardInterrupt:
+            # raised on, as scikit-learn's; the model holds the last accepted iterate, and
+            # the estimator says how many iterations it took and its loss
+            self.n_iter_ = self.model_.history.epochs - epochs
+            trainer.interrupt = None  # the objective below must not see the interrupt again
+            self.loss_ = self._lbfgs_loss(trainer, scale)
+            raise
         res = trainer.lbfgs_result
         if res.status != 0:
             warnings.warn(
@@ -341,12 +350,16 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=4,
             )
         self.n_iter_ = min(int(res.nit), self.max_iter)
-        # the value at the solution, reported as scikit-learn does (a compiled call: under
-        # the model's lock and the kernels' process-wide turn, like every other)
+        self.loss_ = self._lbfgs_loss(trainer, scale)
+
+    def _lbfgs_loss(self, trainer, scale) -> float:
+        """The objective at the current parameters, reported as scikit-learn does (a
+        compiled call: under the model's lock and the kernels' process-wide turn, like every
+        other)."""
         f = lbfgs_objective(trainer)
         with self.model_.network.lock, kernel_threads(None):
             f(self.model_.params)
-        self.loss_ = float(f.data * scale + f.penalty)
+        return float(f.data * scale + f.penalty)
 
     def _fit_stochastic(self, X, T, sample_weight, incremental, rng):
         if self.early_stopping and incremental:

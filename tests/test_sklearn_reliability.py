@@ -170,6 +170,38 @@ def test_sigint_during_an_estimator_epoch_stops_after_the_running_call(monkeypat
     assert est.model_.optimizer_steps == 3 + 8
 
 
+def test_sigint_during_lbfgs_keeps_an_accepted_iterate_and_counts_it(monkeypatch):
+    """L-BFGS raises the interrupt on, as scikit-learn's does, after the objective
+    evaluation that was running; the model holds the last accepted iterate, and n_iter_ and
+    loss_ describe it."""
+    import fastbp._training.lbfgs as lbfgs
+
+    real = lbfgs.loss_and_gradient_weighted
+    calls = []
+
+    def wrapper(*args):
+        calls.append(1)
+        if len(calls) == 6:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args)
+
+    monkeypatch.setattr(lbfgs, "loss_and_gradient_weighted", wrapper)
+    X, y = _data()
+    est = MLPClassifier((8,), solver="lbfgs", max_iter=100, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert len(calls) == 7  # no step after the interrupt; the 7th evaluation is loss_'s
+    history = est.model_.history
+    assert history.events[-1]["event"] == "interrupted"
+    assert 1 <= est.n_iter_ == history.epochs
+    # loss_ is scikit-learn's objective at the kept parameters
+    penalty = 0.5 * est.alpha * sum(float((W ** 2).sum()) for W in est.coefs_) / len(X)
+    data_loss = est.model_.evaluate(X, y)["loss"]  # classes_ are 0, 1, 2: the same labels
+    assert est.loss_ == pytest.approx(data_loss + penalty, rel=1e-12)
+    assert np.isfinite(est.predict_proba(X)).all()
+
+
 def test_ctrl_c_stops_an_estimator_within_a_fraction_of_an_epoch():
     """``_thread.interrupt_main`` (what Ctrl-C does) from another thread while an epoch of
     several seconds runs: fit returns within a fraction of that epoch, before its end."""
