@@ -8,10 +8,11 @@ buffers; ``Model`` is the Python facade.
 # parallel=True function before the layer is started crashes when it runs it ("Symbol not
 # found: allocate_sched" or a segfault, numba/numba#8578) -- seen with users' cached @njit
 # code calling fastbp.kernels and with MPI ranks that only load from the cache. The layer is
-# Numba's usual choice (tbb, then omp, then workqueue, or NUMBA_THREADING_LAYER).
-import numba as _numba
+# Numba's usual choice (tbb, then omp, then workqueue, or NUMBA_THREADING_LAYER); processes
+# forked from this one run fastbp's kernels on one thread if it is GNU OpenMP (_threads).
+from . import _threads  # noqa: E402
 
-_numba.get_num_threads()
+_threads.start_threading_layer()
 
 from . import optim, schedules  # noqa: E402
 from ._errors import (  # noqa: E402

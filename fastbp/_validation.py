@@ -187,9 +187,47 @@ def check_dtype(dtype) -> type:
     return FLOAT_DTYPES[name]
 
 
+def _is_pandas(value) -> bool:
+    """A pandas DataFrame or Series (checked by type, without importing pandas)."""
+    return type(value).__module__.startswith("pandas") and hasattr(value, "to_numpy") and (
+        hasattr(value, "dtypes") or hasattr(value, "dtype"))
+
+
+def _from_pandas(value, name: str) -> np.ndarray:
+    """A DataFrame or Series of real columns as a NumPy array: float64 when the columns'
+    dtypes differ (``pd.get_dummies`` mixes int, float and bool) or are pandas' nullable
+    ones (``Int64``, ``Float64``, ``boolean``), else its own dtype. Other columns raise
+    ``TypeError``; missing values of nullable columns (``pd.NA``) raise ``ValueError``."""
+    frame = hasattr(value, "columns")
+    columns = list(value.columns) if frame else [None]
+    dtypes = list(value.dtypes) if frame else [value.dtype]
+    nullable = False
+    for i, (col, dt) in enumerate(zip(columns, dtypes)):
+        where = name if col is None else f"{name} column {col!r}"
+        if getattr(dt, "kind", "O") not in "biuf":
+            raise TypeError(
+                f"{where} has dtype {dt}; {name} must hold real numbers (bool, int or float). "
+                "Encode categories and strings as numbers first (e.g. pd.get_dummies)."
+            )
+        if not isinstance(dt, np.dtype):  # a pandas nullable dtype: may hold pd.NA
+            nullable = True
+            missing = np.asarray((value.iloc[:, i] if frame else value).isna(), dtype=bool)
+            if missing.any():
+                raise ValueError(
+                    f"{where} has {int(missing.sum())} missing value(s) (pd.NA), the first in "
+                    f"row {int(np.argmax(missing))}; missing values are not supported. Drop "
+                    f"or impute them first (e.g. {name}.dropna() or {name}.fillna(...))."
+                )
+    if nullable or len({np.dtype(dt) for dt in dtypes}) > 1:
+        return value.to_numpy(dtype=np.float64)
+    return np.asarray(value)
+
+
 def _numeric_array(value, name: str) -> np.ndarray:
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array; got a {type(value).__name__}.")
+    if _is_pandas(value):
+        return _from_pandas(value, name)
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like

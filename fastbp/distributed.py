@@ -56,6 +56,7 @@ watchdog thread also aborts a rank that has made no progress for ``timeout`` sec
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import sys
 import threading
@@ -69,7 +70,7 @@ from ._training.passes import is_csr
 from ._training.plan import make_plan
 from ._training.state import SEED_SHARD_ORDER, History, seed_stream
 from ._validation import check_int, check_positive_float, check_sample_weight
-from .kernels._drivers import apply_step, local_step_gradient
+from .kernels._drivers import all_finite, apply_step, local_step_gradient
 from .model import Model
 from .optim import LBFGS
 
@@ -277,8 +278,9 @@ def fit(
         broadcast.
     epochs, learning_rate, shuffle, optimizer, schedule, l2, clip_norm, reset, on_divergence
         As ``Model.fit``; they must be the same on every rank (checked). ``clip_norm``
-        clips the averaged gradient. A non-finite summed gradient or parameter stops every
-        rank at the same step, with the same rollback and ``DivergenceError``. L-BFGS,
+        clips the averaged gradient. A non-finite loss on any rank, a non-finite summed
+        gradient, or non-finite parameters or optimizer state stop every rank at the same
+        step, with the same rollback and ``DivergenceError``. L-BFGS,
         ``validation_split`` and ``class_weight`` are not supported here.
     sample_weight : (n_local,) array_like, optional
         Weights of this rank's rows, rescaled to mean 1 over all ranks' rows.
@@ -414,7 +416,11 @@ class _MPITrainer(Trainer):
         inv_p = net.dtype.type(1.0 / self.size)
         every = self.every
         t0 = time.perf_counter()
-        bad = -1
+        bad, reason = -1, "the loss or the summed gradient became non-finite"
+        # A rank whose loss becomes non-finite poisons what it sends next (a NaN in its
+        # gradient, or in local SGD its parameters), so that every rank finds the same
+        # non-finite sum at the same step without another collective call.
+        poisoned = False
         try:
             for k in range(self.n_steps):
                 m = int(self.local_rows[k])
@@ -427,6 +433,9 @@ class _MPITrainer(Trainer):
                             ws.act, ws.delta, raw, ws.a_off, ws.z_out, ws.t_buf, ws.w_buf,
                             totals,
                         )
+                        if not math.isfinite(totals[0]):  # this rank's loss
+                            poisoned = True
+                            net.grads[0] = np.nan
                         comm.Allreduce(in_place, net.grads, op=SUM)
                         # the summed gradient is the same on every rank: so is this check
                         if not apply_step(net.params, net.grads, state.opt_state, kind, hyper,
@@ -434,7 +443,7 @@ class _MPITrainer(Trainer):
                                           net.sizes, net.w_off, net.b_off):
                             bad = k
                     else:
-                        if m > 0:
+                        if m > 0 and not poisoned:
                             local_step_gradient(
                                 X, T, SW, order, k * b, m, 1.0 / m, net.params, net.grads,
                                 net.drop_rates, self.drop_seed, state.counters[0] + 1,
@@ -442,14 +451,18 @@ class _MPITrainer(Trainer):
                                 ws.act, ws.delta, raw, ws.a_off, ws.z_out, ws.t_buf, ws.w_buf,
                                 totals,
                             )
-                            apply_step(net.params, net.grads, state.opt_state, kind, hyper,
-                                       state.counters, lr, plan.l2, plan.clip_norm, net.sizes,
-                                       net.w_off, net.b_off)
+                            if not (math.isfinite(totals[0]) and apply_step(
+                                    net.params, net.grads, state.opt_state, kind, hyper,
+                                    state.counters, lr, plan.l2, plan.clip_norm, net.sizes,
+                                    net.w_off, net.b_off)):
+                                poisoned = True  # until the average, which spreads it
+                                net.params[0] = np.nan
                         if (k + 1) % every == 0 or k == self.n_steps - 1:
                             comm.Allreduce(in_place, net.params, op=SUM)
                             np.multiply(net.params, inv_p, out=net.params)
-                            if not np.isfinite(net.params).all():  # identical on every rank
-                                bad = k
+                            if not all_finite(net.params):  # identical on every rank
+                                bad, reason = k, ("the loss, the gradient or the parameters "
+                                                  "became non-finite")
                 self._alive()
                 if bad >= 0:
                     break
@@ -460,12 +473,20 @@ class _MPITrainer(Trainer):
         if every > 1 and bad < 0:
             # replicas must be bit-identical, whatever rounding the average left
             comm.Bcast(net.params, root=0)
+        if bad < 0:
+            # the epoch's sums, and whether any rank's parameters or optimizer state became
+            # non-finite in the last steps (an update that overflowed), in one message
+            sums = np.array([*totals, 0.0 if (all_finite(net.params) and
+                                              all_finite(state.opt_state)) else 1.0])
+            comm.Allreduce(in_place, sums, op=SUM)
+            totals = sums[:3]
+            if sums[3] > 0:
+                bad = self.n_steps - 1
+                reason = "the parameters or optimizer state became non-finite"
         if bad >= 0:
             raise _Diverged({"event": "diverged", "epoch": state.history.epochs,
-                             "reason": "the summed gradient or the parameters became "
-                                       "non-finite (on at least one rank)",
+                             "reason": f"{reason} (on at least one rank)",
                              "bad_batch": bad, "n_batches": self.n_steps})
-        comm.Allreduce(in_place, totals, op=SUM)
         logs = {"loss": float(totals[0] / totals[1]) if totals[1] > 0 else 0.0, "lr": lr,
                 "time": time.perf_counter() - t0}
         if self.classification:

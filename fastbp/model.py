@@ -237,6 +237,8 @@ class Model:
         Parameters
         ----------
         X : (n, n_in) array_like
+            Any real dtype, order or byte order, or a pandas DataFrame of real columns
+            (mixed or nullable dtypes included; missing values are refused).
         y : array_like
             Targets; see ``Model`` for the shape each loss expects.
         epochs : int, default 1
@@ -348,7 +350,8 @@ class Model:
         Parameters
         ----------
         X : (n, n_in) array_like
-            Any real dtype, order or byte order (converted once to the model dtype).
+            Any real dtype, order or byte order, or a pandas DataFrame of real columns
+            (converted once to the model dtype).
         n_threads : int, optional
             Numba threads for this call; the previous count is restored afterwards.
 

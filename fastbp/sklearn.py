@@ -104,19 +104,25 @@ _SCIPY_LBFGS = {"ftol": 2.2204460492503131e-09, "maxcor": 10}
 
 
 def _rejects_atomically(method):
-    """A call that raises ``ValueError``/``TypeError`` (bad input or parameters) puts every
-    attribute of the estimator back, so a rejected call leaves a fitted estimator usable and
-    unchanged (the training engine restores the model's own state on any error)."""
+    """A call that raises ``ValueError``/``TypeError`` (bad input or parameters, or a
+    divergence) puts every attribute of the estimator back, the stopping rule's state
+    included, so a rejected call leaves a fitted estimator usable and unchanged. The training
+    engine restores the model's own state on any error, and after a divergence goes back to
+    the start of the call (the plans say ``divergence_restore="start"``)."""
     import functools
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         saved = dict(self.__dict__)
+        rule = saved.get("_rule")
+        checkpoint = rule.checkpoint() if rule is not None else None
         try:
             return method(self, *args, **kwargs)
         except (ValueError, TypeError):
             self.__dict__.clear()
             self.__dict__.update(saved)
+            if rule is not None:
+                rule.rollback(checkpoint)
             raise
 
     return wrapper
@@ -506,7 +512,8 @@ class _BaseMLP(BaseEstimator):
         if scipy.sparse.issparse(X):
             X = check_csr(X, X.dtype, X.shape[1])
         return FitPlan(X=X, T=T, SW=sw, l2=float(self.alpha), schedule=Constant(),
-                       weight_norm="weights", n_threads=self._threads(), **kw)
+                       weight_norm="weights", divergence_restore="start",
+                       n_threads=self._threads(), **kw)
 
     def _fit_lbfgs(self, X, T, sample_weight):
         options = dict(_SCIPY_LBFGS, maxfun=self.max_fun, maxiter=self.max_iter, gtol=self.tol)
@@ -523,7 +530,16 @@ class _BaseMLP(BaseEstimator):
             lbfgs_chunk=_LBFGS_CHUNK, lbfgs_accuracy=False, lbfgs_options=options,
         )
         trainer = Trainer(self.model_.network, self.model_.state, plan)
-        trainer.run()
+        epochs = self.model_.history.epochs
+        try:
+            trainer.run()
+        except KeyboardInterrupt:
+            # raised on, as scikit-learn's; the model holds the last accepted iterate, and
+            # the estimator says how many iterations it took and its loss
+            self.n_iter_ = self.model_.history.epochs - epochs
+            trainer.interrupt = None  # the objective below must not see the interrupt again
+            self.loss_ = self._lbfgs_loss(trainer, scale)
+            raise
         res = trainer.lbfgs_result
         if res.status != 0:
             warnings.warn(
@@ -534,11 +550,16 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=4,
             )
         self.n_iter_ = min(int(res.nit), self.max_iter)
-        # the value at the solution, reported as scikit-learn does
+        self.loss_ = self._lbfgs_loss(trainer, scale)
+
+    def _lbfgs_loss(self, trainer, scale) -> float:
+        """The objective at the current parameters, reported as scikit-learn does (a
+        compiled call: under the model's lock and the kernels' process-wide turn, like every
+        other)."""
         f = lbfgs_objective(trainer)
-        with kernel_threads(plan.n_threads):
+        with self.model_.network.lock, kernel_threads(self._threads()):
             f(self.model_.params)
-        self.loss_ = float(f.data * scale + f.penalty)
+        return float(f.data * scale + f.penalty)
 
     def _fit_stochastic(self, X, T, sample_weight, incremental, rng):
         if self.early_stopping and incremental:

@@ -83,6 +83,11 @@ def test_failing_rank_aborts_all_instead_of_hanging(mode, tmp_path):
         assert "no training progress" in out, out
 
 
+@pytest.mark.parametrize("mode", ["huge-lr", "one-rank", "local-sgd", "last-step"])
+def test_divergence_on_any_rank_stops_every_rank_with_the_same_rollback(mode):
+    check_ok(run_mpi("divergence.py", mode), f"{mode}: OK")
+
+
 def test_mpi_example_runs(tmp_path):
     example = os.path.join(HERE, "..", "examples", "mpi_train.py")
     out = str(tmp_path / "model.npz")

@@ -10,8 +10,9 @@ the checked ``FitPlan`` says:
   boundary, with the model holding every completed step;
 - a non-finite loss or parameter stops training at once; the model goes back to the end of
   the last healthy epoch of the call (finite, and not exploding: a loss at most
-  ``EXPLODE_FACTOR`` times the smallest seen in the call) or to its state before the call,
-  and ``DivergenceError`` says which;
+  ``EXPLODE_FACTOR`` times the smallest seen in the call) or to its state before the call
+  (always, with the plan's ``divergence_restore="start"``), and ``DivergenceError`` says
+  which;
 - any other exception leaves the model exactly as it was before the call;
 - each epoch ends with validation, history, the schedule's step, the stopping rule,
   callbacks and the progress report.
@@ -333,7 +334,10 @@ class Trainer:
     # ------------------------------------------------------------------ failures
     def remember_if_healthy(self, epoch_loss: float) -> None:
         """Keep the state at the end of this epoch if it is one to go back to after a
-        divergence: finite, and not ``EXPLODE_FACTOR`` times the smallest loss seen."""
+        divergence: finite, and not ``EXPLODE_FACTOR`` times the smallest loss seen.
+        (Nothing to keep when the plan goes back to the start of the call.)"""
+        if self.plan.divergence_restore == "start":
+            return
         if not (math.isfinite(epoch_loss) and np.isfinite(self.net.params).all()):
             return
         if epoch_loss > EXPLODE_FACTOR * self._ref_loss + 1e-12:
@@ -354,7 +358,8 @@ class Trainer:
                 event["restored"] = "the state before this call"
             event["step"] = state.steps
             event["batch"] = 0
-            best = self._best is not None and plan.stopping.restore_best
+            best = (self._best is not None and plan.stopping.restore_best
+                    and plan.divergence_restore != "start")
             if best:
                 net.params[...] = self._best
                 self._best = None

@@ -79,6 +79,10 @@ class FitPlan:
     reset_optimizer : bool
         Start the optimizer afresh (zero state, step 0) even if its kind is unchanged.
     on_divergence : {"raise", "warn"}
+    divergence_restore : {"healthy", "start"}
+        The state a divergence goes back to: the end of the last healthy epoch of the call
+        if there was one, else the start of the call (``Model``); or always the start of
+        the call (the estimators, whose own attributes a failed call rolls back).
     n_threads : int or None
     weight_norm : {"rows", "weights"}
         What a batch's loss is averaged over: its rows (``Model``: ``sum w_i E_i / m``) or
@@ -123,6 +127,7 @@ class FitPlan:
     reset: bool = False
     reset_optimizer: bool = False
     on_divergence: str = "raise"
+    divergence_restore: str = "healthy"
     n_threads: int | None = None
     weight_norm: str = "rows"
     order: Callable | None = None

@@ -55,6 +55,22 @@ class SklearnRule(StoppingRule):
         self.loss_scale, self.verbose = loss_scale, verbose
         self.restore_best = bool(early_stopping)
 
+    # ------------------------------------------------------------------ failed calls
+    def checkpoint(self) -> tuple[dict, dict]:
+        """What ``rollback`` needs to undo everything from now on (cheap: the lists are only
+        ever appended to, so their lengths are kept, not copies)."""
+        state = dict(self.__dict__)
+        return state, {k: len(v) for k, v in state.items() if isinstance(v, list)}
+
+    def rollback(self, checkpoint: tuple[dict, dict]) -> None:
+        """Back to the state of ``checkpoint()``, in place (the estimators' ``loss_curve_``
+        and ``validation_scores_`` are these lists)."""
+        state, lengths = checkpoint
+        self.__dict__.clear()
+        self.__dict__.update(state)
+        for key, n in lengths.items():
+            del state[key][n:]
+
     # ------------------------------------------------------------------ the loop's calls
     def begin(self, state) -> None:
         self.n_iter = 0

@@ -11,8 +11,9 @@ the workspace (``fastbp.kernels._layout``):
 
 ``layer_op`` splits a product into tiles of the output (``_gemm.gemm_tile``; the epilogue
 runs on each tile while it is in cache). A product of fewer than ``PARALLEL_MIN_WORK``
-multiply-adds runs its tiles serially, with no parallel-region launch; a larger one runs
-them in one ``prange`` (``_tiles_parallel``) whose tiles are handed out one at a time, so
+multiply-adds runs its tiles serially, with no parallel-region launch, as does any product
+when Numba's thread count is 1 (one thread never launches a parallel region); a larger one
+runs them in one ``prange`` (``_tiles_parallel``) whose tiles are handed out one at a time, so
 that a thread slowed down by another process on its core does not hold the others back.
 A product of one row (online learning) is matrix-vector work: loops without packing that
 compute each element exactly as the tiles do.
@@ -39,7 +40,7 @@ from ._gemm import (
     row_times,
     row_times_transposed,
 )
-from ._llvm import elem_bytes, ptr_at, rt, view2d, wide_vectors
+from ._llvm import elem_bytes, ptr_at, rt, threads, view2d, wide_vectors
 
 OP_FORWARD = 0
 OP_DELTA = 1
@@ -271,7 +272,7 @@ def layer_op(op, lay, p, n, accumulate):
     else:
         mc = mc_rows(elem_bytes(act))
         work = M * N * K
-        if work < PARALLEL_MIN_WORK:
+        if work < PARALLEL_MIN_WORK or threads() == 1:
             for t in range((M + mc - 1) // mc):
                 _tile(op, t, mc, N, lay, p, n, accumulate)
         else:

@@ -18,6 +18,10 @@
 - ``borrowed(arr)``: ``arr`` without its reference-counted owner (no atomic reference
   counting when it is passed on); ``view2d(flat, start, rows, cols)``: a C-contiguous 2-D
   view of a 1-D array, without Numba's reshape helper.
+- ``threads()``: Numba's thread count of the calling thread (``numba.get_num_threads()``),
+  read from the threading layer's C function by its symbol name, as Numba's own parallel
+  code does; ``numba.get_num_threads`` itself holds a ctypes pointer, with which Numba
+  cannot cache the calling function. The layer must be started first (``import fastbp``).
 """
 
 from llvmlite import ir
@@ -140,6 +144,19 @@ def rt(typingctx, x):
 
     def codegen(context, builder, signature, args):
         return context.cast(builder, args[0], x, ty)
+
+    return sig, codegen
+
+
+@intrinsic
+def threads(typingctx):
+    """Numba's thread count of the calling thread (see the module docstring)."""
+    sig = types.int64()
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])  # C: int get_num_threads(void)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "get_num_threads")
+        return builder.sext(builder.call(fn, []), ir.IntType(64))
 
     return sig, codegen
 

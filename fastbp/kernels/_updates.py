@@ -2,8 +2,9 @@
 
 Every optimizer is one fused loop over the flat index, run per parameter segment (each
 layer's weights, then its bias) so that the L2 penalty reaches weights and never biases.
-Segments large enough to repay a parallel launch use ``prange``; each element is updated
-by exactly one iteration from its own state, so results do not depend on the thread count.
+Segments large enough to repay a parallel launch use ``prange`` (unless Numba's thread count
+is 1); each element is updated by exactly one iteration from its own state, so results do
+not depend on the thread count.
 
 The formulas are those of ``torch.optim`` (single-tensor code path), with ``g`` the gradient
 of the data loss (after clipping), ``l2`` the coupled L2 coefficient (torch's
@@ -69,7 +70,7 @@ from ._codes import (
     OPT_SKLEARN_ADAM,
     OPT_SKLEARN_SGD,
 )
-from ._llvm import rt, wide_vectors
+from ._llvm import rt, threads, wide_vectors
 
 # No fast-math flags here: an update like ``momentum * b + (1 - dampening) * g`` could be
 # fused into a multiply-add in two ways, and which one LLVM picks depended on the code the
@@ -105,7 +106,7 @@ def sgd_step(params, grads, learning_rate):
         raise ValueError("grads must have the shape of params")
     n = params.shape[0]
     lr = params.dtype.type(learning_rate)
-    if n < _PARALLEL_MIN_ELEMENTS:
+    if n < _PARALLEL_MIN_ELEMENTS or threads() == 1:
         _sgd_range(params, grads, lr, rt(0), n)
     else:
         _update_parallel(params, grads, params[:0].reshape((0, 0)), rt(-1), np.zeros(4),
@@ -229,7 +230,7 @@ def _update_parallel(params, grads, state, kind, hyper, lr, step, l2, decoupled,
 
 @njit(cache=True, nogil=True)
 def _segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
-    if hi - lo < _PARALLEL_MIN_ELEMENTS:
+    if hi - lo < _PARALLEL_MIN_ELEMENTS or threads() == 1:
         _update_range(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)
     else:
         _update_parallel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)

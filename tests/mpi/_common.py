@@ -15,7 +15,7 @@ def warm_kernels(comm):
     """Compile the distributed step kernels (float32 and float64) on rank 0 while the other
     ranks wait, so that they load them from Numba's disk cache instead of compiling too."""
     if comm.Get_rank() == 0:
-        from fastbp.kernels._drivers import apply_step, local_step_gradient
+        from fastbp.kernels._drivers import all_finite, apply_step, local_step_gradient
 
         for dtype in ("float32", "float64"):
             m = fastbp.Model([3, 4, 2], loss="cross_entropy", dtype=dtype, seed=0,
@@ -40,6 +40,8 @@ def warm_kernels(comm):
                     ws.t_buf, ws.w_buf, totals,
                 )
             state = np.zeros((2, m.params.shape[0]), dtype)
+            all_finite(m.params)
+            all_finite(state)
             apply_step(m.params, m.grads, state, 0, np.zeros(4), np.zeros(1, np.int64), 0.1,
                        0.0, 0.0, m.layer_sizes, m.network.w_off, m.network.b_off)
     comm.Barrier()
