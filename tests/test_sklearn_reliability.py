@@ -174,7 +174,7 @@ def test_sigint_during_lbfgs_keeps_an_accepted_iterate_and_counts_it(monkeypatch
     """L-BFGS raises the interrupt on, as scikit-learn's does, after the objective
     evaluation that was running; the model holds the last accepted iterate, and n_iter_ and
     loss_ describe it."""
-    import fastbp._training.lbfgs as lbfgs
+    import fastbp._training.passes as lbfgs  # the dense objective L-BFGS evaluates
 
     real = lbfgs.loss_and_gradient_weighted
     calls = []
