@@ -512,7 +512,8 @@ class _BaseMLP(BaseEstimator):
         if scipy.sparse.issparse(X):
             X = check_csr(X, X.dtype, X.shape[1])
         return FitPlan(X=X, T=T, SW=sw, l2=float(self.alpha), schedule=Constant(),
-                       weight_norm="weights", divergence_restore="start",
+                       weight_norm="weights",
+                       divergence_restore="best" if self.early_stopping else "start",
                        n_threads=self._threads(), **kw)
 
     def _fit_lbfgs(self, X, T, sample_weight):

@@ -312,3 +312,23 @@ def test_estimators_in_threads_take_turns_under_the_workqueue_layer():
                          capture_output=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.split() == ["workqueue", "True", "True"], res.stdout
+
+
+def test_divergence_with_early_stopping_ends_at_the_best_epoch_as_sklearn():
+    """scikit-learn's test_mlp_diverging_loss: with early stopping a diverging run ends at
+    its best validation epoch, records a NaN score for the diverged one, and raises nothing."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    kw = dict(hidden_layer_sizes=100, activation="identity", solver="sgd", alpha=1e-4,
+              learning_rate="constant", learning_rate_init=1, max_iter=20,
+              early_stopping=True, n_iter_no_change=10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPRegressor(**kw).fit(X, y)
+    assert str(mlp.validation_scores_[-1]) == "nan"
+    assert isinstance(mlp.validation_scores_[-1], float)
+    assert np.isfinite(mlp.predict(X)).all()
+    assert all(np.isfinite(W).all() for W in mlp.coefs_)
+    assert mlp.model_.history.events[-1]["event"] == "diverged"
+    assert len(mlp.loss_curve_) == mlp.n_iter_ == len(mlp.validation_scores_)

@@ -2,7 +2,8 @@
 
 The installed scikit-learn's test file is copied to a temporary folder with one change:
 ``from sklearn.neural_network import MLPClassifier, MLPRegressor`` becomes
-``from fastbp.sklearn import ...``. Nothing else is edited, so every failure is either a
+``from fastbp.sklearn import ...``, and scikit-learn's ``global_random_seed`` fixture
+(its default seed, 42) is provided. Nothing else is edited, so every failure is either a
 difference in behaviour or a test that inspects scikit-learn internals (listed in the
 summary, with pytest's short reason).
 
@@ -37,6 +38,9 @@ def main(argv: list[str]) -> int:
         path = os.path.join(d, "test_mlp_fastbp.py")
         with open(path, "w") as f:
             f.write(text)
+        with open(os.path.join(d, "conftest.py"), "w") as f:  # scikit-learn's, by default
+            f.write("import pytest\n\n\n@pytest.fixture\ndef global_random_seed():\n"
+                    "    return 42\n")
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", path, "-q", "-rfE", "-p", "no:cacheprovider",
              "-W", "ignore::DeprecationWarning", *extra],

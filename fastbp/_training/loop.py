@@ -336,7 +336,7 @@ class Trainer:
         """Keep the state at the end of this epoch if it is one to go back to after a
         divergence: finite, and not ``EXPLODE_FACTOR`` times the smallest loss seen.
         (Nothing to keep when the plan goes back to the start of the call.)"""
-        if self.plan.divergence_restore == "start":
+        if self.plan.divergence_restore in ("start", "best"):
             return
         if not (math.isfinite(epoch_loss) and np.isfinite(self.net.params).all()):
             return
@@ -347,8 +347,21 @@ class Trainer:
         self._good_epoch = self.state.history.epochs - 1
 
     def diverged(self, event: dict) -> None:
-        """Go back to the last healthy state, record the event, then raise or warn."""
+        """Go back to the last healthy state, record the event, then raise or warn (or, with
+        ``divergence_restore="best"`` and a best epoch, end training at its parameters)."""
         net, state, plan = self.net, self.state, self.plan
+        if (plan.divergence_restore == "best" and self._best is not None
+                and plan.stopping.restore_best):
+            with net.boundary:
+                net.params[...] = self._best
+                self._best = None
+                event.update(step=state.steps, batch=0, restored="the parameters of the best "
+                             "epoch (early stopping); training ended there")
+                state.history.events.append(event)
+            on_divergence = getattr(plan.stopping, "diverged", None)
+            if on_divergence is not None:
+                on_divergence()
+            return
         with net.boundary:
             if self._good is not None:
                 state.restore(self._good, net.params)
@@ -359,7 +372,7 @@ class Trainer:
             event["step"] = state.steps
             event["batch"] = 0
             best = (self._best is not None and plan.stopping.restore_best
-                    and plan.divergence_restore != "start")
+                    and plan.divergence_restore == "healthy")
             if best:
                 net.params[...] = self._best
                 self._best = None

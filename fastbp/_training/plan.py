@@ -79,10 +79,13 @@ class FitPlan:
     reset_optimizer : bool
         Start the optimizer afresh (zero state, step 0) even if its kind is unchanged.
     on_divergence : {"raise", "warn"}
-    divergence_restore : {"healthy", "start"}
+    divergence_restore : {"healthy", "start", "best"}
         The state a divergence goes back to: the end of the last healthy epoch of the call
         if there was one, else the start of the call (``Model``); or always the start of
-        the call (the estimators, whose own attributes a failed call rolls back).
+        the call (the estimators, whose own attributes a failed call rolls back); or, with
+        ``"best"`` (the estimators with early stopping, as scikit-learn), the parameters of
+        the best validation epoch so far, ending training without an error, and the start of
+        the call when there is none yet.
     n_threads : int or None
     weight_norm : {"rows", "weights"}
         What a batch's loss is averaged over: its rows (``Model``: ``sum w_i E_i / m``) or

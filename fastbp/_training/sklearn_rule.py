@@ -106,6 +106,17 @@ class SklearnRule(StoppingRule):
                 self.no_improvement_count = 0
         return improved, stop
 
+    def diverged(self) -> None:
+        """The epoch diverged and early stopping ended training at its best epoch: record
+        it as scikit-learn does (a NaN loss and validation score for the epoch)."""
+        self.n_iter += 1
+        self.t += self.n_samples
+        self.loss = math.nan
+        self.loss_curve.append(math.nan)
+        if self.early_stopping:
+            self.validation_scores.append(math.nan)
+        self.stopped = True
+
     # ------------------------------------------------------------------ scikit-learn's rules
     def _count_no_improvement(self, logs: dict) -> bool:
         """scikit-learn's ``_update_no_improvement_count``; True when the validation score
