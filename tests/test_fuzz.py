@@ -99,7 +99,7 @@ MODEL_BAD = {
     "layer_sizes": [[3], [3, 0], [3, -1], [3, 2.5], "34", None, [[3]], [True, 3], 5,
                     [3, 2**40], [3, 2**63]],
     "activation": ["rleu", ["relu", "tanh"], None, 5, b"relu"],
-    "loss": ["mse", None, 3, "cross-entropy"],
+    "loss": ["hinge", None, 3, "cross-entropyy"],
     "output": ["softmx", 3, "logistic"],  # logistic only with squared error here
     "dtype": ["float16", "int32", None, object, "nope", 3, "complex128"],
     "seed": [-1, 1.5, "x", True],
