@@ -334,6 +334,34 @@ def all_finite(a):
     return True
 
 
+@njit(inline="always", cache=True, nogil=True)
+def account_batch(acc, m, wsum, batch_loss_value, a_out, t, loss_code, norm_weights):
+    """Add a batch to an epoch's sums ``acc``: [0] weighted loss, [1] rows or weight, [2]
+    correct predictions, [3] the first batch's loss (NaN until set). Shared by the dense
+    and CSR epoch drivers."""
+    acc[0] += m * batch_loss_value
+    acc[1] += m if norm_weights else wsum
+    if acc[3] != acc[3]:
+        acc[3] = batch_loss_value
+    acc[2] += count_correct(a_out, t, loss_code)
+
+
+@njit(inline="always", cache=True, nogil=True)
+def apply_update(params, grads, state, opt_kind, hyper, lr, step, l2, scale, sizes, w_off,
+                 b_off, clip_norm, counters, acc, m, norm_weights):
+    """The end of a training step, after the gradient: clipping, the step counter, the
+    optimizer update with its L2 term, and (scikit-learn's convention) the penalty in
+    ``acc[4]``. Shared by the dense and CSR epoch drivers."""
+    if clip_norm > 0:
+        clip_grad_norm(grads, clip_norm)
+    counters[0] = step
+    l2_step = l2 * scale if norm_weights else l2
+    sq = optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2_step, sizes,
+                        w_off, b_off)
+    if norm_weights:
+        acc[4] += 0.5 * l2_step * sq * m
+
+
 @njit(cache=True, nogil=True)
 def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, norm_weights,
                 start_batch, stop_batch, acc, check):
@@ -414,20 +442,10 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         )
         if check and not np.isfinite(batch_loss_value):
             return STATUS_NONFINITE_LOSS, b
-        acc[0] += m * batch_loss_value
-        acc[1] += m if norm_weights else wsum
-        if acc[3] != acc[3]:
-            acc[3] = batch_loss_value
-        acc[2] += count_correct(a_out, t, loss_code)
+        account_batch(acc, m, wsum, batch_loss_value, a_out, t, loss_code, norm_weights)
         backward_pass(lay, m, rt(False))
-        if clip_norm > 0:
-            clip_grad_norm(grads, clip_norm)
-        counters[0] = step
-        l2_step = l2 * scale if norm_weights else l2
-        sq = optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2_step, sizes,
-                            w_off, b_off)
-        if norm_weights:
-            acc[4] += 0.5 * l2_step * sq * m
+        apply_update(params, grads, state, opt_kind, hyper, lr, step, l2, scale, sizes, w_off,
+                     b_off, clip_norm, counters, acc, m, norm_weights)
     if check and not (all_finite(params) and all_finite(state)):
         return STATUS_NONFINITE_PARAMS, stop_batch
     return STATUS_OK, stop_batch

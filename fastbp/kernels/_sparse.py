@@ -43,11 +43,10 @@ from ._dense import (
     _forward_epilogue,
     layer_op,
 )
-from ._drivers import _gather, _gather_vec, all_finite, count_correct
+from ._drivers import _gather, _gather_vec, account_batch, all_finite, apply_update
 from ._llvm import borrowed as _borrowed
 from ._llvm import ptr_at, rt, view2d
 from ._network import _view, batch_loss, output_delta_weighted
-from ._updates import clip_grad_norm, optimizer_step
 
 #: chunks of units the parallel layer-0 gradient is cut into (a constant, not the thread
 #: count; the results do not depend on it)
@@ -267,20 +266,10 @@ def train_steps_csr(Xd, Xi, Xp, T, SW, order, net, ws, opt, lr, l2, clip_norm, b
         )
         if check and not np.isfinite(batch_loss_value):
             return STATUS_NONFINITE_LOSS, b
-        acc[0] += m * batch_loss_value
-        acc[1] += m if norm_weights else wsum
-        if acc[3] != acc[3]:
-            acc[3] = batch_loss_value
-        acc[2] += count_correct(a_out, t, loss_code)
+        account_batch(acc, m, wsum, batch_loss_value, a_out, t, loss_code, norm_weights)
         csr_backward(Xd, Xi, Xp, order, start, lay, m, rt(False))
-        if clip_norm > 0:
-            clip_grad_norm(grads, clip_norm)
-        counters[0] = step
-        l2_step = l2 * scale if norm_weights else l2
-        sq = optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2_step, sizes,
-                            w_off, b_off)
-        if norm_weights:
-            acc[4] += 0.5 * l2_step * sq * m
+        apply_update(params, grads, state, opt_kind, hyper, lr, step, l2, scale, sizes, w_off,
+                     b_off, clip_norm, counters, acc, m, norm_weights)
     if check and not (all_finite(params) and all_finite(state)):
         return STATUS_NONFINITE_PARAMS, stop_batch
     return STATUS_OK, stop_batch
