@@ -264,7 +264,15 @@ def _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf):
     targets ``(m, n_out)`` and weights (``(m,)``, or empty for unit weights) and the sum of
     the weights (``m`` for unit weights). No allocation.
     """
-    n_out = sizes[sizes.shape[0] - 1]
+    _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
+    return gather_targets(T, SW, order, start, m, sizes[sizes.shape[0] - 1], t_buf, w_buf)
+
+
+@njit(inline="always", cache=True, nogil=True)
+def gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf):
+    """Copy the batch's targets to ``t_buf`` and weights (if ``SW`` is not empty) to
+    ``w_buf``; returns ``(t, w, wsum)`` as ``_gather_batch`` does (the CSR driver, whose
+    inputs are read in place, uses this alone)."""
     if SW.shape[0] > 0:
         w = w_buf[:m]
         _gather_vec(SW, order, start, m, w)
@@ -274,7 +282,6 @@ def _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf):
     else:
         w = w_buf[:0]
         wsum = np.float64(m)
-    _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
     t = _view(t_buf, 0, m, n_out)
     _gather(T, order, start, m, t)
     return t, w, wsum

@@ -43,7 +43,7 @@ from ._dense import (
     _forward_epilogue,
     layer_op,
 )
-from ._drivers import _gather, _gather_vec, account_batch, all_finite, apply_update
+from ._drivers import account_batch, all_finite, apply_update, gather_targets
 from ._llvm import borrowed as _borrowed
 from ._llvm import ptr_at, rt, view2d
 from ._network import _view, batch_loss, output_delta_weighted
@@ -243,17 +243,7 @@ def train_steps_csr(Xd, Xi, Xp, T, SW, order, net, ws, opt, lr, l2, clip_norm, b
     for b in range(start_batch, stop_batch):
         start = b * batch_size
         m = min(batch_size, n - start)
-        t = _view(t_buf, 0, m, n_out)
-        _gather(T, order, start, m, t)
-        if SW.shape[0] > 0:
-            w = w_buf[:m]
-            _gather_vec(SW, order, start, m, w)
-            wsum = 0.0
-            for r in range(m):
-                wsum += np.float64(w[r])
-        else:
-            w = w_buf[:0]
-            wsum = np.float64(m)
+        t, w, wsum = gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf)
         step = counters[0] + 1
         lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, act_codes,
                drop_rates, drop_seed, step)
