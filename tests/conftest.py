@@ -37,3 +37,23 @@ def one_hot_targets(y, loss, n_out):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def sigint_on_call(monkeypatch, module, name, at):
+    """Wrap ``module.name`` so that a real SIGINT is raised after its ``at``-th call
+    returns ("during" that call, as far as the caller can tell); returns the list that
+    counts the calls."""
+    import signal
+
+    real = getattr(module, name)
+    calls = []
+
+    def wrapper(*args):
+        out = real(*args)
+        calls.append(1)
+        if len(calls) == at:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(module, name, wrapper)
+    return calls

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import sigint_on_call
 
 import fastbp
 import fastbp._training.loop as model_mod
@@ -53,17 +54,7 @@ def test_sigint_mid_epoch_stops_after_the_running_call(monkeypatch):
     """A real SIGINT delivered while a compiled call runs is honoured when it returns:
     the model holds exactly the steps completed so far."""
     monkeypatch.setattr(model_mod, "CALL_SECONDS", 0.0)  # one batch per compiled call
-    real = model_mod.train_steps
-    calls = []
-
-    def wrapper(*args):
-        out = real(*args)
-        calls.append(1)
-        if len(calls) == 3:
-            signal.raise_signal(signal.SIGINT)  # arrives "during" the third call
-        return out
-
-    monkeypatch.setattr(model_mod, "train_steps", wrapper)
+    calls = sigint_on_call(monkeypatch, model_mod, "train_steps", 3)
     X, y = _data()
     m = fastbp.Model([4, 6, 3], loss="cross_entropy", seed=0)
     with pytest.raises(KeyboardInterrupt):
@@ -72,7 +63,7 @@ def test_sigint_mid_epoch_stops_after_the_running_call(monkeypatch):
     assert len(calls) == 3 and m.optimizer_steps == 3 and m.history.epochs == 0
     assert m.history.events[-1] == {"event": "interrupted", "epoch": 0, "batch": 3,
                                     "n_batches": 12, "step": 3}
-    monkeypatch.setattr(model_mod, "train_steps", real)
+    monkeypatch.undo()  # the real driver again
     ref = fastbp.Model([4, 6, 3], loss="cross_entropy", seed=0)  # the first 3 batches
     ref.fit(X[:24], y[:24], epochs=1, batch_size=8, learning_rate=0.1, shuffle=False)
     _same(m, ref)

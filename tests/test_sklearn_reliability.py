@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("sklearn", minversion="1.6")
 
+from conftest import sigint_on_call  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 import fastbp  # noqa: E402
@@ -144,17 +145,7 @@ def test_sigint_during_an_estimator_epoch_stops_after_the_running_call(monkeypat
     import fastbp._training.loop as loop
 
     monkeypatch.setattr(loop, "CALL_SECONDS", 0.0)  # one batch per compiled call
-    real = loop.train_steps
-    calls = []
-
-    def wrapper(*args):
-        out = real(*args)
-        calls.append(1)
-        if len(calls) == 3:
-            signal.raise_signal(signal.SIGINT)  # arrives "during" the third call
-        return out
-
-    monkeypatch.setattr(loop, "train_steps", wrapper)
+    calls = sigint_on_call(monkeypatch, loop, "train_steps", 3)
     X, y = _data()
     est = MLPClassifier((8,), batch_size=16, max_iter=20, random_state=0)
     with pytest.warns(UserWarning, match="interrupted by user"):
