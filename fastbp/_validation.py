@@ -287,15 +287,21 @@ def check_path(path, name: str = "path"):
     return path
 
 
-def rescale_sample_weight(sw: np.ndarray, dtype) -> np.ndarray:
-    """Per-row weights (float64, >= 0, some > 0) rescaled to mean 1, in ``dtype``."""
+def rescale_sample_weight(sw: np.ndarray, dtype, across=None) -> np.ndarray:
+    """Per-row weights (float64, >= 0, some > 0) rescaled to mean 1, in ``dtype``.
+
+    ``across(value, op)``, if given, combines a number over every process (``op``: "sum"
+    or "max"; ``fastbp.distributed``): the mean is then that of every process's rows."""
+    across = across or (lambda value, op: value)
+    n = across(sw.shape[0], "sum")
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = sw / sw.mean()
-    if not np.isfinite(scaled).all():  # the sum overflowed: scale down first
-        scaled = sw / sw.max()
-        scaled = scaled / scaled.mean()
+        mean = across(sw.sum(), "sum") / n
+        scaled = sw / mean
+    if across(int(not (np.isfinite(mean) and np.isfinite(scaled).all())), "max"):
+        scaled = sw / across(sw.max(), "max")  # the sum overflowed: scale down first
+        scaled = scaled / (across(scaled.sum(), "sum") / n)
     out = np.ascontiguousarray(scaled, dtype=dtype)
-    if not np.isfinite(out).all() or not (out > 0).any():
+    if not np.isfinite(out).all() or not across(int((out > 0).any()), "max"):
         raise ValueError("sample_weight (times class_weight) spans too many orders of "
                          "magnitude to rescale to mean 1; clip the extreme weights.")
     return out

@@ -55,7 +55,6 @@ watchdog thread also aborts a rank that has made no progress for ``timeout`` sec
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 import sys
@@ -67,9 +66,10 @@ import numpy as np
 
 from ._training.loop import Trainer, _Diverged
 from ._training.passes import is_csr
-from ._training.plan import make_plan
+from ._training.plan import FIT_DEFAULTS as D
+from ._training.plan import check_fit, size_plan
 from ._training.state import SEED_SHARD_ORDER, History, seed_stream
-from ._validation import check_int, check_positive_float, check_sample_weight
+from ._validation import Int, Real, check_params
 from .kernels._drivers import all_finite, apply_step, local_step_gradient
 from .model import Model
 from .optim import LBFGS
@@ -225,6 +225,9 @@ class _Watchdog(threading.Thread):
 #: ``fit``'s default ``timeout``: seconds without progress before every rank is aborted
 DEFAULT_TIMEOUT = 600.0
 
+#: the options ``fit`` adds to ``Model.fit``'s (``FIT_OPTIONS``, whose defaults it takes)
+_MPI_OPTIONS = {"average_every": Int(), "timeout": Real(0.0, lo_open=True, none=True)}
+
 
 def fit(
     model: Model,
@@ -232,23 +235,23 @@ def fit(
     y,
     *,
     comm=None,
-    epochs: int = 1,
-    batch_size: int | None = 32,
-    learning_rate: float = 0.01,
-    shuffle: bool = True,
-    optimizer=None,
-    schedule=None,
-    l2: float = 0.0,
-    clip_norm: float | None = None,
-    validation_data=None,
-    early_stopping=None,
-    callbacks=(),
-    verbose: bool = False,
-    sample_weight=None,
-    reset: bool = False,
+    epochs: int = D.epochs,
+    batch_size: int | None = D.batch_size,
+    learning_rate: float = D.learning_rate,
+    shuffle: bool = D.shuffle,
+    optimizer=D.optimizer,
+    schedule=D.schedule,
+    l2: float = D.l2,
+    clip_norm: float | None = D.clip_norm,
+    validation_data=D.validation_data,
+    early_stopping=D.early_stopping,
+    callbacks=D.callbacks,
+    verbose: bool = D.verbose,
+    sample_weight=D.sample_weight,
+    reset: bool = D.reset,
     average_every: int = 1,
     timeout: float | None = DEFAULT_TIMEOUT,
-    on_divergence: str = "raise",
+    on_divergence: str = D.on_divergence,
 ) -> History:
     """Data-parallel ``Model.fit``: call it on every rank with that rank's shard.
 
@@ -299,13 +302,13 @@ def fit(
     def plan_local():
         if not isinstance(model, Model):
             raise TypeError(f"model must be a fastbp.Model; got {type(model).__name__}.")
-        plan = make_plan(
-            model, X, y, epochs=epochs, batch_size=None, learning_rate=learning_rate,
+        plan = check_fit(
+            model, X, y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             shuffle=shuffle, optimizer=optimizer, schedule=schedule, l2=l2,
             clip_norm=clip_norm, validation_data=validation_data if root else None,
             early_stopping=early_stopping if root else None,
             callbacks=callbacks if root else (), verbose=verbose if root else False,
-            reset=reset, on_divergence=on_divergence,
+            sample_weight=sample_weight, reset=reset, on_divergence=on_divergence,
         )
         if is_csr(plan.X) or (plan.Xv is not None and is_csr(plan.Xv)):
             raise TypeError("fastbp.distributed.fit takes dense shards; pass X.toarray() "
@@ -313,20 +316,16 @@ def fit(
         if isinstance(plan.optimizer, LBFGS):
             raise ValueError("fastbp.distributed.fit supports the step-based optimizers (sgd, "
                              "adam, adamw, rmsprop, adagrad), not L-BFGS.")
-        bs = None if batch_size is None else check_int(batch_size, "batch_size")
-        every = check_int(average_every, "average_every")
-        if timeout is not None:
-            check_positive_float(timeout, "timeout")
-        sw = None
-        if sample_weight is not None:
-            sw = check_sample_weight(sample_weight, plan.X.shape[0], np.float64)
+        every = check_params({"average_every": average_every, "timeout": timeout},
+                             _MPI_OPTIONS)["average_every"]
         # everything that must agree across ranks, or the collective calls would not match
         signature = (
-            plan.epochs, bs, plan.lr, plan.shuffle, type(plan.optimizer).__name__,
-            plan.l2, plan.clip_norm, every, sw is not None, plan.reset, plan.on_divergence,
-            model.dtype.name, tuple(int(s) for s in model.layer_sizes), model.loss,
+            plan.epochs, plan.batch_size, plan.lr, plan.shuffle,
+            type(plan.optimizer).__name__, plan.l2, plan.clip_norm, every, plan.SW.size > 0,
+            plan.reset, plan.on_divergence, model.dtype.name,
+            tuple(int(s) for s in model.layer_sizes), model.loss,
         )
-        return plan, bs, every, sw, signature
+        return plan, every, signature
 
     # the watchdog covers the setup collectives too (a rank that never calls fit)
     dog = None
@@ -335,11 +334,11 @@ def fit(
         dog = _Watchdog(comm, float(timeout))
         dog.start()
     try:
-        plan, bs, every, sw, signature = _collective(comm, plan_local)
+        plan, every, signature = _collective(comm, plan_local)
         gathered = comm.allgather((plan.X.shape[0], signature))
         shard_sizes = [g[0] for g in gathered]
 
-        def check_agreement():
+        def sized_plan():
             for r, (_, sig) in enumerate(gathered):
                 if sig != gathered[0][1]:
                     raise ValueError(
@@ -349,17 +348,10 @@ def fit(
                         f"given, reset, on_divergence, dtype, layer_sizes, loss): "
                         f"{gathered[0][1]} != {sig}."
                     )
-            if sw is not None:
-                total = comm.allreduce(float(sw.sum()), op=MPI.SUM)
-                if not total > 0:
-                    raise ValueError("sample_weight is zero for every sample on every rank.")
-                return (sw * (sum(shard_sizes) / total)).astype(model.dtype)
-            return np.zeros(0, model.dtype)
+            ops = {"sum": MPI.SUM, "max": MPI.MAX}
+            return size_plan(plan, lambda value, op: comm.allreduce(value, op=ops[op]))
 
-        SW = _collective(comm, check_agreement)
-        b = max(shard_sizes) if bs is None else min(bs, max(shard_sizes))
-        plan = dataclasses.replace(plan, SW=SW, batch_size=max(b, 1),
-                                   n_rows=int(sum(shard_sizes)))
+        plan = _collective(comm, sized_plan)
         trainer = _MPITrainer(model.network, model.state, plan, comm=comm, MPI=MPI,
                               shard_sizes=shard_sizes, every=every, dog=dog)
         return trainer.run()

@@ -11,6 +11,7 @@ from ._init import INITIALIZERS, initialize
 from ._threads import kernel_threads
 from ._training import passes
 from ._training.loop import Trainer
+from ._training.plan import FIT_DEFAULTS as D
 from ._training.plan import make_plan
 from ._training.state import SEED_DROPOUT, SEED_INIT, History, TrainingState, seed_stream
 from ._validation import (
@@ -221,14 +222,19 @@ class Model:
         return self._state.steps
 
     # ---------------------------------------------------------------- training
-    def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32,
-            learning_rate: float = 0.01, shuffle: bool = True, *, optimizer=None,
-            schedule=None, l2: float = 0.0, clip_norm: float | None = None,
-            validation_data=None, validation_split: float = 0.0, early_stopping=None,
-            callbacks=(), verbose: bool = False, sample_weight=None, class_weight=None,
-            reset: bool = False, on_divergence: str = "raise",
-            n_threads: int | None = None) -> History:
+    def fit(self, X, y, epochs: int = D.epochs, batch_size: int | None = D.batch_size,
+            learning_rate: float = D.learning_rate, shuffle: bool = D.shuffle, *,
+            optimizer=D.optimizer, schedule=D.schedule, l2: float = D.l2,
+            clip_norm: float | None = D.clip_norm, validation_data=D.validation_data,
+            validation_split: float = D.validation_split, early_stopping=D.early_stopping,
+            callbacks=D.callbacks, verbose: bool = D.verbose, sample_weight=D.sample_weight,
+            class_weight=D.class_weight, reset: bool = D.reset,
+            on_divergence: str = D.on_divergence, n_threads: int | None = D.n_threads,
+            ) -> History:
         """Train by minibatch backpropagation (or full-batch L-BFGS).
+
+        The defaults are ``fastbp._training.plan.FIT_DEFAULTS`` (``D`` here), the values
+        listed below.
 
         Training continues from the current weights and optimizer state. Every argument is
         checked before anything changes, and a call that raises leaves the model exactly as
@@ -317,11 +323,13 @@ class Model:
             self.lbfgs_result_ = trainer.lbfgs_result
         return history
 
-    def partial_fit(self, X, y, batch_size: int | None = 32, learning_rate: float = 0.01,
-                    shuffle: bool = True, *, optimizer=None, schedule=None, l2: float = 0.0,
-                    clip_norm: float | None = None, sample_weight=None, class_weight=None,
-                    callbacks=(), on_divergence: str = "raise",
-                    n_threads: int | None = None) -> History:
+    def partial_fit(self, X, y, batch_size: int | None = D.batch_size,
+                    learning_rate: float = D.learning_rate, shuffle: bool = D.shuffle, *,
+                    optimizer=D.optimizer, schedule=D.schedule, l2: float = D.l2,
+                    clip_norm: float | None = D.clip_norm, sample_weight=D.sample_weight,
+                    class_weight=D.class_weight, callbacks=D.callbacks,
+                    on_divergence: str = D.on_divergence,
+                    n_threads: int | None = D.n_threads) -> History:
         """One pass over ``(X, y)``, keeping the weights and optimizer state.
 
         Same arguments as ``fit`` (``optimizer=None``/``schedule=None`` keep the current

@@ -1,15 +1,22 @@
 """``FitPlan``: the arguments of one training call, checked and converted, changing nothing.
 
-``make_plan`` checks what ``Model.fit`` was given (every argument, before anything
-changes) and prepares the arrays; the scikit-learn estimators and ``fastbp.distributed``
-build their plans from the same pieces. The plan is frozen: the training engine
+``FIT_OPTIONS`` is the one table of ``fit``'s options: each name with its default and its
+check. ``Model.fit`` and ``fastbp.distributed.fit`` take their defaults from it
+(``FIT_DEFAULTS``) and build their plans through it: ``check_fit`` checks every option and
+array before anything changes, ``size_plan`` clamps the batch size to the rows and rescales
+the sample weights (over every process's rows for ``fastbp.distributed``), and
+``make_plan`` is the two for one process. The scikit-learn estimators have scikit-learn's
+options and build their ``FitPlan`` themselves. The plan is frozen: the training engine
 (``fastbp._training.loop``) only reads it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,7 +27,7 @@ from .._validation import (
     Int,
     Real,
     check_class_weight,
-    check_params,
+    check_n_threads,
     check_sample_weight,
     check_targets,
     check_X,
@@ -31,19 +38,63 @@ from ..optim import LBFGS, SGD, Optimizer, get_optimizer
 from ..schedules import Constant, Schedule, get_schedule
 from .state import SEED_VALIDATION_SPLIT, seed_stream
 
-#: ``Model.fit``'s scalar arguments
-FIT_PARAMS = {
-    "epochs": Int(),
-    "batch_size": Int(none=True),
-    "learning_rate": Real(0.0),
-    "shuffle": Bool(),
-    "l2": Real(0.0),
-    "clip_norm": Real(0.0, lo_open=True, none=True),
-    "validation_split": Real(0.0, 1.0, hi_open=True),
-    "verbose": Bool(ints=True),
-    "reset": Bool(),
-    "on_divergence": Choice(("raise", "warn")),
+
+def check_callbacks(callbacks, name: str = "callbacks") -> tuple:
+    """``None``, one callable or an iterable of callables ``f(epoch, logs)``."""
+    if callbacks is None:
+        return ()
+    if callable(callbacks):
+        return (callbacks,)
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"{name} must be a list of callables; got {callbacks!r}.")
+    callbacks = tuple(callbacks)
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise TypeError(f"{name}[{i}] must be callable f(epoch, logs); got {cb!r}.")
+    return callbacks
+
+
+def _check_early_stopping(value, name: str):
+    if value is not None and not isinstance(value, EarlyStopping):
+        raise TypeError(
+            f"{name} must be None or a fastbp.EarlyStopping(patience=..., ...); got "
+            f"{type(value).__name__} {value!r}."
+        )
+    return value
+
+
+class Option(NamedTuple):
+    """One of ``fit``'s options: its default and its check ``check(value, name) ->
+    converted value`` (``None``: checked against the model and the data by ``check_fit``)."""
+
+    default: object
+    check: Callable | None
+
+
+#: ``fit``'s options (``Model.fit``, ``Model.partial_fit``, ``fastbp.distributed.fit``)
+FIT_OPTIONS = {
+    "epochs": Option(1, Int()),
+    "batch_size": Option(32, Int(none=True)),
+    "learning_rate": Option(0.01, Real(0.0)),
+    "shuffle": Option(True, Bool()),
+    "optimizer": Option(None, lambda v, name: None if v is None else get_optimizer(v)),
+    "schedule": Option(None, lambda v, name: None if v is None else get_schedule(v)),
+    "l2": Option(0.0, Real(0.0)),
+    "clip_norm": Option(None, Real(0.0, lo_open=True, none=True)),
+    "validation_data": Option(None, None),
+    "validation_split": Option(0.0, Real(0.0, 1.0, hi_open=True)),
+    "early_stopping": Option(None, _check_early_stopping),
+    "callbacks": Option((), check_callbacks),
+    "verbose": Option(False, Bool(ints=True)),
+    "sample_weight": Option(None, None),
+    "class_weight": Option(None, None),
+    "reset": Option(False, Bool()),
+    "on_divergence": Option("raise", Choice(("raise", "warn"))),
+    "n_threads": Option(None, lambda v, name: check_n_threads(v)),
 }
+
+#: the defaults of ``FIT_OPTIONS`` as attributes, for the front-ends' signatures
+FIT_DEFAULTS = SimpleNamespace(**{name: opt.default for name, opt in FIT_OPTIONS.items()})
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,8 +106,11 @@ class FitPlan:
     X : (n, n_in) array or fastbp._sparse.CSRRows, T : (n, n_out) array
         Training rows (dense, or CSR arrays) and targets in the model's dtype, C-contiguous.
     SW : (n,) array
-        Per-row weights (empty: unit weights); with ``weight_norm="rows"`` of mean 1.
+        Per-row weights (empty: unit weights); with ``weight_norm="rows"`` of mean 1 over
+        the training rows (of every process).
     epochs, batch_size : int
+        (A plan from ``check_fit``, not yet sized, has the requested ``batch_size``, ``None``
+        for all rows, and ``SW`` as checked: float64, not rescaled.)
     lr : float
         Base learning rate (the schedule scales it per epoch).
     shuffle : bool
@@ -98,7 +152,7 @@ class FitPlan:
         ``validate() -> dict`` of validation metrics at the end of an epoch; default:
         ``val_loss`` and ``val_accuracy`` on ``Xv, Tv``.
     n_rows : int or None
-        Training rows over all processes (``fastbp.distributed``); default ``len(X)``.
+        Training rows over all processes (``size_plan``); default ``len(X)``.
     lbfgs_chunk : int or None
         Rows per chunk of the L-BFGS objective (default: the network's chunk size).
     lbfgs_accuracy : bool
@@ -142,38 +196,19 @@ class FitPlan:
     check_progress: bool = False
 
 
-def check_callbacks(callbacks) -> tuple:
-    """``None``, one callable or an iterable of callables ``f(epoch, logs)``."""
-    if callbacks is None:
-        return ()
-    if callable(callbacks):
-        return (callbacks,)
-    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
-        raise TypeError(f"callbacks must be a list of callables; got {callbacks!r}.")
-    callbacks = tuple(callbacks)
-    for i, cb in enumerate(callbacks):
-        if not callable(cb):
-            raise TypeError(f"callbacks[{i}] must be callable f(epoch, logs); got {cb!r}.")
-    return callbacks
+def check_fit(model, X, y, **options) -> FitPlan:
+    """Check ``fit``'s options (``FIT_OPTIONS``; the others take their defaults) and arrays
+    against ``model``, and prepare the arrays (the validation split included).
 
-
-def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuffle=True,
-              optimizer=None, schedule=None, l2=0.0, clip_norm=None, validation_data=None,
-              validation_split=0.0, early_stopping=None, callbacks=(), verbose=False,
-              sample_weight=None, class_weight=None, reset=False, on_divergence="raise",
-              n_threads=None) -> FitPlan:
-    """Check ``Model.fit``'s arguments against ``model`` and prepare the arrays.
-
-    Changes nothing: the model, its state and the inputs are only read."""
-    from .._validation import check_n_threads
-
-    args = check_params(
-        {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-         "shuffle": shuffle, "l2": l2, "clip_norm": clip_norm,
-         "validation_split": validation_split, "verbose": verbose, "reset": reset,
-         "on_divergence": on_divergence},
-        FIT_PARAMS,
-    )
+    Returns a plan not yet sized (``size_plan``). Changes nothing: the model, its state and
+    the inputs are only read."""
+    unknown = sorted(set(options) - set(FIT_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown fit options {unknown}; fit takes {list(FIT_OPTIONS)}.")
+    args = {}
+    for name, opt in FIT_OPTIONS.items():
+        value = options.get(name, opt.default)
+        args[name] = value if opt.check is None else opt.check(value, name)
     reset = args["reset"]
     if not (reset or np.isfinite(model.params).all()):
         raise ValueError(
@@ -184,30 +219,25 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
     X = check_X(X, model.dtype, n_in, accept_sparse=True)
     T = check_targets(y, X.shape[0], model.loss, n_out, model.dtype)
     state = model.state
-    opt = get_optimizer(optimizer) if optimizer is not None else (
-        SGD() if reset or state.optimizer is None else state.optimizer)
-    sched = get_schedule(schedule) if schedule is not None else (
-        Constant() if reset or state.schedule is None else state.schedule)
-    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-        raise TypeError(
-            "early_stopping must be None or a fastbp.EarlyStopping(patience=..., ...); got "
-            f"{type(early_stopping).__name__} {early_stopping!r}."
-        )
-    callbacks = check_callbacks(callbacks)
-    n_threads = check_n_threads(n_threads)
+    opt, sched = args["optimizer"], args["schedule"]
+    if opt is None:  # keep the current one
+        opt = SGD() if reset or state.optimizer is None else state.optimizer
+    if sched is None:
+        sched = Constant() if reset or state.schedule is None else state.schedule
+    early_stopping = args["early_stopping"]
     classification = model.loss in ("cross_entropy", "binary_cross_entropy")
 
     n = X.shape[0]
     sw = None
-    if sample_weight is not None:
-        sw = check_sample_weight(sample_weight, n, np.float64)
-    if class_weight is not None:
-        cw = check_class_weight(class_weight, T, model.loss)
+    if args["sample_weight"] is not None:
+        sw = check_sample_weight(args["sample_weight"], n, np.float64)
+    if args["class_weight"] is not None:
+        cw = check_class_weight(args["class_weight"], T, model.loss)
         sw = cw if sw is None else sw * cw
     if sw is not None and not (sw > 0).any():
         raise ValueError("sample_weight * class_weight is zero for every sample.")
 
-    validation_split = args["validation_split"]
+    validation_data, validation_split = args["validation_data"], args["validation_split"]
     Xv = Tv = None
     if validation_data is not None:
         if validation_split > 0:
@@ -243,7 +273,6 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
             if not (sw > 0).any():
                 raise ValueError("every training sample left after validation_split has "
                                  "weight 0.")
-        n = X.shape[0]
     if early_stopping is not None:
         if early_stopping.monitor.startswith("val_") and Xv is None:
             raise ValueError(
@@ -256,20 +285,47 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
                 f"early_stopping monitors {early_stopping.monitor!r} but loss="
                 f"{model.loss!r} is not a classification loss; monitor a loss instead."
             )
-    bs = args["batch_size"]
-    batch_size = n if bs is None else min(bs, n)
     if isinstance(opt, LBFGS):
         check_lbfgs(model.dropout, args["clip_norm"], sched)
-    if sw is not None:  # mean 1 over the training rows: batches estimate the weighted mean
-        sw = rescale_sample_weight(sw, model.dtype)
     return FitPlan(
-        X=X, T=T, SW=np.zeros(0, model.dtype) if sw is None else sw.astype(model.dtype),
-        Xv=Xv, Tv=Tv, epochs=args["epochs"], batch_size=batch_size,
-        lr=args["learning_rate"], shuffle=args["shuffle"], optimizer=opt, schedule=sched,
-        l2=args["l2"], clip_norm=args["clip_norm"] or 0.0, stopping=early_stopping,
-        callbacks=callbacks, verbose=args["verbose"], reset=reset,
-        on_divergence=args["on_divergence"], n_threads=n_threads, check_progress=True,
+        X=X, T=T, SW=np.zeros(0) if sw is None else sw, Xv=Xv, Tv=Tv,
+        epochs=args["epochs"], batch_size=args["batch_size"], lr=args["learning_rate"],
+        shuffle=args["shuffle"], optimizer=opt, schedule=sched, l2=args["l2"],
+        clip_norm=args["clip_norm"] or 0.0, stopping=early_stopping,
+        callbacks=args["callbacks"], verbose=args["verbose"], reset=reset,
+        on_divergence=args["on_divergence"], n_threads=args["n_threads"],
+        check_progress=True,
     )
+
+
+def _this_process(value, op):
+    return value
+
+
+def size_plan(plan: FitPlan, across: Callable = _this_process) -> FitPlan:
+    """The plan ``check_fit`` made, sized: the batch size clamped to the training rows
+    (``None``: all of them) and the sample weights rescaled to mean 1 over them, in the
+    model's dtype (``rescale_sample_weight``).
+
+    ``across(value, op)`` combines a number over every process that trains together
+    (``op``: ``"sum"`` or ``"max"``; ``fastbp.distributed``: an ``allreduce``): the rows are
+    then those of every process, and the batch is clamped to the largest shard. Every
+    process must call it, with weights on every process or on none."""
+    n = plan.X.shape[0]
+    n_rows, largest = int(across(n, "sum")), int(across(n, "max"))
+    dtype = plan.T.dtype
+    SW = (rescale_sample_weight(plan.SW, dtype, across) if plan.SW.size
+          else np.zeros(0, dtype))
+    bs = plan.batch_size
+    return dataclasses.replace(plan, SW=SW, n_rows=n_rows,
+                               batch_size=largest if bs is None else min(bs, largest))
+
+
+def make_plan(model, X, y, **options) -> FitPlan:
+    """``Model.fit``'s plan: ``check_fit`` then ``size_plan`` over this process's rows.
+
+    Changes nothing: the model, its state and the inputs are only read."""
+    return size_plan(check_fit(model, X, y, **options))
 
 
 def check_lbfgs(dropout, clip_norm, schedule) -> None:

@@ -25,6 +25,8 @@ def case(name, n, sizes, loss, dtype, b, epochs, optimizer, rtol, **kw):
     else:
         y = rng.normal(size=(n, sizes[-1]))
     sw = rng.uniform(0.2, 2.0, size=n) if kw.pop("weighted", False) else None
+    if sw is not None:
+        sw *= kw.pop("weight_scale", 1.0)
     Xl, yl = dist.shard(X, y, comm=comm)
     swl = None if sw is None else dist.shard(sw, comm=comm)
     shard_sizes = comm.allgather(len(Xl))
@@ -61,6 +63,9 @@ case("momentum float64 unequal", 37, [5, 6, 4], "cross_entropy", "float64", 5, 3
 # Adam, L2, clipping of the averaged gradient, sample weights rescaled to global mean 1
 case("adam float64 l2 clip weights", 41, [4, 8, 3], "cross_entropy", "float64", 3, 2,
      Adam(), 1e-10, l2=1e-3, clip_norm=0.5, weighted=True)
+# weights whose sum overflows float64: rescaled as Model.fit does (by the largest first)
+case("sgd float64 huge weights", 41, [4, 8, 3], "cross_entropy", "float64", 3, 2,
+     SGD(), 1e-10, weighted=True, weight_scale=1e307)
 # float32, the default dtype
 case("adam float32", 64, [6, 16, 2], "squared_error", "float32", 8, 3, Adam(), 1e-4)
 
