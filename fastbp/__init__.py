@@ -22,12 +22,12 @@ from ._errors import (  # noqa: E402
     ModelFileError,
 )
 from ._training.state import History  # noqa: E402
+from ._version import __version__  # noqa: E402
 from ._warmup import warmup  # noqa: E402
 from .callbacks import EarlyStopping  # noqa: E402
 from .kernels._layout import Workspace  # noqa: E402
 from .model import Model  # noqa: E402
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "DivergenceError", "DivergenceWarning", "EarlyStopping", "History",

@@ -78,7 +78,8 @@ import numpy as np
 from . import optim as _optim_mod
 from . import schedules as _sched_mod
 from ._errors import ModelFileError
-from ._validation import check_path
+from ._validation.params import check_path
+from ._version import __version__
 
 try:  # the lock that tells a live save's temporary file from a killed one's (POSIX)
     import fcntl
@@ -104,8 +105,6 @@ def _history_array(metrics: dict) -> np.ndarray:
 
 def model_state(model) -> tuple[dict, dict]:
     """(JSON-serialisable header, dict of arrays) describing ``model`` completely."""
-    from . import __version__
-
     state = model.state
     opt, sched = state.optimizer, state.schedule
     metrics = state.history.metrics
@@ -138,8 +137,6 @@ def model_state(model) -> tuple[dict, dict]:
 
 
 def _unsupported_version(header: dict) -> ModelFileError:
-    from . import __version__
-
     return ModelFileError(
         f"fastbp model file version {header.get('version')!r} is not supported by this "
         f"fastbp {__version__} (it reads versions {READS[0]} to {READS[-1]}); use the fastbp "

@@ -41,7 +41,7 @@ import time
 
 import numba
 
-from ._validation import check_n_threads
+from ._validation.params import check_n_threads
 
 _SERIAL_LOCK = threading.RLock()  # re-entrant: a validation pass may predict inside a fit
 _serialize: bool | None = None

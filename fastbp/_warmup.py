@@ -26,12 +26,12 @@ def compile_dtype(dtype: str, estimators: bool = True) -> None:
     """Compile (or load) every kernel a ``dtype`` model and estimator uses, in this process."""
     import numpy as np
 
-    import fastbp
+    from .model import Model
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(24, 4)).astype(dtype)
     y = rng.integers(0, 3, size=24)
-    m = fastbp.Model([4, 5, 3], loss="cross_entropy", dtype=dtype, seed=0)
+    m = Model([4, 5, 3], loss="cross_entropy", dtype=dtype, seed=0)
     m.fit(X, y, epochs=1, batch_size=8, validation_data=(X, y))
     m.fit(X, y, epochs=1, optimizer="lbfgs")
     m.predict(X)
@@ -41,7 +41,7 @@ def compile_dtype(dtype: str, estimators: bool = True) -> None:
         import warnings
 
         try:
-            from fastbp.sklearn import MLPClassifier, MLPRegressor
+            from .sklearn import MLPClassifier, MLPRegressor
         except ImportError:  # scikit-learn is not installed: nothing of theirs to compile
             return
 

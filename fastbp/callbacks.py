@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import Bool, Choice, Int, Real, check_params
+from ._validation.params import Bool, Choice, Int, Real, check_params
 
 __all__ = ["EarlyStopping", "StoppingRule"]
 

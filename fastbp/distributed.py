@@ -69,7 +69,7 @@ from ._training.passes import is_csr
 from ._training.plan import FIT_DEFAULTS as D
 from ._training.plan import check_fit, size_plan
 from ._training.state import SEED_SHARD_ORDER, History, seed_stream
-from ._validation import Int, Real, check_params
+from ._validation.params import Int, Real, check_params
 from .kernels._drivers import all_finite, apply_step, local_step_gradient
 from .model import Model
 from .optim import LBFGS

@@ -1,14 +1,15 @@
 """Converters between ``fastbp.Model`` and PyTorch, ONNX and scikit-learn.
 
-- ``to_torch(model)`` / ``from_torch(module, loss)``: a ``torch.nn.Sequential`` of
-  ``Linear`` layers and activation modules, in the model's dtype.
+- ``to_torch(model)`` / ``from_torch(module, loss, cls=Model)``: a ``torch.nn.Sequential``
+  of ``Linear`` layers and activation modules, in the model's dtype.
 - ``to_onnx(model, path)``: an ONNX graph (``Gemm`` and activation nodes) for
   onnxruntime and other ONNX runtimes.
-- ``from_sklearn(estimator)``: a fitted ``sklearn.neural_network.MLPClassifier`` or
+- ``from_sklearn(estimator, cls=Model)``: a fitted ``sklearn.neural_network.MLPClassifier`` or
   ``MLPRegressor`` (or one of ``fastbp.sklearn``'s).
 
 ``Model.to_torch``, ``Model.to_onnx``, ``Model.from_torch`` and ``Model.from_sklearn``
-delegate here. PyTorch, ``onnx`` and scikit-learn are optional: each is imported inside the
+delegate here; the model class is given (``cls``), never imported, so that ``fastbp.model``
+imports this module and not the other way round. PyTorch, ``onnx`` and scikit-learn are optional: each is imported inside the
 function that needs it, never by ``import fastbp``.
 
 Layouts agree: fastbp stores each weight matrix row-major as ``(n_out, n_in)``, as
@@ -22,8 +23,11 @@ import sys
 
 import numpy as np
 
-from ._validation import Choice, Int, check_finite
+from ._validation.arrays import check_finite
+from ._validation.params import Choice, Int, check_path
+from ._version import __version__
 from .kernels import _codes
+from .kernels._layout import Network
 
 __all__ = ["from_sklearn", "from_torch", "to_onnx", "to_torch", "TORCH_MODULES",
            "DEFAULT_OPSET"]
@@ -55,14 +59,6 @@ _ONNX_MAX_BYTES = 2**31 - 2**24
 _LOSS = Choice(_codes.LOSSES)
 
 
-def _model_class(cls):
-    if cls is not None:
-        return cls
-    from .model import Model
-
-    return Model
-
-
 def _snapshot(model) -> list[tuple[np.ndarray, np.ndarray]]:
     """Copies of every layer's ``(W, b)``, taken at a step boundary (consistent even while
     another thread trains the model)."""
@@ -76,9 +72,7 @@ def _layer_activations(model) -> list[str]:
 
 
 def _check_model(model, func: str):
-    from .model import Model
-
-    if not isinstance(model, Model):
+    if not isinstance(getattr(model, "network", None), Network):  # a fastbp.Model
         raise TypeError(f"{func} converts a fastbp.Model; got {type(model).__name__} "
                         f"{model!r}.")
 
@@ -201,7 +195,7 @@ def _torch_array(torch, tensor, name: str, dtype) -> np.ndarray:
     return arr
 
 
-def from_torch(module, loss: str, *, seed: int | None = None, cls=None):
+def from_torch(module, loss: str, *, cls, seed: int | None = None):
     """A fastbp ``Model`` with the layers and weights of a PyTorch ``nn.Sequential``.
 
     Parameters
@@ -221,8 +215,9 @@ def from_torch(module, loss: str, *, seed: int | None = None, cls=None):
         logistic), any supported one for ``squared_error`` (none is the identity).
     seed : int, optional
         The model's seed (shuffling and dropout when it is trained further).
-    cls : type, optional
-        The class to build, ``fastbp.Model`` (or a subclass) by default.
+    cls : type
+        The class to build: ``fastbp.Model`` or a subclass (``Model.from_torch`` and
+        ``Model.from_sklearn`` pass their own).
 
     Returns
     -------
@@ -347,7 +342,7 @@ def from_torch(module, loss: str, *, seed: int | None = None, cls=None):
     output = needed or final or "identity"
     hidden = [a or "identity" for a in acts[:-1]]
     sizes = [linears[0][1].shape[1]] + [W.shape[0] for _, W, _ in linears]
-    model = _model_class(cls)(
+    model = cls(
         sizes, activation=hidden, loss=loss, output=output,
         dtype=np.dtype(linears[0][1].dtype).name, seed=seed, dropout=drops[:-1],
     )
@@ -417,8 +412,7 @@ def to_onnx(model, path=None, *, opset: int = DEFAULT_OPSET, input_name: str = "
     onnx = _import_onnx("Model.to_onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    from . import __version__, _io
-    from ._validation import check_path
+    from . import _io
 
     opset = Int(MIN_OPSET, onnx.defs.onnx_opset_version())(opset, "opset")
     for value, name in ((input_name, "input_name"), (output_name, "output_name")):
@@ -504,7 +498,7 @@ def _is_mlp(estimator) -> bool:
     return bool(classes) and isinstance(estimator, tuple(classes))
 
 
-def from_sklearn(estimator, *, seed: int | None = None, cls=None):
+def from_sklearn(estimator, *, cls, seed: int | None = None):
     """A fastbp ``Model`` with the architecture and weights of a fitted scikit-learn MLP.
 
     Parameters
@@ -515,8 +509,9 @@ def from_sklearn(estimator, *, seed: int | None = None, cls=None):
         relu) becomes every hidden layer's.
     seed : int, optional
         The model's seed (shuffling when it is trained further).
-    cls : type, optional
-        The class to build, ``fastbp.Model`` (or a subclass) by default.
+    cls : type
+        The class to build: ``fastbp.Model`` or a subclass (``Model.from_torch`` and
+        ``Model.from_sklearn`` pass their own).
 
     Returns
     -------
@@ -583,7 +578,7 @@ def from_sklearn(estimator, *, seed: int | None = None, cls=None):
         check_finite(b, f"estimator.intercepts_[{p}]")
         layers.append((C.T, b))
     sizes = [coefs[0].shape[0]] + [C.shape[1] for C in coefs]
-    model = _model_class(cls)(
+    model = cls(
         sizes, activation=estimator.activation, loss=loss, output=out, dtype=dtype.name,
         seed=seed,
     )

@@ -7,28 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _io
-from ._init import INITIALIZERS, initialize
+from ._initializers import INITIALIZERS, initialize
 from ._threads import kernel_threads
 from ._training import passes
 from ._training.loop import Trainer
 from ._training.plan import FIT_DEFAULTS as D
 from ._training.plan import make_plan
 from ._training.state import SEED_DROPOUT, SEED_INIT, History, TrainingState, seed_stream
-from ._validation import (
-    Choice,
-    Int,
-    Real,
-    check_bool,
-    check_dtype,
-    check_layer_sizes,
-    check_memory,
-    check_params,
-    check_per_layer,
-    check_positive_float,
-    check_sample_weight,
-    check_targets,
-    check_X,
-)
+from ._validation.architecture import check_layer_sizes, check_memory, check_per_layer
+from ._validation.arrays import check_sample_weight, check_targets, check_X
+from ._validation.params import Bool, Choice, Int, Real, check_dtype, check_params
 from .kernels import _codes
 from .kernels._layout import Network, Workspace
 from .kernels._updates import add_l2
@@ -400,7 +388,7 @@ class Model:
         X, T = self._inputs(X, y)
         SW = (np.zeros(0, self.dtype) if sample_weight is None
               else check_sample_weight(sample_weight, X.shape[0], self.dtype))
-        l2 = check_positive_float(l2, "l2", allow_zero=True)
+        l2 = Real(0.0)(l2, "l2")
         net = self._net
         with net.lock, kernel_threads(n_threads):
             value = self._weighted_loss(X, T, SW, net.grads)
@@ -629,7 +617,7 @@ class Model:
 
         cap = Int()(batch_size, "batch_size")
         sizes = np.array(self.layer_sizes, dtype=np.int64)
-        if check_bool(sparse, "sparse"):
+        if Bool()(sparse, "sparse"):
             sizes[0] = 0
         ws = Workspace(sizes, cap, self.dtype)
         return WorkspaceArrays(ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf, ws.raw,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import Bool, Int, Real, check_choice, check_params
+from ._validation.params import Bool, Choice, Int, Real, check_params
 from .kernels import _codes
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LBFGS", "SklearnSGD", "SklearnAdam",
@@ -293,7 +293,7 @@ def get_optimizer(value) -> Optimizer:
     if isinstance(value, Optimizer):
         return value
     if isinstance(value, str):
-        return OPTIMIZERS[check_choice(value, OPTIMIZERS, "optimizer")]()
+        return OPTIMIZERS[Choice(OPTIMIZERS)(value, "optimizer")]()
     raise TypeError(
         f"optimizer must be a name in {sorted(OPTIMIZERS)} or an object from fastbp.optim "
         f"(e.g. fastbp.optim.Adam(betas=(0.9, 0.99))); got {type(value).__name__} {value!r}."

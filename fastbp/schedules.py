@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import Choice, Int, Real, check_choice, check_params
+from ._validation.params import Choice, Int, Real, check_params
 from .optim import _Configured
 
 __all__ = [
@@ -287,7 +287,7 @@ def get_schedule(value) -> Schedule:
     if isinstance(value, Schedule):
         return value
     if isinstance(value, str):
-        return SCHEDULES[check_choice(value, SCHEDULES, "schedule")]()
+        return SCHEDULES[Choice(SCHEDULES)(value, "schedule")]()
     raise TypeError(
         f"schedule must be a name in {sorted(SCHEDULES)} or an object from fastbp.schedules "
         f"(e.g. fastbp.schedules.StepDecay(step_size=10, gamma=0.5)); got "

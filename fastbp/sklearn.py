@@ -52,13 +52,13 @@ from sklearn.utils.validation import (
 )
 
 from ._errors import DivergenceError
-from ._sparse import check_csr
 from ._threads import kernel_threads, worker_threads
 from ._training.lbfgs import objective as lbfgs_objective
 from ._training.loop import Trainer
 from ._training.plan import FitPlan
 from ._training.sklearn_rule import SklearnRule
-from ._validation import Bool, Choice, Int, Real, check_params, check_poisson_targets
+from ._validation.arrays import check_csr, check_poisson_targets
+from ._validation.params import Bool, Choice, Int, Real, check_params
 from .model import Model
 from .optim import LBFGS, SklearnAdam, SklearnSGD
 from .schedules import Constant

@@ -90,7 +90,7 @@ def test_minibatches_and_partial_last_batch_match_reference():
 
 
 def test_plain_sgd_driver_matches_core_train_epoch_sgd_bitwise():
-    from fastbp._validation import check_targets
+    from fastbp._validation.arrays import check_targets
     from fastbp.kernels._drivers import train_epoch_sgd
 
     X, y, _ = _data(n=20)

@@ -6,7 +6,7 @@ import pytest
 from naive_train import loss_grad, weight_mask
 
 from fastbp import Model
-from fastbp._validation import check_targets
+from fastbp._validation.arrays import check_targets
 from fastbp.kernels._drivers import batch_gradient_dropout
 from fastbp.kernels._network import dropout_uniform
 from fastbp.kernels._updates import clip_grad_norm, grad_norm

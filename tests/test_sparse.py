@@ -9,7 +9,8 @@ import pytest
 sp = pytest.importorskip("scipy.sparse")
 
 import fastbp  # noqa: E402
-from fastbp._sparse import CSRRows, check_csr  # noqa: E402
+from fastbp._validation.arrays import check_csr  # noqa: E402
+from fastbp.kernels._layout import CSRRows  # noqa: E402
 from fastbp.kernels._layout import workspace_offsets  # noqa: E402
 from fastbp.kernels._sparse import predict_csr  # noqa: E402
 

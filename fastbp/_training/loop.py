@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 
 from .._errors import ConvergenceWarning, DivergenceError, DivergenceWarning, warn_from_caller
-from .._init import initialize
+from .._initializers import initialize
 from .._threads import kernel_threads
 from ..kernels import _codes
 from ..kernels._drivers import train_steps

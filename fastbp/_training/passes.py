@@ -2,7 +2,7 @@
 
 One entry point per pass, used by ``Model``, the training loop and L-BFGS: each picks the
 dense driver (``fastbp.kernels._drivers``) for an ndarray ``X`` and the CSR driver
-(``fastbp.kernels._sparse``) for a ``fastbp._sparse.CSRRows``, with the matching workspace
+(``fastbp.kernels._sparse``) for a ``fastbp.kernels._layout.CSRRows``, with the matching workspace
 (a sparse one has no input block). The caller holds ``net.lock``.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._sparse import CSRRows
 from ..kernels._drivers import count_correct, loss, loss_and_gradient_weighted, predict
+from ..kernels._layout import CSRRows
 
 
 def is_csr(X) -> bool:

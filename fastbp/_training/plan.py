@@ -20,20 +20,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._sparse import CSRRows
-from .._validation import (
-    Bool,
-    Choice,
-    Int,
-    Real,
+from .._validation.arrays import (
     check_class_weight,
-    check_n_threads,
     check_sample_weight,
     check_targets,
     check_X,
     rescale_sample_weight,
 )
+from .._validation.params import Bool, Choice, Int, Real, check_n_threads
 from ..callbacks import EarlyStopping
+from ..kernels._layout import CSRRows
 from ..optim import LBFGS, SGD, Optimizer, get_optimizer
 from ..schedules import Constant, Schedule, get_schedule
 from .state import SEED_VALIDATION_SPLIT, seed_stream
@@ -103,7 +99,7 @@ class FitPlan:
 
     Attributes
     ----------
-    X : (n, n_in) array or fastbp._sparse.CSRRows, T : (n, n_out) array
+    X : (n, n_in) array or fastbp.kernels._layout.CSRRows, T : (n, n_out) array
         Training rows (dense, or CSR arrays) and targets in the model's dtype, C-contiguous.
     SW : (n,) array
         Per-row weights (empty: unit weights); with ``weight_norm="rows"`` of mean 1 over

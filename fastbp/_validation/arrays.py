@@ -1,190 +1,22 @@
-"""Argument checking for the public API.
+"""Array checks: data, targets and weights checked and converted once for the kernels.
 
-Every failure raises ``TypeError`` or ``ValueError`` naming the argument, what was expected,
-what was given, and how to fix it. Checks never modify their inputs.
+``check_X`` takes any real array, pandas frame or SciPy sparse matrix (as
+``fastbp.kernels._layout.CSRRows``, never densified; SciPy is imported only when a sparse
+input is given); ``check_targets`` the targets of each loss; ``check_sample_weight`` and
+``check_class_weight`` the per-row weights, which ``rescale_sample_weight`` brings to mean
+1. Every failure raises ``TypeError`` or ``ValueError`` naming the argument, what was
+expected and how to fix it; checks never modify their inputs.
 """
 
 from __future__ import annotations
 
-import difflib
 import numbers
-import os
+import sys
 
 import numpy as np
 
-FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-# ----------------------------------------------------------------- parameter tables
-# Scalar parameters are checked declaratively: a table maps each parameter name to one of the
-# specs below, and ``check_params`` checks (and converts) them all before anything changes.
-# ``Model``, the optimizers, schedules and callbacks, and the scikit-learn estimators share
-# these specs, so a parameter is described and reported the same way everywhere.
-
-
-def _is_bool(value) -> bool:
-    return isinstance(value, (bool, np.bool_))
-
-
-def _fmt(x) -> str:
-    if not np.isfinite(x):
-        return "inf" if x > 0 else "-inf"
-    return repr(int(x)) if float(x).is_integer() else repr(x)
-
-
-class Param:
-    """One entry of a parameter table; ``none=True`` also accepts ``None``."""
-
-    none = False
-
-    def check(self, value, name: str):  # pragma: no cover - every spec overrides it
-        raise NotImplementedError
-
-    def __call__(self, value, name: str):
-        if value is None and self.none:
-            return None
-        return self.check(value, name)
-
-
-class Int(Param):
-    """A Python or NumPy integer (not a bool) in ``[lo, hi]``."""
-
-    def __init__(self, lo: int = 1, hi: int | None = 2**62, none: bool = False,
-                 inf: bool = False):
-        self.lo, self.hi, self.none, self.inf = lo, hi, none, inf
-
-    def check(self, value, name):
-        if self.inf and isinstance(value, numbers.Real) and not _is_bool(value) and (
-                value == np.inf):
-            return np.inf
-        if _is_bool(value) or not isinstance(value, numbers.Integral):
-            raise TypeError(
-                f"{name} must be an integer >= {self.lo}; got {type(value).__name__} {value!r}."
-            )
-        if value < self.lo:
-            raise ValueError(f"{name} must be an integer >= {self.lo}; got {value}.")
-        if self.hi is not None and value > self.hi:
-            raise ValueError(f"{name} must be an integer <= {self.hi}; got {value}.")
-        return int(value)
-
-
-class Real(Param):
-    """A finite real number (Python or NumPy, not a bool) within the given bounds."""
-
-    def __init__(self, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False,
-                 none: bool = False):
-        self.lo, self.hi, self.lo_open, self.hi_open, self.none = lo, hi, lo_open, hi_open, none
-
-    def bounds(self) -> str:
-        if self.lo is not None and self.hi is not None:
-            lb, rb = ("(" if self.lo_open else "["), (")" if self.hi_open else "]")
-            return f"in {lb}{_fmt(self.lo)}, {_fmt(self.hi)}{rb}"
-        if self.lo is not None:
-            return f"{'>' if self.lo_open else '>='} {_fmt(self.lo)}"
-        if self.hi is not None:
-            return f"{'<' if self.hi_open else '<='} {_fmt(self.hi)}"
-        return ""
-
-    def check(self, value, name):
-        if _is_bool(value) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{name} must be a real number; got {type(value).__name__} "
-                            f"{value!r}.")
-        v = float(value)
-        bad = not np.isfinite(v)
-        if self.lo is not None:
-            bad |= v <= self.lo if self.lo_open else v < self.lo
-        if self.hi is not None:
-            bad |= v >= self.hi if self.hi_open else v > self.hi
-        if bad:
-            bounds = self.bounds()
-            # a bounded interval says "finite" already
-            what = "a number" if bounds.startswith("in ") else "a finite number"
-            raise ValueError(f"{name} must be {what}{' ' + bounds if bounds else ''}; "
-                             f"got {value!r}.")
-        return v
-
-
-class Bool(Param):
-    """``True``/``False`` (Python or NumPy bool; ``ints=True`` also takes integers)."""
-
-    def __init__(self, ints: bool = False, none: bool = False):
-        self.ints, self.none = ints, none
-
-    def check(self, value, name):
-        if _is_bool(value) or (self.ints and isinstance(value, numbers.Integral)):
-            return bool(value)
-        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
-
-
-class Choice(Param):
-    """One of a set of names; a wrong name gets the closest valid one as a suggestion.
-
-    ``aliases`` maps other accepted spellings to their canonical name."""
-
-    def __init__(self, choices, none: bool = False, aliases: dict | None = None):
-        self.choices, self.none, self.aliases = tuple(choices), none, dict(aliases or {})
-
-    def check(self, value, name):
-        if not isinstance(value, str):
-            raise TypeError(
-                f"{name} must be a string, one of {sorted(self.choices)}; got "
-                f"{type(value).__name__} {value!r}."
-            )
-        if value in self.choices:
-            return value
-        if value in self.aliases:
-            return self.aliases[value]
-        key = value.lower().replace("-", "_")
-        for alias, canonical in self.aliases.items():
-            if alias.lower().replace("-", "_") == key:
-                return canonical
-        close = difflib.get_close_matches(value, list(self.choices) + list(self.aliases), n=1)
-        hint = f" Did you mean {self.aliases.get(close[0], close[0])!r}?" if close else ""
-        raise ValueError(
-            f"{name}={value!r} is not supported; expected one of {sorted(self.choices)}.{hint}"
-        )
-
-
-def check_params(values: dict, table: dict, prefix: str = "", error=None) -> dict:
-    """Check every entry of ``values`` against its spec in ``table``; returns the converted
-    values. ``prefix`` is put before each name in messages (e.g. "SGD "); ``error``, if
-    given, is the exception class raised instead of ``TypeError``/``ValueError`` (it is
-    given the same message)."""
-    out = {}
-    for name, value in values.items():
-        try:
-            out[name] = table[name](value, prefix + name)
-        except (TypeError, ValueError) as exc:
-            if error is None:
-                raise
-            raise error(str(exc)) from None
-    return out
-
-
-def check_choice(value, choices, name: str) -> str:
-    """``value`` must be one of ``choices`` (strings); suggests the closest valid name."""
-    return Choice(choices)(value, name)
-
-
-def check_int(value, name: str, minimum: int = 1, maximum: int | None = 2**62) -> int:
-    """A Python/NumPy integer (not bool) in ``[minimum, maximum]``."""
-    return Int(minimum, maximum)(value, name)
-
-
-def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
-    """A finite real number ``> 0`` (or ``>= 0`` when ``allow_zero``)."""
-    return Real(0.0, lo_open=not allow_zero)(value, name)
-
-
-def check_dtype(dtype) -> type:
-    """``"float32"``/``"float64"`` or the NumPy equivalents."""
-    try:
-        name = None if dtype is None else np.dtype(dtype).name
-    except Exception:  # np.dtype raises TypeError, ValueError, SyntaxError, ...
-        name = None
-    if name not in FLOAT_DTYPES:
-        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.")
-    return FLOAT_DTYPES[name]
+from ..kernels._layout import CSRRows
+from .params import Choice, Real
 
 
 def _is_pandas(value) -> bool:
@@ -265,55 +97,52 @@ def as_finite(arr: np.ndarray, dtype, name: str) -> np.ndarray:
     return out
 
 
-def check_n_threads(value):
-    """``None`` or an integer in ``[1, numba.config.NUMBA_NUM_THREADS]``."""
-    if value is None:
-        return None
-    from numba import config
+def is_sparse(X) -> bool:
+    """Whether ``X`` is a SciPy sparse matrix or array (or already a ``CSRRows``)."""
+    if isinstance(X, CSRRows):
+        return True
+    sp = sys.modules.get("scipy.sparse")  # no sparse input can exist without SciPy loaded
+    return sp is not None and sp.issparse(X)
 
-    return check_int(value, "n_threads", 1, int(config.NUMBA_NUM_THREADS))
 
-
-def check_path(path, name: str = "path"):
-    """A ``str``, ``bytes`` or ``os.PathLike`` file name."""
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(
-            f"{name} must be a file name (str or os.PathLike); got {type(path).__name__} "
-            f"{path!r}."
+def check_csr(X, dtype, n_features: int, name: str = "X") -> CSRRows:
+    """``X`` (any SciPy sparse format) as ``CSRRows`` of ``dtype``: 2-D, non-empty, finite,
+    ``n_features`` columns. Copies only what must change (format, dtype, index width)."""
+    if isinstance(X, CSRRows):
+        return X
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {X.shape}.")
+    n, n_cols = X.shape
+    if n == 0:
+        raise ValueError(f"{name} is empty (0 samples); pass at least one sample.")
+    if n_cols != n_features:
+        raise ValueError(
+            f"{name} has {n_cols} features but the model's input layer has {n_features}; "
+            "pass data with matching columns or build the model with layer_sizes[0] = "
+            f"{n_cols}."
         )
-    path = os.fspath(path)
-    if not path or "\x00" in (path if isinstance(path, str) else path.decode("latin-1")):
-        raise ValueError(f"{name} must be a non-empty file name without NUL bytes; got {path!r}.")
-    return path
-
-
-def rescale_sample_weight(sw: np.ndarray, dtype, across=None) -> np.ndarray:
-    """Per-row weights (float64, >= 0, some > 0) rescaled to mean 1, in ``dtype``.
-
-    ``across(value, op)``, if given, combines a number over every process (``op``: "sum"
-    or "max"; ``fastbp.distributed``): the mean is then that of every process's rows."""
-    across = across or (lambda value, op: value)
-    n = across(sw.shape[0], "sum")
+    if X.format != "csr":
+        X = X.tocsr()
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers; got sparse dtype {X.dtype}.")
+    nnz = int(X.indptr[-1])
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = across(sw.sum(), "sum") / n
-        scaled = sw / mean
-    if across(int(not (np.isfinite(mean) and np.isfinite(scaled).all())), "max"):
-        scaled = sw / across(sw.max(), "max")  # the sum overflowed: scale down first
-        scaled = scaled / (across(scaled.sum(), "sum") / n)
-    out = np.ascontiguousarray(scaled, dtype=dtype)
-    if not np.isfinite(out).all() or not across(int((out > 0).any()), "max"):
-        raise ValueError("sample_weight (times class_weight) spans too many orders of "
-                         "magnitude to rescale to mean 1; clip the extreme weights.")
-    return out
+        data = np.ascontiguousarray(X.data[:nnz], dtype=dtype)
+    check_finite(data, f"{name}.data", X.data[:nnz])
+    indices = np.ascontiguousarray(X.indices[:nnz], dtype=np.int64)
+    indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+    if nnz and (indices.min() < 0 or indices.max() >= n_cols):
+        raise ValueError(f"{name} has column indices outside 0 .. {n_cols - 1}.")
+    if (np.diff(indptr) < 0).any() or indptr[0] != 0:
+        raise ValueError(f"{name}.indptr must start at 0 and be non-decreasing.")
+    return CSRRows(data, indices, indptr, int(n_cols))
 
 
 def check_X(X, dtype, n_features: int, name: str = "X", accept_sparse: bool = False):
     """2-D, non-empty, finite, ``n_features`` columns; returned C-contiguous in ``dtype``.
 
     ``accept_sparse``: a SciPy sparse matrix/array (any format) is returned as
-    ``fastbp._sparse.CSRRows`` (never densified); otherwise it is refused."""
-    from ._sparse import check_csr, is_sparse
-
+    ``fastbp.kernels._layout.CSRRows`` (never densified); otherwise it is refused."""
     if is_sparse(X):
         if not accept_sparse:
             raise TypeError(
@@ -437,16 +266,6 @@ def check_poisson_targets(T, name: str = "y") -> None:
         )
 
 
-def check_bool(value, name: str) -> bool:
-    """``True``/``False`` (Python or NumPy bool)."""
-    return Bool()(value, name)
-
-
-def check_fraction(value, name: str, lo_open: bool = False) -> float:
-    """A real number in ``[0, 1)`` (``(0, 1)`` when ``lo_open``)."""
-    return Real(0.0, 1.0, lo_open=lo_open, hi_open=True)(value, name)
-
-
 def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
     """1-D, ``n_samples`` long, finite, non-negative, not all zero; returned in ``dtype``."""
     arr = _numeric_array(sample_weight, "sample_weight")
@@ -470,7 +289,27 @@ def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
     return out
 
 
-def class_indices(T: np.ndarray, loss: str) -> np.ndarray:
+def rescale_sample_weight(sw: np.ndarray, dtype, across=None) -> np.ndarray:
+    """Per-row weights (float64, >= 0, some > 0) rescaled to mean 1, in ``dtype``.
+
+    ``across(value, op)``, if given, combines a number over every process (``op``: "sum"
+    or "max"; ``fastbp.distributed``): the mean is then that of every process's rows."""
+    across = across or (lambda value, op: value)
+    n = across(sw.shape[0], "sum")
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = across(sw.sum(), "sum") / n
+        scaled = sw / mean
+    if across(int(not (np.isfinite(mean) and np.isfinite(scaled).all())), "max"):
+        scaled = sw / across(sw.max(), "max")  # the sum overflowed: scale down first
+        scaled = scaled / (across(scaled.sum(), "sum") / n)
+    out = np.ascontiguousarray(scaled, dtype=dtype)
+    if not np.isfinite(out).all() or not across(int((out > 0).any()), "max"):
+        raise ValueError("sample_weight (times class_weight) spans too many orders of "
+                         "magnitude to rescale to mean 1; clip the extreme weights.")
+    return out
+
+
+def _class_indices(T: np.ndarray, loss: str) -> np.ndarray:
     """The class of each target row: argmax for cross-entropy, ``t >= 0.5`` for a single
     binary cross-entropy output."""
     if loss == "cross_entropy":
@@ -489,9 +328,9 @@ def check_class_weight(class_weight, T: np.ndarray, loss: str) -> np.ndarray:
             f"{T.shape[1]} outputs. Use sample_weight instead."
         )
     n_classes = T.shape[1] if loss == "cross_entropy" else 2
-    cls = class_indices(T, loss)
+    cls = _class_indices(T, loss)
     if isinstance(class_weight, str):
-        check_choice(class_weight, ("balanced",), "class_weight")
+        Choice(("balanced",))(class_weight, "class_weight")
         counts = np.bincount(cls, minlength=n_classes).astype(np.float64)
         present = counts > 0
         table = np.ones(n_classes)
@@ -510,56 +349,5 @@ def check_class_weight(class_weight, T: np.ndarray, loss: str) -> np.ndarray:
             raise ValueError(
                 f"class_weight keys must be class labels 0..{n_classes - 1}; got {key!r}."
             )
-        table[int(key)] = check_positive_float(w, f"class_weight[{key}]", allow_zero=True)
+        table[int(key)] = Real(0.0)(w, f"class_weight[{key}]")
     return table[cls]
-
-
-# ----------------------------------------------------------------- model construction
-def check_layer_sizes(layer_sizes) -> np.ndarray:
-    """At least two positive integers; returned as an int64 array."""
-    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
-        raise TypeError(
-            f"layer_sizes must be a sequence of integers such as [64, 32, 10]; got "
-            f"{layer_sizes!r}."
-        )
-    if len(layer_sizes) < 2:
-        raise ValueError(
-            f"layer_sizes needs at least an input and an output size, e.g. [4, 1]; got "
-            f"{list(layer_sizes)!r}."
-        )
-    return np.array(
-        [check_int(s, f"layer_sizes[{i}]") for i, s in enumerate(layer_sizes)], dtype=np.int64
-    )
-
-
-def check_memory(sizes, itemsize: int) -> None:
-    """Refuse architectures whose parameter and gradient buffers cannot fit in memory
-    (rather than let the operating system kill the process while initialising)."""
-    s = [int(v) for v in sizes]
-    n_params = sum(a * b + b for a, b in zip(s[:-1], s[1:]))
-    need = 2 * n_params * itemsize
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        physical = 1 << 46
-    if need > physical:
-        raise MemoryError(
-            f"layer_sizes={s} has {n_params} parameters, needing {need / 2**30:.1f} GiB "
-            f"for parameters and gradients, more than this machine's "
-            f"{physical / 2**30:.1f} GiB of memory; use smaller layers."
-        )
-
-
-def check_per_layer(value, n_hidden: int, name: str, spec: Param, what: str,
-                    plural: str) -> list:
-    """One value for every hidden layer, or a list of ``n_hidden`` values."""
-    if isinstance(value, (list, tuple, np.ndarray)) and len(value) == n_hidden:
-        return [spec(v, f"{name}[{i}]") for i, v in enumerate(value)]
-    if isinstance(spec, Choice):
-        scalar = isinstance(value, str)
-    else:
-        scalar = isinstance(value, numbers.Real) and not _is_bool(value)
-    if scalar:
-        return [spec(value, name)] * n_hidden
-    raise ValueError(f"{name} must be one {what} or a list of {n_hidden} {plural} (one per "
-                     f"hidden layer); got {value!r}.")
