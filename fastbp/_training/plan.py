@@ -25,6 +25,7 @@ from .._validation.arrays import (
     check_sample_weight,
     check_targets,
     check_X,
+    kernel_array,
     rescale_sample_weight,
 )
 from .._validation.params import Bool, Choice, Int, Real, check_n_threads
@@ -190,6 +191,14 @@ class FitPlan:
     lbfgs_accuracy: bool = True
     lbfgs_options: dict = field(default_factory=dict)
     check_progress: bool = False
+
+    def __post_init__(self):
+        # whoever built the plan, its dense arrays reach the kernels in the form they are
+        # compiled for (read-only arrays as writable aliases, see ``kernel_array``)
+        for name in ("X", "T", "SW", "Xv", "Tv"):
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                object.__setattr__(self, name, kernel_array(value))
 
 
 def check_fit(model, X, y, **options) -> FitPlan:

@@ -89,12 +89,42 @@ def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None)
 
 
 def as_finite(arr: np.ndarray, dtype, name: str) -> np.ndarray:
-    """``arr`` as a C-contiguous array of ``dtype``, checked finite after the conversion (a
-    float64 value beyond float32's range becomes inf there)."""
+    """``arr`` as a C-contiguous array of ``dtype`` in the form the kernels are compiled
+    for (``kernel_array``), checked finite after the conversion (a float64 value beyond
+    float32's range becomes inf there)."""
     with np.errstate(over="ignore", invalid="ignore"):  # reported just below
         out = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(out, name, arr)
-    return out
+    return kernel_array(out)
+
+
+class _Alias:
+    """Holds a read-only array and describes its memory as writable (see ``kernel_array``)."""
+
+    __slots__ = ("__array_interface__", "_array")
+
+    def __init__(self, arr: np.ndarray):
+        interface = dict(arr.__array_interface__)
+        interface["data"] = (interface["data"][0], False)  # (pointer, read-only flag)
+        self.__array_interface__ = interface
+        self._array = arr  # keeps the memory alive as long as the alias
+
+
+def kernel_array(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (C-contiguous, native byte order) as the kernels' compiled signatures take
+    it: aligned and writable.
+
+    Numba compiles separate machine code for read-only and for unaligned arrays, which the
+    warm-up (and a warm cache) would not hold: pandas 3's ``np.asarray(DataFrame)`` and
+    ``Series``, ``np.load(mmap_mode="r")``, ``np.frombuffer`` give read-only arrays. A
+    read-only array is passed as a writable alias of the same memory, with no copy: the
+    kernels only read their inputs (``X``, targets, weights), so the alias is never written.
+    An unaligned one is copied."""
+    if not arr.flags.aligned:
+        return np.array(arr, order="C")
+    if arr.flags.writeable:
+        return arr
+    return np.asarray(_Alias(arr))
 
 
 def is_sparse(X) -> bool:
@@ -135,7 +165,8 @@ def check_csr(X, dtype, n_features: int, name: str = "X") -> CSRRows:
         raise ValueError(f"{name} has column indices outside 0 .. {n_cols - 1}.")
     if (np.diff(indptr) < 0).any() or indptr[0] != 0:
         raise ValueError(f"{name}.indptr must start at 0 and be non-decreasing.")
-    return CSRRows(data, indices, indptr, int(n_cols))
+    return CSRRows(kernel_array(data), kernel_array(indices), kernel_array(indptr),
+                   int(n_cols))
 
 
 def check_X(X, dtype, n_features: int, name: str = "X", accept_sparse: bool = False):
