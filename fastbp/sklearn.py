@@ -59,7 +59,7 @@ from ._training.loop import Trainer
 from ._training.plan import FitPlan
 from ._training.sklearn_rule import SklearnRule
 from ._validation import Bool, Choice, Int, Real, check_params, check_poisson_targets
-from .model import Model
+from .model import ACTIVATION_ALIASES, UNSUPPORTED_ACTIVATIONS, Model
 from .optim import LBFGS, SklearnAdam, SklearnSGD
 from .schedules import Constant
 
@@ -76,7 +76,9 @@ _LBFGS_CHUNK = 1024
 # ------------------------------------------------------------------------- validation
 #: scikit-learn's constraints on the estimators' hyperparameters, in fastbp's vocabulary
 _PARAMS = {
-    "activation": Choice(_ACTIVATIONS),
+    # Keras's and PyTorch's names too, in any case ("ReLU", "sigmoid"), as fastbp.Model
+    "activation": Choice(_ACTIVATIONS, aliases=ACTIVATION_ALIASES,
+                         unsupported=UNSUPPORTED_ACTIVATIONS),
     "solver": Choice(_SOLVERS),
     "alpha": Real(0.0),
     "learning_rate": Choice(_LEARNING_RATES),
@@ -332,7 +334,7 @@ class _BaseMLP(BaseEstimator):
         )
         # scikit-learn's initialisation, drawn from the same random state in the same order:
         # U(-b, b) for weights *and* biases, b = sqrt(factor / (fan_in + fan_out))
-        factor = 2.0 if self.activation == "logistic" else 6.0
+        factor = 2.0 if _PARAMS["activation"](self.activation, "") == "logistic" else 6.0
         for i, (W, b) in enumerate(zip(self.model_.weights, self.model_.biases, strict=True)):
             if layers is not None:
                 W[...] = layers[0][i].T
@@ -753,7 +755,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
+        Activation of the hidden layers. Keras's and PyTorch's names are accepted too, in
+        any case (``'ReLU'``, ``'sigmoid'``, ``'Tanh'``, ``'linear'``); the parameter keeps
+        the name given, the fitted model scikit-learn's (``model_.activations``).
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         'sgd': minibatch SGD with (Nesterov) momentum; 'adam': Adam; 'lbfgs': SciPy's
         L-BFGS-B on the full-batch objective.
