@@ -20,7 +20,6 @@ scikit-learn is an optional dependency of fastbp: it is imported by this module 
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numba
 import numpy as np
@@ -35,7 +34,7 @@ if tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit()) < (1
     )
 
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
@@ -47,11 +46,10 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
-    column_or_1d,
     validate_data,
 )
 
-from ._errors import DivergenceError
+from ._errors import DivergenceError, warn_from_caller
 from ._sparse import check_csr
 from ._threads import kernel_threads, worker_threads
 from ._training.lbfgs import objective as lbfgs_objective
@@ -128,6 +126,17 @@ def _rejects_atomically(method):
             raise
 
     return wrapper
+
+
+def _column_to_1d(y):
+    """A ``(n, 1)`` target as ``(n,)``, with scikit-learn's ``DataConversionWarning``
+    (issued at the user's line, not inside fastbp, as ``column_or_1d`` would)."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        warn_from_caller(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples, ), for example using ravel().", DataConversionWarning)
+        return y.ravel()
+    return y
 
 
 _LAYER_NAMES = ("coefs_", "intercepts_")
@@ -545,12 +554,11 @@ class _BaseMLP(BaseEstimator):
             raise
         res = trainer.lbfgs_result
         if res.status != 0:
-            warnings.warn(
+            warn_from_caller(
                 f"lbfgs failed to converge after {res.nit} iteration(s) (status={res.status}): "
                 f"{res.message}. Increase the number of iterations (max_iter) or scale the "
                 "data.",
                 ConvergenceWarning,
-                stacklevel=4,
             )
         self.n_iter_ = min(int(res.nit), self.max_iter)
         self.loss_ = self._lbfgs_loss(trainer, scale)
@@ -601,10 +609,10 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(200, n_samples)
         else:
             if self.batch_size > n_samples:
-                warnings.warn(
+                warn_from_caller(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to "
                     "be clipped",
-                    stacklevel=4,
+                    UserWarning,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
@@ -643,16 +651,15 @@ class _BaseMLP(BaseEstimator):
         try:
             Trainer(model.network, model.state, plan).run()
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=4)
+            warn_from_caller("Training interrupted by user.", UserWarning)
             interrupted = True
         self._stochastic = True
         self._publish(rule)
         if not (incremental or interrupted or rule.stopped) and rule.n_iter == self.max_iter:
-            warnings.warn(
+            warn_from_caller(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                 "the optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
             )
         if early_stopping:
             # the best epoch's parameters, possibly from an earlier (warm-started) fit
@@ -924,8 +931,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        y = _column_to_1d(y)
         if "_label_binarizer" not in self.__dict__ or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -1172,8 +1178,7 @@ out_activation_
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        y = _column_to_1d(y)
         T = y.reshape(-1, 1) if y.ndim == 1 else y
         T = np.asarray(T, dtype=X.dtype)
         if self.loss == "poisson":
