@@ -26,7 +26,7 @@ from .._validation import (
     check_X,
     rescale_sample_weight,
 )
-from ..callbacks import EarlyStopping
+from ..callbacks import EarlyStopping, ModelCheckpoint
 from ..optim import LBFGS, SGD, Optimizer, get_optimizer
 from ..schedules import Constant, Schedule, get_schedule
 from .state import SEED_VALIDATION_SPLIT, seed_stream
@@ -195,7 +195,6 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
         )
     callbacks = check_callbacks(callbacks)
     n_threads = check_n_threads(n_threads)
-    classification = model.loss in ("cross_entropy", "binary_cross_entropy")
 
     n = X.shape[0]
     sw = None
@@ -245,17 +244,9 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
                                  "weight 0.")
         n = X.shape[0]
     if early_stopping is not None:
-        if early_stopping.monitor.startswith("val_") and Xv is None:
-            raise ValueError(
-                f"early_stopping monitors {early_stopping.monitor!r} but there is no "
-                "validation data; pass validation_data or validation_split, or use "
-                "EarlyStopping(monitor='loss')."
-            )
-        if early_stopping.monitor.endswith("accuracy") and not classification:
-            raise ValueError(
-                f"early_stopping monitors {early_stopping.monitor!r} but loss="
-                f"{model.loss!r} is not a classification loss; monitor a loss instead."
-            )
+        check_monitor("early_stopping", early_stopping.monitor, Xv is not None, model.loss,
+                      "EarlyStopping(monitor='loss')")
+    callbacks = bind_checkpoints(model, callbacks, Xv is not None)
     bs = args["batch_size"]
     batch_size = n if bs is None else min(bs, n)
     if isinstance(opt, LBFGS):
@@ -270,6 +261,44 @@ def make_plan(model, X, y, *, epochs=1, batch_size=32, learning_rate=0.01, shuff
         callbacks=callbacks, verbose=args["verbose"], reset=reset,
         on_divergence=args["on_divergence"], n_threads=n_threads, check_progress=True,
     )
+
+
+def check_monitor(what: str, monitor: str, validation: bool, loss: str, instead: str) -> None:
+    """A monitored metric (``EarlyStopping``, ``ModelCheckpoint``) the call will record."""
+    if monitor.startswith("val_") and not validation:
+        raise ValueError(
+            f"{what} monitors {monitor!r} but there is no validation data; pass "
+            f"validation_data or validation_split, or use {instead}."
+        )
+    if monitor.endswith("accuracy") and loss not in ("cross_entropy", "binary_cross_entropy"):
+        raise ValueError(
+            f"{what} monitors {monitor!r} but loss={loss!r} is not a classification loss; "
+            "monitor a loss instead."
+        )
+
+
+def bind_checkpoints(model, callbacks: tuple, validation: bool) -> tuple:
+    """``callbacks`` with each ``ModelCheckpoint`` checked (its monitor, file-name fields
+    and folder) and bound to ``model`` (the checkpoint itself is not changed)."""
+    if not any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
+        return callbacks
+    metrics = {"loss", "lr", "time"}
+    if model.loss != "squared_error":
+        metrics.add("accuracy")
+    if validation:
+        metrics.add("val_loss")
+        if model.loss in ("cross_entropy", "binary_cross_entropy"):
+            metrics.add("val_accuracy")
+    out = []
+    for cb in callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            if cb.save_best_only:
+                check_monitor("ModelCheckpoint(save_best_only=True)", cb.monitor, validation,
+                              model.loss, "ModelCheckpoint(..., monitor='loss')")
+            cb.check(metrics)
+            cb = cb.bound(model)
+        out.append(cb)
+    return tuple(out)
 
 
 def check_lbfgs(dropout, clip_norm, schedule) -> None:
