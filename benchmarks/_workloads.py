@@ -174,6 +174,12 @@ class FastbpRunner:
                            ws.act, ws.delta, ws.a_off, n, False)
         return loss, m.grads
 
+    def forward_backward(self):
+        """Forward pass, output delta and backward sweep of one batch: what the peers'
+        backward profiles time (their autograd needs its forward pass)."""
+        self.forward()
+        return self.backward()
+
 
 # ------------------------------------------------------------------------------------ torch
 class TorchRunner:

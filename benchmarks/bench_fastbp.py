@@ -1,4 +1,5 @@
-"""fastbp profiles: forward, backward, one training epoch and predict, for each workload.
+"""fastbp profiles: forward, forward + backward, one training epoch and predict, for each
+workload.
 
 Run with timing: ``pytest benchmarks/bench_fastbp.py --benchmark-enable``. Each profile also
 checks what it ran against a NumPy float64 reference (or, for the full-size epoch, that the
@@ -7,7 +8,7 @@ loss is finite and decreases).
 
 import numpy as np
 import pytest
-from _fixtures import rounds, timing, workload_data  # noqa: F401
+from _fixtures import _data_cache, label, rounds, timing, workload_data  # noqa: F401
 from _workloads import (
     WORKLOADS,
     FastbpRunner,
@@ -33,7 +34,7 @@ def test_fastbp_epoch(benchmark, workload_data, timing, name):
     first = r.epoch()  # warm-up: compiles (or loads from the cache)
     second = r.epoch()
     assert np.isfinite(first) and second < first
-    benchmark.extra_info["samples"] = w.samples
+    label(benchmark, w, "epoch", w.samples, timing)
     loss = benchmark.pedantic(r.epoch, setup=r.reset, rounds=rounds(timing, w), iterations=1)
     assert loss == first  # every round starts from the same weights: bitwise the same epoch
     if not timing:
@@ -49,7 +50,7 @@ def test_fastbp_forward(benchmark, workload_data, timing, name):
     w, X, y = workload_data(name)
     r = FastbpRunner(w, X, y)
     r.forward()
-    benchmark.extra_info["samples"] = r.nb
+    label(benchmark, w, "forward", r.nb, timing)
     out = benchmark.pedantic(r.forward, rounds=rounds(timing, w) * 20, iterations=1)
     ref = reference_forward(_init(r), X[: r.nb], w.regression)
     np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-4)
@@ -61,8 +62,9 @@ def test_fastbp_backward(benchmark, workload_data, timing, name):
     r = FastbpRunner(w, X, y)
     r.forward()
     r.backward()
-    benchmark.extra_info["samples"] = r.nb
-    loss, grads = benchmark.pedantic(r.backward, rounds=rounds(timing, w) * 20, iterations=1)
+    label(benchmark, w, "backward", r.nb, timing)
+    loss, grads = benchmark.pedantic(r.forward_backward, rounds=rounds(timing, w) * 20,
+                                     iterations=1)
     T = y[: r.nb].astype(np.float64) if w.regression else one_hot(y[: r.nb], w.sizes[-1], float)
     ref_loss, ref_grads = reference_loss_and_grad(_init(r), X[: r.nb], T, w.regression)
     assert loss == pytest.approx(ref_loss, rel=1e-4)
@@ -82,7 +84,7 @@ def test_fastbp_predict(benchmark, workload_data, timing, name):
     w, X, y = workload_data(name)
     r = FastbpRunner(w, X, y)
     r.predict(X[:10])
-    benchmark.extra_info["samples"] = X.shape[0]
+    label(benchmark, w, "predict", X.shape[0], timing)
     out = benchmark.pedantic(r.predict, args=(X,), rounds=rounds(timing, w), iterations=1)
     np.testing.assert_allclose(out, reference_forward(_init(r), X, w.regression),
                                rtol=1e-3, atol=1e-4)

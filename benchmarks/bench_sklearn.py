@@ -6,7 +6,13 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from _fixtures import rounds, timing, workload_data  # noqa: E402, F401
+from _fixtures import (  # noqa: E402, F401
+    _data_cache,
+    label,
+    rounds,
+    timing,
+    workload_data,
+)
 from _peer_checks import check_epoch_loss, check_predict  # noqa: E402
 from _workloads import WORKLOADS, SklearnRunner, initial_weights  # noqa: E402
 
@@ -17,7 +23,7 @@ NAMES = list(WORKLOADS)
 def test_sklearn_epoch(benchmark, workload_data, timing, name):
     w, X, y = workload_data(name)
     r = SklearnRunner(w, X, y)
-    benchmark.extra_info["samples"] = w.samples
+    label(benchmark, w, "epoch", w.samples, timing)
     loss = benchmark.pedantic(r.epoch, setup=r.reset, rounds=1 if name == "wide" else
                               rounds(timing, w), iterations=1)
     check_epoch_loss(loss, w, X, y, timing)
@@ -27,6 +33,6 @@ def test_sklearn_epoch(benchmark, workload_data, timing, name):
 def test_sklearn_predict(benchmark, workload_data, timing, name):
     w, X, y = workload_data(name)
     r = SklearnRunner(w, X, y)
-    benchmark.extra_info["samples"] = X.shape[0]
+    label(benchmark, w, "predict", X.shape[0], timing)
     out = benchmark.pedantic(r.predict, args=(X,), rounds=rounds(timing, w), iterations=1)
     check_predict(out, initial_weights(w), w, X)

@@ -5,7 +5,13 @@ import pytest
 
 pytest.importorskip("torch")
 
-from _fixtures import rounds, timing, workload_data  # noqa: E402, F401
+from _fixtures import (  # noqa: E402, F401
+    _data_cache,
+    label,
+    rounds,
+    timing,
+    workload_data,
+)
 from _peer_checks import check_epoch_loss, check_forward, check_predict  # noqa: E402
 from _workloads import WORKLOADS, TorchRunner, initial_weights  # noqa: E402
 
@@ -17,7 +23,7 @@ def test_torch_epoch(benchmark, workload_data, timing, name):
     w, X, y = workload_data(name)
     r = TorchRunner(w, X, y)
     r.epoch()  # warm-up
-    benchmark.extra_info["samples"] = w.samples
+    label(benchmark, w, "epoch", w.samples, timing)
     loss = benchmark.pedantic(r.epoch, setup=r.reset, rounds=rounds(timing, w), iterations=1)
     check_epoch_loss(loss, w, X, y, timing)
 
@@ -27,7 +33,7 @@ def test_torch_forward(benchmark, workload_data, timing, name):
     w, X, y = workload_data(name)
     r = TorchRunner(w, X, y)
     r.forward()
-    benchmark.extra_info["samples"] = r.nb
+    label(benchmark, w, "forward", r.nb, timing)
     out = benchmark.pedantic(r.forward, rounds=rounds(timing, w) * 20, iterations=1).numpy()
     check_forward(out, initial_weights(w), w, X[: r.nb])
 
@@ -37,7 +43,7 @@ def test_torch_backward(benchmark, workload_data, timing, name):
     w, X, y = workload_data(name)
     r = TorchRunner(w, X, y)
     r.backward()
-    benchmark.extra_info["samples"] = r.nb
+    label(benchmark, w, "backward", r.nb, timing)
     loss = benchmark.pedantic(r.backward, rounds=rounds(timing, w) * 20, iterations=1)
     assert np.isfinite(loss)
     assert all(p.grad is not None and bool(p.grad.isfinite().all()) for p in r.net.parameters())
@@ -48,6 +54,6 @@ def test_torch_predict(benchmark, workload_data, timing, name):
     w, X, y = workload_data(name)
     r = TorchRunner(w, X, y)
     r.predict(X[:10])
-    benchmark.extra_info["samples"] = X.shape[0]
+    label(benchmark, w, "predict", X.shape[0], timing)
     out = benchmark.pedantic(r.predict, args=(X,), rounds=rounds(timing, w), iterations=1)
     check_predict(out, initial_weights(w), w, X)

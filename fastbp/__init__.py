@@ -24,12 +24,13 @@ from ._errors import (  # noqa: E402
 from ._training.state import History  # noqa: E402
 from ._version import __version__  # noqa: E402
 from ._warmup import warmup  # noqa: E402
-from .callbacks import EarlyStopping  # noqa: E402
+from .callbacks import EarlyStopping, ModelCheckpoint  # noqa: E402
 from .kernels._layout import Workspace  # noqa: E402
 from .model import Model  # noqa: E402
 
 
 __all__ = [
     "ConvergenceWarning", "DivergenceError", "DivergenceWarning", "EarlyStopping", "History",
-    "Model", "ModelFileError", "Workspace", "optim", "schedules", "warmup", "__version__",
+    "Model", "ModelCheckpoint", "ModelFileError", "Workspace", "optim", "schedules", "warmup",
+    "__version__",
 ]

@@ -35,9 +35,13 @@ class ConvergenceWarning(UserWarning):
     """
 
 
-def warn_from_caller(message: str, category) -> None:
+def warn_from_caller(message: str, category=UserWarning) -> None:
     """``warnings.warn`` attributed to the first frame outside the fastbp package (the
-    user's call), however deep inside fastbp it is issued."""
+    user's call, or the library that called fastbp, such as scikit-learn's
+    ``GridSearchCV``), however deep inside fastbp it is issued and whatever wraps the
+    public method. Every warning fastbp issues goes through here, so its file and line are
+    the caller's (and ``-W error`` / ``filterwarnings`` by module work on the user's code).
+    """
     import os
     import sys
     import warnings

@@ -22,7 +22,29 @@ from .kernels._layout import Network, Workspace
 from .kernels._updates import add_l2
 from .optim import LBFGS, SGD, get_optimizer
 
-_HIDDEN = Choice(_codes.HIDDEN_ACTIVATIONS)
+#: Keras, PyTorch and scikit-learn names of fastbp's activations. Names are matched without
+#: regard to case, "-", "_" or spaces, so fastbp's own names need no entry: "ReLU", "RELU",
+#: "Tanh", "LeakyReLU", "leaky-relu", "Softmax" are accepted as they are.
+ACTIVATION_ALIASES = {
+    "ReLU": "relu",  # torch.nn.ReLU
+    "sigmoid": "logistic",  # Keras, torch.nn.Sigmoid, torch.sigmoid, jax.nn.sigmoid
+    "linear": "identity",  # Keras (activation=None)
+    "Identity": "identity",  # torch.nn.Identity
+    "Tanh": "tanh",  # torch.nn.Tanh
+    "LeakyReLU": "leaky_relu",  # torch.nn.LeakyReLU (fastbp's slope 0.01 is torch's default)
+    "Softmax": "softmax",  # torch.nn.Softmax, output only
+    "exponential": "exp",  # Keras, output only (Poisson)
+}
+#: other libraries' activations that fastbp does not implement (refused as such)
+UNSUPPORTED_ACTIVATIONS = (
+    "elu", "selu", "gelu", "silu", "swish", "mish", "softplus", "softsign", "relu6",
+    "hard_sigmoid", "hardsigmoid", "hard_tanh", "hardtanh", "hardswish", "hard_swish",
+    "prelu", "rrelu", "celu", "glu", "log_softmax", "logsigmoid", "softmin",
+)
+_HIDDEN = Choice(_codes.HIDDEN_ACTIVATIONS, aliases=ACTIVATION_ALIASES,
+                 unsupported=UNSUPPORTED_ACTIVATIONS)
+_OUTPUT = Choice(_codes.ACTIVATIONS, none=True, aliases=ACTIVATION_ALIASES,
+                 unsupported=UNSUPPORTED_ACTIVATIONS)
 
 #: Keras and PyTorch names of fastbp's losses (matched without regard to case, "-" or "_")
 LOSS_ALIASES = {
@@ -49,7 +71,11 @@ class Model:
         Units per layer, input first, output last; at least two entries, all >= 1.
     activation : str or sequence of str, default "relu"
         Hidden-layer activation: one name for every hidden layer, or one name per hidden
-        layer. One of identity, logistic, tanh, relu, leaky_relu (slope 0.01).
+        layer. One of identity, logistic, tanh, relu, leaky_relu (slope 0.01). Names are
+        matched without regard to case, ``-`` or ``_``, and Keras's, PyTorch's and
+        scikit-learn's names are accepted (``ACTIVATION_ALIASES``: ``ReLU``, ``sigmoid``,
+        ``Sigmoid``, ``Tanh``, ``LeakyReLU``, ``linear``, ...); ``model.activations`` holds
+        fastbp's names. Another name gets the closest valid one suggested.
     loss : str, default "squared_error"
         ``squared_error`` (E = 1/n sum 1/2 ||y - t||^2), ``cross_entropy`` (softmax output,
         integer labels or one-hot targets), ``binary_cross_entropy`` (logistic output,
@@ -65,9 +91,9 @@ class Model:
         name.
     output : str, optional
         Output activation. Defaults to the one the loss implies (identity, softmax,
-        logistic, exp). Cross-entropy requires softmax, binary cross-entropy logistic and
-        Poisson exp (the fused, numerically stable pairs); squared error accepts any
-        activation but exp.
+        logistic, exp); the same names and aliases as ``activation``. Cross-entropy
+        requires softmax, binary cross-entropy logistic and Poisson exp (the fused,
+        numerically stable pairs); squared error accepts any activation but exp.
     dtype : {"float32", "float64"}, default "float32"
     seed : int, optional
         Seeds weight initialisation, shuffling and dropout. ``None`` draws fresh entropy,
@@ -114,7 +140,7 @@ class Model:
         hidden = check_per_layer(activation, n_hidden, "activation", _HIDDEN, "name", "names")
         args = check_params(
             {"loss": loss, "output": output, "init": init, "seed": seed},
-            {"loss": _LOSS, "output": Choice(_codes.ACTIVATIONS, none=True),
+            {"loss": _LOSS, "output": _OUTPUT,
              "init": Choice(INITIALIZERS, none=True), "seed": Int(0, None, none=True)},
         )
         loss, output, init, seed = args["loss"], args["output"], args["init"], args["seed"]

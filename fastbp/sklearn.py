@@ -20,7 +20,6 @@ scikit-learn is an optional dependency of fastbp: it is imported by this module 
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numba
 import numpy as np
@@ -35,7 +34,7 @@ if tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit()) < (1
     )
 
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
@@ -47,11 +46,10 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
-    column_or_1d,
     validate_data,
 )
 
-from ._errors import DivergenceError
+from ._errors import DivergenceError, warn_from_caller
 from ._threads import kernel_threads, worker_threads
 from ._training.lbfgs import objective as lbfgs_objective
 from ._training.loop import Trainer
@@ -59,7 +57,7 @@ from ._training.plan import FitPlan
 from ._training.sklearn_rule import SklearnRule
 from ._validation.arrays import check_csr, check_poisson_targets
 from ._validation.params import Bool, Choice, Int, Real, check_params
-from .model import Model
+from .model import ACTIVATION_ALIASES, UNSUPPORTED_ACTIVATIONS, Model
 from .optim import LBFGS, SklearnAdam, SklearnSGD
 from .schedules import Constant
 
@@ -76,7 +74,9 @@ _LBFGS_CHUNK = 1024
 # ------------------------------------------------------------------------- validation
 #: scikit-learn's constraints on the estimators' hyperparameters, in fastbp's vocabulary
 _PARAMS = {
-    "activation": Choice(_ACTIVATIONS),
+    # Keras's and PyTorch's names too, in any case ("ReLU", "sigmoid"), as fastbp.Model
+    "activation": Choice(_ACTIVATIONS, aliases=ACTIVATION_ALIASES,
+                         unsupported=UNSUPPORTED_ACTIVATIONS),
     "solver": Choice(_SOLVERS),
     "alpha": Real(0.0),
     "learning_rate": Choice(_LEARNING_RATES),
@@ -126,6 +126,17 @@ def _rejects_atomically(method):
             raise
 
     return wrapper
+
+
+def _column_to_1d(y):
+    """A ``(n, 1)`` target as ``(n,)``, with scikit-learn's ``DataConversionWarning``
+    (issued at the user's line, not inside fastbp, as ``column_or_1d`` would)."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        warn_from_caller(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples, ), for example using ravel().", DataConversionWarning)
+        return y.ravel()
+    return y
 
 
 _LAYER_NAMES = ("coefs_", "intercepts_")
@@ -332,7 +343,7 @@ class _BaseMLP(BaseEstimator):
         )
         # scikit-learn's initialisation, drawn from the same random state in the same order:
         # U(-b, b) for weights *and* biases, b = sqrt(factor / (fan_in + fan_out))
-        factor = 2.0 if self.activation == "logistic" else 6.0
+        factor = 2.0 if _PARAMS["activation"](self.activation, "") == "logistic" else 6.0
         for i, (W, b) in enumerate(zip(self.model_.weights, self.model_.biases, strict=True)):
             if layers is not None:
                 W[...] = layers[0][i].T
@@ -543,12 +554,11 @@ class _BaseMLP(BaseEstimator):
             raise
         res = trainer.lbfgs_result
         if res.status != 0:
-            warnings.warn(
+            warn_from_caller(
                 f"lbfgs failed to converge after {res.nit} iteration(s) (status={res.status}): "
                 f"{res.message}. Increase the number of iterations (max_iter) or scale the "
                 "data.",
                 ConvergenceWarning,
-                stacklevel=4,
             )
         self.n_iter_ = min(int(res.nit), self.max_iter)
         self.loss_ = self._lbfgs_loss(trainer, scale)
@@ -599,10 +609,10 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(200, n_samples)
         else:
             if self.batch_size > n_samples:
-                warnings.warn(
+                warn_from_caller(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to "
                     "be clipped",
-                    stacklevel=4,
+                    UserWarning,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
@@ -641,16 +651,15 @@ class _BaseMLP(BaseEstimator):
         try:
             Trainer(model.network, model.state, plan).run()
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=4)
+            warn_from_caller("Training interrupted by user.", UserWarning)
             interrupted = True
         self._stochastic = True
         self._publish(rule)
         if not (incremental or interrupted or rule.stopped) and rule.n_iter == self.max_iter:
-            warnings.warn(
+            warn_from_caller(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                 "the optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
             )
         if early_stopping:
             # the best epoch's parameters, possibly from an earlier (warm-started) fit
@@ -753,7 +762,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
+        Activation of the hidden layers. Keras's and PyTorch's names are accepted too, in
+        any case (``'ReLU'``, ``'sigmoid'``, ``'Tanh'``, ``'linear'``); the parameter keeps
+        the name given, the fitted model scikit-learn's (``model_.activations``).
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         'sgd': minibatch SGD with (Nesterov) momentum; 'adam': Adam; 'lbfgs': SciPy's
         L-BFGS-B on the full-batch objective.
@@ -920,8 +931,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        y = _column_to_1d(y)
         if "_label_binarizer" not in self.__dict__ or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -1168,8 +1178,7 @@ out_activation_
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        y = _column_to_1d(y)
         T = y.reshape(-1, 1) if y.ndim == 1 else y
         T = np.asarray(T, dtype=X.dtype)
         if self.loss == "poisson":

@@ -532,6 +532,22 @@ def test_fastbp_sklearn_estimators_expose_and_import_their_model():
     np.testing.assert_array_equal(m.params, est.model_.params)
 
 
+def test_activation_aliases_reach_torch_and_sklearn_as_their_own_names():
+    sk = pytest.importorskip("fastbp.sklearn")
+    torch = pytest.importorskip("torch")
+    m = Model([3, 4, 5, 2], activation=["LeakyReLU", "Sigmoid"], loss="CrossEntropyLoss",
+              seed=0)
+    kinds = [type(layer).__name__ for layer in m.to_torch()]
+    assert kinds == ["Linear", "LeakyReLU", "Linear", "Sigmoid", "Linear", "Softmax"]
+    assert Model.from_torch(torch.nn.Sequential(*list(m.to_torch())[:-1]),
+                            loss="cross_entropy").activations == ["leaky_relu", "logistic"]
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 3)), rng.integers(0, 3, 30)
+    est = _fit_quietly(sk.MLPClassifier((4,), activation="Tanh", max_iter=3, random_state=0),
+                       X, y)
+    assert Model.from_sklearn(est).activations == ["tanh"]
+
+
 def test_to_onnx_from_a_training_callback():
     """Export snapshots at a step boundary; callbacks run between compiled calls, so a
     per-epoch export neither blocks nor sees half-updated weights."""

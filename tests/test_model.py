@@ -62,7 +62,7 @@ def test_predict_shapes_and_probabilities():
         (dict(layer_sizes=[3, 2], activation="rleu"), ValueError, "Did you mean 'relu'"),
         (dict(layer_sizes=[3, 4, 2], activation="softmax"), ValueError, "activation"),
         (dict(layer_sizes=[3, 4, 4, 2], activation=["relu"]), ValueError, "one per hidden"),
-        (dict(layer_sizes=[3, 2], loss="crossentropy"), ValueError, "cross_entropy"),
+        (dict(layer_sizes=[3, 2], loss="crossentrpy"), ValueError, "Did you mean .cross_entropy"),
         (dict(layer_sizes=[3, 2], loss="cross_entropy", output="identity"), ValueError, "softmax"),
         (dict(layer_sizes=[3, 2], dtype="float16"), ValueError, "dtype"),
         (dict(layer_sizes=[3, 2], seed=-1), ValueError, "seed"),
@@ -157,6 +157,58 @@ def test_keras_and_pytorch_loss_names_are_aliases(alias, loss):
     m = fastbp.Model([3, 2], loss=alias, seed=0)
     assert m.loss == loss and m.output == fastbp.Model([3, 2], loss=loss).output
     assert f"loss={loss!r}" in repr(m)
+
+
+@pytest.mark.parametrize("name, canonical", [
+    ("ReLU", "relu"), ("RELU", "relu"), ("Relu", "relu"),  # torch.nn.ReLU, shouting, ...
+    ("sigmoid", "logistic"), ("Sigmoid", "logistic"),  # Keras, torch.nn.Sigmoid
+    ("Tanh", "tanh"), ("TANH", "tanh"),
+    ("LeakyReLU", "leaky_relu"), ("leaky-relu", "leaky_relu"), ("Leaky_ReLU", "leaky_relu"),
+    ("linear", "identity"), ("Identity", "identity"), ("Logistic", "logistic"),
+])
+def test_keras_pytorch_and_sklearn_activation_names_are_accepted(name, canonical, tmp_path):
+    m = fastbp.Model([3, 4, 5, 2], activation=[name, "relu"], seed=0)
+    assert m.activations == [canonical, "relu"]
+    assert f"activation={[canonical, 'relu']}" in repr(m)
+    same = fastbp.Model([3, 4, 5, 2], activation=[canonical, "relu"], seed=0)
+    np.testing.assert_array_equal(m.predict(X_OK), same.predict(X_OK))
+    m.save(tmp_path / "m.npz")  # files keep fastbp's names
+    assert fastbp.Model.load(tmp_path / "m.npz").activations == [canonical, "relu"]
+
+
+@pytest.mark.parametrize("output, loss, canonical", [
+    ("Softmax", "cross_entropy", "softmax"), ("sigmoid", "binary_cross_entropy", "logistic"),
+    ("exponential", "poisson", "exp"), ("Linear", "squared_error", "identity"),
+    ("Tanh", "squared_error", "tanh"),
+])
+def test_output_activation_names_are_accepted_too(output, loss, canonical):
+    assert fastbp.Model([3, 2], loss=loss, output=output).output == canonical
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("rellu", "Did you mean 'relu'?"), ("sigmod", "Did you mean 'logistic'?"),
+    ("tahn", "Did you mean 'tanh'?"), ("leaky_rlu", "Did you mean 'leaky_relu'?"),
+    ("GELU", "fastbp does not implement it."), ("softplus", "fastbp does not implement it."),
+])
+def test_unknown_activation_names_get_a_suggestion(name, hint):
+    with pytest.raises(ValueError) as info:
+        fastbp.Model([3, 4, 2], activation=name)
+    msg = str(info.value)
+    assert msg.startswith(f"activation={name!r} is not supported; expected one of ")
+    assert msg.endswith(hint) and "'ReLU'" in msg  # says that other names are accepted
+    with pytest.raises(ValueError, match="Did you mean 'softmax'"):
+        fastbp.Model([3, 2], loss="squared_error", output="sofmax")
+
+
+def test_loss_names_are_matched_without_regard_to_case_too():
+    assert fastbp.Model([3, 2], loss="Cross_Entropy").loss == "cross_entropy"
+    assert fastbp.Model([3, 2], loss="SQUARED-ERROR").loss == "squared_error"
+    # Keras's class names: CategoricalCrossentropy, MeanSquaredError, BinaryCrossentropy
+    assert fastbp.Model([3, 2], loss="CategoricalCrossentropy").loss == "cross_entropy"
+    assert fastbp.Model([3, 2], loss="MeanSquaredError").loss == "squared_error"
+    assert fastbp.Model([3, 1], loss="BinaryCrossentropy").loss == "binary_cross_entropy"
+    with pytest.raises(ValueError, match="Did you mean 'cross_entropy'"):
+        fastbp.Model([3, 2], loss="cros_entropy")
 
 
 def test_integer_labels_with_squared_error_suggest_cross_entropy():

@@ -244,6 +244,25 @@ def test_unsupported_and_invalid_parameters(multiclass):
         MLPClassifier(learning_rate_init=0).fit(X, y)
 
 
+@pytest.mark.parametrize("name, canonical", [("Sigmoid", "logistic"), ("sigmoid", "logistic"),
+                                             ("ReLU", "relu"), ("Tanh", "tanh"),
+                                             ("linear", "identity")])
+def test_keras_and_pytorch_activation_names_fit_as_sklearns(multiclass, name, canonical):
+    X, y = multiclass
+    params = {**BASE, "max_iter": 3, "solver": "sgd"}
+    ours = MLPClassifier(**params, activation=name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        ref = sk_nn.MLPClassifier(**params, activation=canonical).fit(X, y)
+    # scikit-learn's initialisation follows the activation too (logistic: a smaller bound)
+    _close_to_sklearn(ours, ref)
+    assert ours.get_params()["activation"] == name and clone(ours).activation == name
+    assert ours.model_.activations == [canonical] * 2
+    with pytest.raises(ValueError, match="Did you mean 'logistic'"):
+        MLPClassifier(activation="sigmod").fit(X, y)
+
+
 def test_pipeline_gridsearch_cross_val_score(multiclass):
     from sklearn.model_selection import GridSearchCV, cross_val_score
     from sklearn.pipeline import make_pipeline

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-import warnings
 
 import numpy as np
 
@@ -386,7 +385,7 @@ class Trainer:
         )
         if plan.on_divergence == "raise":
             raise DivergenceError(msg, event)
-        warnings.warn(msg, DivergenceWarning, stacklevel=5)
+        warn_from_caller(msg, DivergenceWarning)
 
     def interrupted(self, epoch: int, batch: int, n_batches: int) -> None:
         """Record an interruption (the model is at a step boundary) in the history."""

@@ -29,7 +29,7 @@ from .._validation.arrays import (
     rescale_sample_weight,
 )
 from .._validation.params import Bool, Choice, Int, Real, check_n_threads
-from ..callbacks import EarlyStopping
+from ..callbacks import EarlyStopping, ModelCheckpoint
 from ..kernels._layout import CSRRows
 from ..optim import LBFGS, SGD, Optimizer, get_optimizer
 from ..schedules import Constant, Schedule, get_schedule
@@ -230,7 +230,6 @@ def check_fit(model, X, y, **options) -> FitPlan:
     if sched is None:
         sched = Constant() if reset or state.schedule is None else state.schedule
     early_stopping = args["early_stopping"]
-    classification = model.loss in ("cross_entropy", "binary_cross_entropy")
 
     n = X.shape[0]
     sw = None
@@ -279,17 +278,9 @@ def check_fit(model, X, y, **options) -> FitPlan:
                 raise ValueError("every training sample left after validation_split has "
                                  "weight 0.")
     if early_stopping is not None:
-        if early_stopping.monitor.startswith("val_") and Xv is None:
-            raise ValueError(
-                f"early_stopping monitors {early_stopping.monitor!r} but there is no "
-                "validation data; pass validation_data or validation_split, or use "
-                "EarlyStopping(monitor='loss')."
-            )
-        if early_stopping.monitor.endswith("accuracy") and not classification:
-            raise ValueError(
-                f"early_stopping monitors {early_stopping.monitor!r} but loss="
-                f"{model.loss!r} is not a classification loss; monitor a loss instead."
-            )
+        check_monitor("early_stopping", early_stopping.monitor, Xv is not None, model.loss,
+                      "EarlyStopping(monitor='loss')")
+    callbacks = bind_checkpoints(model, args["callbacks"], Xv is not None)
     if isinstance(opt, LBFGS):
         check_lbfgs(model.dropout, args["clip_norm"], sched)
     return FitPlan(
@@ -297,10 +288,48 @@ def check_fit(model, X, y, **options) -> FitPlan:
         epochs=args["epochs"], batch_size=args["batch_size"], lr=args["learning_rate"],
         shuffle=args["shuffle"], optimizer=opt, schedule=sched, l2=args["l2"],
         clip_norm=args["clip_norm"] or 0.0, stopping=early_stopping,
-        callbacks=args["callbacks"], verbose=args["verbose"], reset=reset,
+        callbacks=callbacks, verbose=args["verbose"], reset=reset,
         on_divergence=args["on_divergence"], n_threads=args["n_threads"],
         check_progress=True,
     )
+
+
+def check_monitor(what: str, monitor: str, validation: bool, loss: str, instead: str) -> None:
+    """A monitored metric (``EarlyStopping``, ``ModelCheckpoint``) the call will record."""
+    if monitor.startswith("val_") and not validation:
+        raise ValueError(
+            f"{what} monitors {monitor!r} but there is no validation data; pass "
+            f"validation_data or validation_split, or use {instead}."
+        )
+    if monitor.endswith("accuracy") and loss not in ("cross_entropy", "binary_cross_entropy"):
+        raise ValueError(
+            f"{what} monitors {monitor!r} but loss={loss!r} is not a classification loss; "
+            "monitor a loss instead."
+        )
+
+
+def bind_checkpoints(model, callbacks: tuple, validation: bool) -> tuple:
+    """``callbacks`` with each ``ModelCheckpoint`` checked (its monitor, file-name fields
+    and folder) and bound to ``model`` (the checkpoint itself is not changed)."""
+    if not any(isinstance(cb, ModelCheckpoint) for cb in callbacks):
+        return callbacks
+    metrics = {"loss", "lr", "time"}
+    if model.loss != "squared_error":
+        metrics.add("accuracy")
+    if validation:
+        metrics.add("val_loss")
+        if model.loss in ("cross_entropy", "binary_cross_entropy"):
+            metrics.add("val_accuracy")
+    out = []
+    for cb in callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            if cb.save_best_only:
+                check_monitor("ModelCheckpoint(save_best_only=True)", cb.monitor, validation,
+                              model.loss, "ModelCheckpoint(..., monitor='loss')")
+            cb.check(metrics)
+            cb = cb.bound(model)
+        out.append(cb)
+    return tuple(out)
 
 
 def _this_process(value, op):

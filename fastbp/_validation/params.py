@@ -114,13 +114,31 @@ class Bool(Param):
         raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
 
 
+def name_key(name: str) -> str:
+    """How loose names are compared: without regard to case, ``-``, ``_`` or spaces
+    (``LeakyReLU``, ``leaky-relu`` and ``leaky_relu`` are one name)."""
+    return name.lower().replace("-", "").replace("_", "").replace(" ", "")
+
+
 class Choice(Param):
     """One of a set of names; a wrong name gets the closest valid one as a suggestion.
 
-    ``aliases`` maps other accepted spellings to their canonical name."""
+    ``aliases`` maps other accepted spellings (other libraries' names) to their canonical
+    name; with aliases, the names and the aliases are matched loosely (``name_key``), so
+    ``"ReLU"``, ``"RELU"`` and ``"relu"`` are one name. Aliases of names outside
+    ``choices`` are ignored, so one alias table serves several choices. ``unsupported``:
+    loose names of things other libraries have and fastbp does not, refused with a message
+    that says so instead of suggesting a look-alike."""
 
-    def __init__(self, choices, none: bool = False, aliases: dict | None = None):
-        self.choices, self.none, self.aliases = tuple(choices), none, dict(aliases or {})
+    def __init__(self, choices, none: bool = False, aliases: dict | None = None,
+                 unsupported=()):
+        self.choices, self.none = tuple(choices), none
+        self.aliases = {a: c for a, c in (aliases or {}).items() if c in self.choices}
+        self.loose = None
+        if aliases is not None:
+            self.loose = {name_key(a): c for a, c in self.aliases.items()}
+            self.loose.update({name_key(c): c for c in self.choices})
+        self.unsupported = frozenset(name_key(u) for u in unsupported)
 
     def check(self, value, name):
         if not isinstance(value, str):
@@ -130,14 +148,20 @@ class Choice(Param):
             )
         if value in self.choices:
             return value
-        if value in self.aliases:
-            return self.aliases[value]
-        key = value.lower().replace("-", "_")
-        for alias, canonical in self.aliases.items():
-            if alias.lower().replace("-", "_") == key:
-                return canonical
-        close = difflib.get_close_matches(value, list(self.choices) + list(self.aliases), n=1)
-        hint = f" Did you mean {self.aliases.get(close[0], close[0])!r}?" if close else ""
+        if self.loose is None:
+            close = difflib.get_close_matches(value, self.choices, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+        else:
+            key = name_key(value)
+            if key in self.loose:
+                return self.loose[key]
+            close = difflib.get_close_matches(key, list(self.loose), n=1)
+            hint = f" Did you mean {self.loose[close[0]]!r}?" if close else ""
+            if key in self.unsupported:
+                hint = " fastbp does not implement it."
+            hint = (" Other libraries' names are accepted too, in any case (e.g. "
+                    f"{', '.join(repr(a) for a in list(self.aliases)[:3])}).{hint}"
+                    if self.aliases else hint)
         raise ValueError(
             f"{name}={value!r} is not supported; expected one of {sorted(self.choices)}.{hint}"
         )
