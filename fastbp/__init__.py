@@ -28,7 +28,6 @@ from .callbacks import EarlyStopping, ModelCheckpoint  # noqa: E402
 from .kernels._layout import Workspace  # noqa: E402
 from .model import Model  # noqa: E402
 
-
 __all__ = [
     "ConvergenceWarning", "DivergenceError", "DivergenceWarning", "EarlyStopping", "History",
     "Model", "ModelCheckpoint", "ModelFileError", "Workspace", "optim", "schedules", "warmup",

@@ -24,19 +24,16 @@ MONITORS = {"loss": False, "val_loss": False, "accuracy": True, "val_accuracy": 
 class StoppingRule:
     """What the training loop asks a stopping rule (``fit(early_stopping=...)``).
 
-    ``begin(state)`` at the start of each ``fit`` call; ``learning_rate(lr)`` before each
-    epoch (the schedule's rate; a rule may change it); ``update(epoch, logs)`` after each
+    ``begin(state)`` at the start of each ``fit`` call; ``update(epoch, logs)`` after each
     epoch, returning ``(improved, stop)``: whether this epoch is the best so far (its
-    parameters are kept when ``restore_best``) and whether to stop.
+    parameters are kept when ``restore_best``) and whether to stop. The learning rate is
+    the schedule's (``state.schedule``), which a rule may act on.
     """
 
     restore_best = False
 
     def begin(self, state) -> None:
         pass
-
-    def learning_rate(self, lr: float) -> float:
-        return lr
 
     def update(self, epoch: int, logs: dict) -> tuple[bool, bool]:
         raise NotImplementedError

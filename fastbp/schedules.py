@@ -10,6 +10,8 @@ counting across ``fit``/``partial_fit`` calls as long as an equal schedule is pa
 ``Constant()``            ``lr``
 ``InverseScaling(p)``     ``lr / (e + 1) ** p`` (``unit="samples"``: ``e`` counts samples
                           seen before the epoch, as scikit-learn's ``invscaling``)
+``Adaptive(d, m)``        ``lr / d ** k``, ``k`` the calls of ``reduce()`` that found the
+                          rate above ``m`` (scikit-learn's ``adaptive``)
 ``StepDecay(s, g)``       ``lr * g ** (e // s)``  (``torch.optim.lr_scheduler.StepLR``)
 ``ExponentialDecay(g)``   ``lr * g ** e``  (``ExponentialLR``)
 ``CosineAnnealing(T, m)`` ``m + (lr - m) * (1 + cos(pi * e / T)) / 2`` (``CosineAnnealingLR``'s
@@ -31,6 +33,7 @@ __all__ = [
     "Schedule",
     "Constant",
     "InverseScaling",
+    "Adaptive",
     "StepDecay",
     "ExponentialDecay",
     "CosineAnnealing",
@@ -91,7 +94,11 @@ class InverseScaling(Schedule):
     power_t : float >= 0, default 0.5
     unit : {"epoch", "samples"}, default "epoch"
         What ``e`` counts: epochs trained so far, or training samples seen before this epoch
-        (scikit-learn's ``learning_rate="invscaling"``, updated once per epoch).
+        (scikit-learn's ``learning_rate="invscaling"``, updated once per epoch). With
+        ``"samples"`` the first epoch under the schedule runs at ``lr``, whatever count its
+        progress starts from: scikit-learn starts every new optimizer at
+        ``learning_rate_init`` and counts the samples of earlier fits after that
+        (``warm_start``; ``fastbp.sklearn`` gives the schedule its ``t_``).
     """
 
     name = "inverse_scaling"
@@ -105,8 +112,64 @@ class InverseScaling(Schedule):
         )
 
     def lr(self, base_lr):
-        e = self.epoch if self._config["unit"] == "epoch" else self.samples_seen
+        if self._config["unit"] == "epoch":
+            e = self.epoch
+        else:
+            e = self.samples_seen if self.epoch else 0
         return base_lr / (e + 1) ** self._config["power_t"]
+
+
+class Adaptive(Schedule):
+    """``lr / divisor ** k``: the rate is divided by ``divisor`` at each call of ``reduce()``
+    that finds it above ``min_lr``.
+
+    scikit-learn's ``learning_rate="adaptive"``: the ``fastbp.sklearn`` estimators' stopping
+    rule calls ``reduce()`` where it would otherwise stop (the loss or validation score has
+    not improved by ``tol`` for ``n_iter_no_change`` epochs), and stops once it returns
+    False. With ``Model.fit`` the rate stays ``lr`` unless a callback calls
+    ``model.schedule.reduce()``. The rate is computed by ``k`` successive divisions, as
+    scikit-learn's ``learning_rate /= 5`` is.
+
+    Parameters
+    ----------
+    divisor : float > 1, default 5
+    min_lr : float >= 0, default 1e-6
+    """
+
+    name = "adaptive"
+
+    def __init__(self, divisor: float = 5.0, min_lr: float = 1e-6):
+        super().__init__()
+        self._config = check_params(
+            {"divisor": divisor, "min_lr": min_lr},
+            {"divisor": Real(1.0, lo_open=True), "min_lr": Real(0.0)}, prefix="Adaptive ")
+
+    def reset(self):
+        super().reset()
+        self.n_reductions = 0
+        self.base_lr = None  # the base rate of the last lr() call: what reduce() judges
+
+    def get_state(self):
+        return dict(super().get_state(), n_reductions=self.n_reductions)
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.n_reductions = int(state["n_reductions"])
+
+    def lr(self, base_lr):
+        self.base_lr = base_lr
+        rate = base_lr
+        for _ in range(self.n_reductions):
+            rate /= self._config["divisor"]
+        return rate
+
+    def reduce(self) -> bool:
+        """Divide the rate by ``divisor``, unless it is ``min_lr`` or less already (then
+        nothing changes); whether it was divided."""
+        if self.base_lr is not None and self.lr(self.base_lr) <= self._config["min_lr"]:
+            return False
+        self.n_reductions += 1
+        return True
 
 
 class StepDecay(Schedule):
@@ -277,8 +340,8 @@ class ReduceOnPlateau(Schedule):
 
 SCHEDULES = {
     cls.name: cls
-    for cls in (Constant, InverseScaling, StepDecay, ExponentialDecay, CosineAnnealing,
-                ReduceOnPlateau)
+    for cls in (Constant, InverseScaling, Adaptive, StepDecay, ExponentialDecay,
+                CosineAnnealing, ReduceOnPlateau)
 }
 
 

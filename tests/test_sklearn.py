@@ -385,17 +385,70 @@ def test_assigned_weights_on_an_unfitted_estimator(multiclass):
     clf.classes_ = np.array(["a", "b", "c"])
     logits = np.tanh(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]
     np.testing.assert_array_equal(clf.predict(X), clf.classes_[logits.argmax(axis=1)])
-    # shapes must chain, and match what partial_fit's data and hidden_layer_sizes give
-    bad = MLPClassifier(hidden_layer_sizes=(4,))
-    with pytest.raises(ValueError, match=r"coefs_\[1\] has shape \(5, 3\).*must have 4 rows"):
-        bad.coefs_ = [coefs[0], np.zeros((5, 3))]
+    # shapes must chain, and match what partial_fit's data and hidden_layer_sizes give:
+    # checked when the weights are used (predict, partial_fit, fit with warm_start)
+    bad = MLPClassifier(hidden_layer_sizes=(4,), warm_start=True)
+    bad.coefs_ = [coefs[0], np.zeros((5, 3))]
+    bad.intercepts_ = intercepts
+    bad.classes_ = np.array([0, 1, 2])
+    for use in (lambda: bad.predict(X), lambda: bad.partial_fit(X, y),
+                lambda: bad.fit(X, y)):
+        with pytest.raises(ValueError, match=r"coefs_\[1\] has shape \(5, 3\).*4 rows"):
+            use()
+        assert not hasattr(bad, "model_") and bad.coefs_[1].shape == (5, 3)  # as it was
     bad.coefs_ = coefs
+    bad.intercepts_ = [intercepts[0], np.zeros(2)]
     with pytest.raises(ValueError, match=r"intercepts_\[1\] has shape \(2,\)"):
-        bad.intercepts_ = [intercepts[0], np.zeros(2)]
+        bad.partial_fit(X, y)
     wrong = MLPClassifier(hidden_layer_sizes=(5,), random_state=0)
     _assign(wrong, coefs, intercepts)
     with pytest.raises(ValueError, match=r"set hidden_layer_sizes=\(4,\)"):
         wrong.partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_placeholders_filled_item_by_item_as_in_scikit_learn(multiclass):
+    """scikit-learn's own idiom (its test_fit): ``coefs_ = [0] * 2``, then each item; what
+    is assigned is checked when it is used, with the errors of a whole assignment."""
+    X, y = multiclass
+    rng = np.random.default_rng(3)
+    coefs = [rng.normal(scale=0.3, size=(6, 4)), rng.normal(scale=0.3, size=(4, 3))]
+    intercepts = [rng.normal(scale=0.3, size=4), rng.normal(scale=0.3, size=3)]
+    kw = dict(hidden_layer_sizes=(4,), solver="sgd", momentum=0.0, batch_size=len(X),
+              learning_rate_init=0.1, random_state=0)
+    ests = []
+    for cls in (MLPClassifier, sk_nn.MLPClassifier):
+        est = cls(**kw)
+        est.coefs_ = [0] * 2
+        est.intercepts_ = [0] * 2
+        for i in range(2):
+            est.coefs_[i] = coefs[i]
+            est.intercepts_[i] = intercepts[i]
+        # what scikit-learn's partial_fit then needs of its own (fastbp sets these itself)
+        est.n_features_in_, est.n_outputs_, est.n_layers_ = 6, 3, 3
+        est.out_activation_, est.n_iter_, est.t_ = "softmax", 0, 0
+        est.best_loss_, est.loss_curve_, est._no_improvement_count = np.inf, [], 0
+        est.partial_fit(X, y, classes=[0, 1, 2])
+        ests.append(est)
+    ours, theirs = ests
+    _close_to_sklearn(ours, theirs)
+    # an item left a placeholder: the same error as assigning it whole, where it is used
+    est = MLPClassifier(**kw, warm_start=True)
+    est.coefs_ = [0] * 2
+    est.intercepts_ = intercepts
+    est.coefs_[0] = coefs[0]
+    est.classes_ = np.array([0, 1, 2])
+    for use in (lambda: est.predict(X), lambda: est.partial_fit(X, y),
+                lambda: est.fit(X, y)):
+        with pytest.raises(ValueError, match=r"coefs_\[1\] must be a 2-D array of shape "
+                                             r"\(fan_in, fan_out\); got shape \(\)"):
+            use()
+        assert est.coefs_[1] == 0 and not hasattr(est, "model_")
+    est.coefs_[1] = coefs[1]
+    est.partial_fit(X, y)
+    assert np.shares_memory(est.coefs_[1], est.model_.params)
+    # what cannot be a list of layers is refused at once
+    with pytest.raises(TypeError, match="coefs_ must be a list of arrays"):
+        MLPClassifier().coefs_ = "nope"
 
 
 def test_partial_fit_starts_from_weights_assigned_before_fitting(multiclass):
@@ -485,3 +538,58 @@ def test_n_threads_sets_the_numba_threads_and_does_not_change_results(multiclass
     np.testing.assert_array_equal(one.coefs_[0], many.coefs_[0])
     np.testing.assert_array_equal(one.coefs_[0], default.coefs_[0])
     assert one.get_params()["n_threads"] == 1 and "n_threads" in clone(one).get_params()
+
+
+# ------------------------------------------------------------------ learning-rate rules
+def test_learning_rate_rules_are_the_models_schedule():
+    """invscaling is InverseScaling(power_t, unit="samples") of learning_rate_init, counting
+    the samples of earlier fits after a warm start's first epoch, as scikit-learn."""
+    from fastbp.schedules import Adaptive, Constant, InverseScaling
+
+    X, y = [[3, 2], [1, 6], [5, 6], [-2, -4]], [1, 1, 1, 0]
+    kw = dict(solver="sgd", hidden_layer_sizes=4, max_iter=1, power_t=0.25, warm_start=True,
+              random_state=0)
+    for rule, kind in (("invscaling", InverseScaling), ("constant", Constant),
+                       ("adaptive", Adaptive)):
+        ours, theirs = MLPClassifier(learning_rate=rule, **kw), sk_nn.MLPClassifier(
+            learning_rate=rule, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for est in (ours, theirs, ours, theirs):
+                est.fit(X, y)
+        assert type(ours.model_.schedule) is kind
+        assert ours.model_.history["lr"] == [0.001, 0.001]  # a new optimizer each fit
+        # the rate of the next epoch (partial_fit continues the optimizer)
+        assert ours.model_.schedule.lr(0.001) == theirs._optimizer.learning_rate
+        if rule == "invscaling":  # scikit-learn's own test_learning_rate_warmstart
+            assert ours.model_.schedule.lr(0.001) == 0.001 / pow(8 + 1, 0.25)
+        ours.partial_fit(X, y)
+        assert ours.model_.history["lr"][-1] == theirs._optimizer.learning_rate
+
+
+def test_adaptive_rate_is_divided_by_five_until_it_stops(multiclass):
+    X, y = multiclass
+    kw = dict(solver="sgd", learning_rate="adaptive", tol=0.5, hidden_layer_sizes=(5,),
+              random_state=0, max_iter=200)
+    ours = MLPClassifier(**kw).fit(X, y)
+    theirs = sk_nn.MLPClassifier(**kw).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 200
+    lr = ours.model_.history["lr"]
+    assert lr[-1] == theirs._optimizer.learning_rate < 1e-6  # the same divisions, bit for bit
+    rates = sorted(set(lr), reverse=True)
+    assert lr == sorted(lr, reverse=True) and len(rates) > 3
+    assert all(b == a / 5 for a, b in zip(rates, rates[1:]))
+
+
+def test_partial_fit_keeps_the_optimizer_s_rate_as_scikit_learn(multiclass):
+    """A new learning_rate_init reaches the next fit that starts afresh, not partial_fit
+    (scikit-learn's optimizer keeps the rate it was made with)."""
+    X, y = multiclass
+    ests = []
+    for cls in (MLPClassifier, sk_nn.MLPClassifier):
+        est = cls(hidden_layer_sizes=(5,), random_state=0, batch_size=40)
+        est.partial_fit(X, y, classes=[0, 1, 2])
+        est.set_params(learning_rate_init=0.5)
+        est.partial_fit(X, y)
+        ests.append(est)
+    _close_to_sklearn(*ests)

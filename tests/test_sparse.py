@@ -10,8 +10,7 @@ sp = pytest.importorskip("scipy.sparse")
 
 import fastbp  # noqa: E402
 from fastbp._validation.arrays import check_csr  # noqa: E402
-from fastbp.kernels._layout import CSRRows  # noqa: E402
-from fastbp.kernels._layout import workspace_offsets  # noqa: E402
+from fastbp.kernels._layout import CSRRows, workspace_offsets  # noqa: E402
 from fastbp.kernels._sparse import predict_csr  # noqa: E402
 
 

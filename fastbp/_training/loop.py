@@ -173,7 +173,7 @@ class Trainer:
         if plan.reset_optimizer:
             state.optimizer = None
         state.adopt_optimizer(plan.optimizer)
-        state.adopt_schedule(plan.schedule)
+        state.adopt_schedule(plan.schedule, as_given=plan.reset_optimizer)
         if plan.stopping is not None:
             plan.stopping.begin(state)
 
@@ -189,8 +189,6 @@ class Trainer:
                 epoch, step0 = state.history.epochs, state.steps
                 order = self.epoch_order(order, epoch)
                 lr = float(state.schedule.lr(plan.lr))
-                if plan.stopping is not None:
-                    lr = float(plan.stopping.learning_rate(lr))
                 try:
                     logs = self.run_epoch(order, lr, n_batches)
                 except _Diverged as div:

@@ -128,7 +128,9 @@ class FitPlan:
     reset : bool
         Start from the initial weights with a fresh training state.
     reset_optimizer : bool
-        Start the optimizer afresh (zero state, step 0) even if its kind is unchanged.
+        Start the optimizer afresh (zero state, step 0) even if its kind is unchanged, with
+        the plan's schedule at the progress it holds (the estimators: a new scikit-learn
+        optimizer, whose learning rate starts anew).
     on_divergence : {"raise", "warn"}
     divergence_restore : {"healthy", "start", "best"}
         The state a divergence goes back to: the end of the last healthy epoch of the call

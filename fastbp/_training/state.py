@@ -317,11 +317,15 @@ class TrainingState:
         if opt is not cur:
             self.optimizer = copy.deepcopy(opt)
 
-    def adopt_schedule(self, sched) -> None:
-        """Make ``sched`` the current schedule; an equal schedule keeps its progress."""
-        if sched is not self.schedule and (self.schedule is None or self.schedule != sched):
+    def adopt_schedule(self, sched, as_given: bool = False) -> None:
+        """Make ``sched`` the current schedule; an equal schedule keeps its progress, another
+        starts afresh, or (``as_given``) from the progress ``sched`` holds."""
+        if sched is self.schedule:
+            return
+        if as_given or self.schedule is None or self.schedule != sched:
             self.schedule = copy.deepcopy(sched)
-            self.schedule.reset()
+            if not as_given:
+                self.schedule.reset()
 
     # ------------------------------------------------------------------ transactions
     def snapshot(self, params: np.ndarray, into: dict | None = None) -> dict:

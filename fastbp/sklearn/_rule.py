@@ -1,13 +1,19 @@
-"""scikit-learn's MLP epoch bookkeeping, as a stopping rule of the training loop.
+"""scikit-learn's MLP epoch bookkeeping, as a stopping rule of the training loop, and its
+learning-rate rules as schedules.
 
 ``sklearn.neural_network.MLPClassifier``/``MLPRegressor`` end every epoch the same way:
 record the loss (with its L2 term), count epochs without an improvement of more than
-``tol`` (of the training loss, or of the validation score with ``early_stopping``), update
-the ``invscaling`` rate, and after more than ``n_iter_no_change`` such epochs either stop
-or, with ``learning_rate="adaptive"``, divide the rate by 5 (stopping once it is below
-1e-6). ``SklearnRule`` does exactly that for the training loop (the ``fastbp.sklearn``
-estimators configure it); it also holds the rate of the next epoch and what the estimators
+``tol`` (of the training loss, or of the validation score with ``early_stopping``), and
+after more than ``n_iter_no_change`` such epochs either stop or, with
+``learning_rate="adaptive"``, divide the rate by 5 (stopping once it is 1e-6 or less).
+``SklearnRule`` does exactly that for the training loop; it also holds what the estimators
 report (``loss_curve_``, ``t_``, ``n_iter_``, ...).
+
+The rate itself has one owner, the model's schedule (``schedule_for``): ``invscaling`` is
+``fastbp.schedules.InverseScaling(power_t, unit="samples")``, ``adaptive`` is
+``fastbp.schedules.Adaptive()`` (which the rule reduces), ``constant`` and Adam's rate are
+``Constant()``; the base rate is ``learning_rate_init`` as it was when scikit-learn's
+optimizer was made (at a fit that starts afresh).
 """
 
 from __future__ import annotations
@@ -15,6 +21,22 @@ from __future__ import annotations
 import math
 
 from ..callbacks import StoppingRule
+from ..schedules import Adaptive, Constant, InverseScaling, Schedule
+
+
+def schedule_for(solver: str, learning_rate: str, power_t: float,
+                 samples_seen: int) -> Schedule:
+    """scikit-learn's rate rule as a schedule of ``learning_rate_init``, for a fresh
+    optimizer of an estimator that has seen ``samples_seen`` samples (its ``t_``, which
+    ``invscaling`` counts on from)."""
+    if solver == "sgd" and learning_rate == "invscaling":
+        schedule = InverseScaling(power_t, unit="samples")
+    elif solver == "sgd" and learning_rate == "adaptive":
+        schedule = Adaptive(divisor=5.0, min_lr=1e-6)
+    else:
+        schedule = Constant()
+    schedule.samples_seen = int(samples_seen)
+    return schedule
 
 
 class SklearnRule(StoppingRule):
@@ -22,9 +44,17 @@ class SklearnRule(StoppingRule):
 
     ``reset()`` starts a fresh fit; ``configure(...)`` takes the estimator's current
     hyperparameters at the start of each call (scikit-learn reads them live).
+
+    Attributes
+    ----------
+    base_lr : float
+        ``learning_rate_init`` when the current optimizer was made (scikit-learn's optimizer
+        keeps it; ``partial_fit`` continues with it).
     """
 
     def __init__(self):
+        self.base_lr = None
+        self.schedule = None
         self.configure()
         self.reset(early_stopping=False)
 
@@ -34,7 +64,6 @@ class SklearnRule(StoppingRule):
         self.loss = None
         self.loss_curve: list[float] = []
         self.no_improvement_count = 0
-        self.lr = self.lr_init
         if early_stopping:
             self.validation_scores: list[float] | None = []
             self.best_validation_score = -math.inf
@@ -46,11 +75,9 @@ class SklearnRule(StoppingRule):
         self.stopped = False
         self.improved = False
 
-    def configure(self, *, solver="adam", learning_rate="constant", lr_init=1e-3, power_t=0.5,
-                  tol=1e-4, n_iter_no_change=10, early_stopping=False, n_samples=0,
+    def configure(self, *, tol=1e-4, n_iter_no_change=10, early_stopping=False, n_samples=0,
                   loss_scale=1.0, verbose=False) -> None:
-        self.solver, self.schedule, self.lr_init = solver, learning_rate, float(lr_init)
-        self.power_t, self.tol, self.n_iter_no_change = power_t, tol, n_iter_no_change
+        self.tol, self.n_iter_no_change = tol, n_iter_no_change
         self.early_stopping, self.n_samples = early_stopping, n_samples
         self.loss_scale, self.verbose = loss_scale, verbose
         self.restore_best = bool(early_stopping)
@@ -73,6 +100,7 @@ class SklearnRule(StoppingRule):
 
     # ------------------------------------------------------------------ the loop's calls
     def begin(self, state) -> None:
+        self.schedule = state.schedule  # the model's: the rate's one owner
         self.n_iter = 0
         self.stopped = False
         self.improved = False
@@ -80,9 +108,6 @@ class SklearnRule(StoppingRule):
             self.validation_scores, self.best_validation_score = [], -math.inf
         if not self.early_stopping and self.best_loss is None:
             self.best_loss = math.inf
-
-    def learning_rate(self, lr: float) -> float:
-        return self.lr if self.solver == "sgd" else self.lr_init
 
     def update(self, epoch: int, logs: dict) -> tuple[bool, bool]:
         self.n_iter += 1
@@ -93,8 +118,6 @@ class SklearnRule(StoppingRule):
             print(f"Iteration {self.n_iter}, loss = {self.loss:.8f}")
         improved = self._count_no_improvement(logs)
         self.improved |= improved
-        if self.solver == "sgd" and self.schedule == "invscaling":
-            self.lr = self.lr_init / (self.t + 1) ** self.power_t
         stop = False
         if self.no_improvement_count > self.n_iter_no_change:
             what = "Validation score" if self.early_stopping else "Training loss"
@@ -143,14 +166,16 @@ class SklearnRule(StoppingRule):
         return False
 
     def _trigger_stopping(self, msg: str) -> bool:
-        if self.solver == "sgd" and self.schedule == "adaptive":
-            if self.lr <= 1e-6:
+        """scikit-learn's ``trigger_stopping``: with the adaptive rate, reduce it instead of
+        stopping while it is above 1e-6."""
+        schedule = self.schedule
+        if isinstance(schedule, Adaptive):
+            if not schedule.reduce():
                 if self.verbose:
                     print(msg + " Learning rate too small. Stopping.")
                 return True
-            self.lr /= 5.0
             if self.verbose:
-                print(f"{msg} Setting learning rate to {self.lr:f}")
+                print(f"{msg} Setting learning rate to {schedule.lr(schedule.base_lr):f}")
             return False
         if self.verbose:
             print(msg + " Stopping.")
