@@ -186,3 +186,43 @@ def test_reduce_on_plateau_eps_is_checked_and_saved():
     assert ReduceOnPlateau(eps=1e-3) != ReduceOnPlateau()
     assert schedules.from_config("reduce_on_plateau", ReduceOnPlateau(eps=1e-3).get_config(),
                                  ReduceOnPlateau().get_state()) == ReduceOnPlateau(eps=1e-3)
+
+
+def test_adaptive_divides_the_rate_when_asked_until_min_lr():
+    """scikit-learn's ``adaptive``: the estimators' rule calls ``reduce``; with Model.fit a
+    callback can. Successive divisions, as scikit-learn's ``learning_rate /= 5``."""
+    X, y = _data()
+    m = Model([3, 4, 1], activation="tanh", seed=1)
+    reduced = []
+    h = m.fit(X, y, epochs=8, learning_rate=0.1, schedule=schedules.Adaptive(min_lr=1e-3),
+              callbacks=[lambda e, logs: reduced.append(m.schedule.reduce())])
+    rate, expected = 0.1, []
+    for _ in range(8):
+        expected.append(rate)
+        rate = rate / 5.0 if rate > 1e-3 else rate
+    assert h["lr"] == expected
+    assert reduced == [True, True, True, False, False, False, False, False]
+    assert schedules.get_schedule("adaptive") == schedules.Adaptive()
+    with pytest.raises(ValueError, match="Adaptive divisor must be a finite number > 1"):
+        schedules.Adaptive(divisor=1.0)
+
+
+def test_adaptive_progress_is_saved(tmp_path):
+    X, y = _data()
+    m = Model([3, 4, 1], activation="tanh", seed=1)
+    m.fit(X, y, epochs=2, schedule=schedules.Adaptive(),
+          callbacks=[lambda e, logs: m.schedule.reduce() and None])  # (True would stop)
+    m.save(tmp_path / "m.npz")
+    loaded = Model.load(tmp_path / "m.npz")
+    assert loaded.schedule.n_reductions == 2
+    assert loaded.fit(X, y, epochs=1)["lr"][-1] == 0.01 / 5 / 5
+
+
+def test_inverse_scaling_in_samples_starts_at_the_base_rate():
+    """Its first epoch runs at lr whatever count its progress starts from (scikit-learn's
+    invscaling after a warm start: a new optimizer starts at learning_rate_init)."""
+    s = InverseScaling(power_t=0.5, unit="samples")
+    s.samples_seen = 99
+    assert s.lr(0.1) == 0.1
+    s.step(None, 20)
+    assert s.lr(0.1) == 0.1 / (119 + 1) ** 0.5
