@@ -247,8 +247,8 @@ def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None)
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         if original is not None and np.isfinite(original[bad]):
             raise ValueError(
-                f"{name}{list(bad)} = {original[bad]!r} does not fit in {arr.dtype} (it "
-                f"overflows to {arr[bad]}); rescale the data or use a float64 model."
+                f"{name}{list(bad)} = {original[bad].item()!r} does not fit in {arr.dtype} "
+                f"(it overflows to {arr[bad]}); rescale the values or use a float64 model."
             )
         raise ValueError(
             f"{name} contains NaN or infinity (first at index {bad}); "

@@ -104,3 +104,135 @@ def test_pandas_frames_reach_the_kernels_in_the_compiled_forms():
     m2.fit(df, pd.Series(y), epochs=1, batch_size=8)
     assert np.array_equal(m2.predict(df), m.predict(X))
     assert _fastbp_signatures() == before
+
+
+# ------------------------------------------------------------ warm starts honour activation
+def _classification(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int) + (X[:, 2] > 0.8)
+    return X, y
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_warm_start_trains_with_a_new_activation_as_scikit_learn(solver):
+    """fastbp kept training with the old activation; ``Model.from_sklearn(est)`` (which
+    reads ``est.activation``) then disagreed with ``est.predict_proba`` by 0.34."""
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+
+    from fastbp.sklearn import MLPClassifier
+
+    X, y = _classification()
+    probs = []
+    for cls in (MLPClassifier, SkMLPClassifier):
+        est = cls(hidden_layer_sizes=(6,), activation="relu", solver=solver, max_iter=20,
+                  random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+            est.set_params(activation="tanh", warm_start=True).fit(X, y)
+        probs.append(est.predict_proba(X))
+        np.testing.assert_allclose(fastbp.Model.from_sklearn(est).predict(X), probs[-1],
+                                   rtol=1e-7, atol=1e-9)
+    assert est.activation == "tanh" and list(est.coefs_[0].shape) == [4, 6]
+    np.testing.assert_allclose(probs[0], probs[1], rtol=1e-6, atol=1e-8)
+
+
+def test_partial_fit_and_predict_use_the_current_activation():
+    import warnings
+
+    from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+
+    from fastbp.sklearn import MLPRegressor
+
+    X, y = _classification()
+    target = X[:, 0] - X[:, 1]
+    preds = []
+    for cls in (MLPRegressor, SkMLPRegressor):
+        est = cls(hidden_layer_sizes=(5,), activation="logistic", max_iter=5, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, target)
+        est.set_params(activation="identity")
+        first = est.predict(X)  # the fitted weights, the new activation
+        est.partial_fit(X, target)
+        preds.append((first, est.predict(X)))
+    for a, b in zip(*preds, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
+def test_warm_start_with_another_loss_is_refused():
+    import warnings
+
+    from fastbp.sklearn import MLPRegressor
+
+    X, _ = _classification()
+    est = MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, np.abs(X[:, 0]))
+    before = est.model_.params.copy()
+    with pytest.raises(ValueError, match=r"loss='poisson' differs from the loss the network "
+                                         r"was built for \('squared_error'"):
+        est.set_params(loss="poisson", warm_start=True).fit(X, np.abs(X[:, 0]))
+    assert np.array_equal(est.model_.params, before)
+
+
+def test_model_set_activation_keeps_weights_and_state():
+    X, y = _classification()
+    m = fastbp.Model([4, 5, 5, 3], activation="relu", loss="cross_entropy", seed=0)
+    m.fit(X, y, epochs=2, optimizer="adam")
+    params, steps = m.params.copy(), m.optimizer_steps
+    m.set_activation(["tanh", "logistic"])
+    assert m.activations == ["tanh", "logistic"]
+    assert np.array_equal(m.params, params) and m.optimizer_steps == steps
+    ref = fastbp.Model([4, 5, 5, 3], activation=["tanh", "logistic"], loss="cross_entropy")
+    ref.params[...] = params
+    assert np.array_equal(m.predict(X), ref.predict(X))
+    with pytest.raises(ValueError, match="activation"):
+        m.set_activation("swish")
+    assert m.activations == ["tanh", "logistic"]
+
+
+# ------------------------------------------------------------ assigned weights that overflow
+def test_assigned_weights_overflowing_float32_are_refused_naming_layer_and_value():
+    """1e39 became inf after the cast, unchecked; the next partial_fit blamed the data."""
+    import warnings
+
+    from fastbp.sklearn import MLPRegressor
+
+    X, _ = _classification()
+    X32, y32 = X.astype(np.float32), X[:, 0].astype(np.float32)
+    est = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X32, y32)
+    assert est.model_.dtype == np.float32
+    before = est.model_.params.copy()
+    coefs = [c.astype(np.float64) for c in est.coefs_]
+    coefs[1][2, 0] = 1e39
+    match = r"coefs_\[1\]\[2, 0\] = 1e\+39 does not fit in float32 \(it overflows to inf\)"
+    with pytest.raises(ValueError, match=match):
+        est.coefs_ = coefs
+    with pytest.raises(ValueError, match=match):
+        est.coefs_[1] = coefs[1]
+    bias = [b.astype(np.float64) for b in est.intercepts_]
+    bias[0][1] = -1e39
+    with pytest.raises(ValueError, match=r"intercepts_\[0\]\[1\] = -1e\+39"):
+        est.intercepts_ = bias
+    assert np.array_equal(est.model_.params, before)
+    # weights given to an unfitted estimator, trained on float32 data
+    fresh = MLPRegressor(hidden_layer_sizes=(3,), random_state=0)
+    fresh.coefs_, fresh.intercepts_ = coefs, [b.astype(np.float64) for b in est.intercepts_]
+    with pytest.raises(ValueError, match=match):
+        fresh.partial_fit(X32, y32)
+    # Model.params
+    m = fastbp.Model([2, 3, 1], dtype="float32", seed=0)
+    p = m.params.astype(np.float64)
+    p[7] = -1e39
+    with pytest.raises(ValueError, match=r"params\[7\] = -1e\+39 \(layer 0's biases\) does "
+                                         r"not fit in float32"):
+        m.params = p
+    assert np.isfinite(m.params).all()
