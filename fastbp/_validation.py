@@ -224,8 +224,15 @@ def _from_pandas(value, name: str) -> np.ndarray:
 
 
 def _numeric_array(value, name: str) -> np.ndarray:
+    from ._sparse import is_sparse
+
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array; got a {type(value).__name__}.")
+    if is_sparse(value):  # np.asarray would make a 0-d object array of it
+        raise TypeError(
+            f"{name} is a sparse matrix; {name} must be a dense array (only X may be "
+            f"sparse). Pass {name}.toarray()."
+        )
     if _is_pandas(value):
         return _from_pandas(value, name)
     try:

@@ -1199,6 +1199,9 @@ out_activation_
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
+        if scipy.sparse.issparse(y):
+            raise TypeError("y is a sparse matrix; MLPRegressor takes dense targets (only X "
+                            "may be sparse). Pass y.toarray().")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         T = y.reshape(-1, 1) if y.ndim == 1 else y
