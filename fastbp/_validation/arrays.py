@@ -58,6 +58,11 @@ def _from_pandas(value, name: str) -> np.ndarray:
 def _numeric_array(value, name: str) -> np.ndarray:
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array; got a {type(value).__name__}.")
+    if is_sparse(value):  # np.asarray would make a 0-d object array of it
+        raise TypeError(
+            f"{name} is a sparse matrix; {name} must be a dense array (only X may be "
+            f"sparse). Pass {name}.toarray()."
+        )
     if _is_pandas(value):
         return _from_pandas(value, name)
     try:
@@ -79,8 +84,8 @@ def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None)
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         if original is not None and np.isfinite(original[bad]):
             raise ValueError(
-                f"{name}{list(bad)} = {original[bad]!r} does not fit in {arr.dtype} (it "
-                f"overflows to {arr[bad]}); rescale the data or use a float64 model."
+                f"{name}{list(bad)} = {original[bad].item()!r} does not fit in {arr.dtype} "
+                f"(it overflows to {arr[bad]}); rescale the values or use a float64 model."
             )
         raise ValueError(
             f"{name} contains NaN or infinity (first at index {bad}); "

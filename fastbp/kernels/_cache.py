@@ -150,20 +150,31 @@ def _filename_base(py_func, py_file) -> str:
             f"{getattr(sys, 'abiflags', '')}")
 
 
-def read_regular(path: str) -> bytes:
-    """The bytes of ``path`` if it is a regular file; never blocks on a FIFO or device
-    (opened non-blocking, its type checked before reading). Raises ``OSError``."""
+def open_regular(path) -> int:
+    """A read-only file descriptor of ``path`` if it is a regular file. Never blocks: opened
+    non-blocking (a FIFO would wait for a writer, a device could too) and its type checked
+    before anything is read. Raises ``IsADirectoryError`` for a directory and ``OSError``
+    (``EINVAL``) for anything else that is not a regular file."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"Not a regular file ({stat.filemode(mode)[0]})", path)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str) -> bytes:
+    """The bytes of ``path`` if it is a regular file (``open_regular``)."""
+    with os.fdopen(open_regular(path), "rb") as f:
+        return f.read()
 
 
 _lock = threading.Lock()

@@ -170,7 +170,7 @@ class _BaseMLP(BaseEstimator):
         ``assigned``: start from the ``coefs_`` and ``intercepts_`` assigned to the unfitted
         estimator (checked here against ``layer_units``) instead of scikit-learn's random
         initialisation."""
-        layers = Layers.take(self, layer_units) if assigned else None
+        layers = Layers.take(self, layer_units, dtype) if assigned else None
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = n_outputs
@@ -201,6 +201,15 @@ class _BaseMLP(BaseEstimator):
         self._rule.reset(early_stopping=bool(self.early_stopping))
         if self.solver in _STOCHASTIC_SOLVERS:
             self._publish(self._rule)
+
+    def _sync_activation(self) -> None:
+        """scikit-learn reads ``activation`` at every call: a new one applies to the fitted
+        weights (a warm start, ``partial_fit``, ``predict``), as it does there."""
+        name = check_params({"activation": self.activation}, {"activation": _PARAMS["activation"]},
+                            prefix=f"{type(self).__name__} ",
+                            error=InvalidParameterError)["activation"]
+        if any(a != name for a in self.model_.activations):
+            self.model_.set_activation(name)
 
     # ------------------------------------------------------------------ assigned layers
     def __sklearn_is_fitted__(self) -> bool:
@@ -256,6 +265,13 @@ class _BaseMLP(BaseEstimator):
                     f"The network's layer sizes {have} do not match the data and "
                     f"hidden_layer_sizes {layer_units}; refit with warm_start=False."
                 )
+            loss = self._output_and_loss()[1]
+            if self.model_.loss != loss:
+                raise ValueError(
+                    f"loss={self.loss!r} differs from the loss the network was built for "
+                    f"({self.model_.loss!r}, output {self.out_activation_!r}); refit with "
+                    f"warm_start=False (or set loss back).")
+            self._sync_activation()
         dtype = self.model_.dtype
         if scipy.sparse.issparse(X):  # kept sparse (CSR of the model's dtype), never densified
             X = X.tocsr().astype(dtype, copy=False)
@@ -439,6 +455,7 @@ class _BaseMLP(BaseEstimator):
         """Output-layer activations, ``(n_samples, n_outputs_)``."""
         if not hasattr(self, "model_"):  # unfitted, with assigned coefs_ and intercepts_
             self._model_from_assigned_layers()
+        self._sync_activation()
         if check_input:
             X = validate_data(
                 self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),

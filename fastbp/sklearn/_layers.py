@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.exceptions import NotFittedError
 
+from .._validation.arrays import as_finite
+
 NAMES = ("coefs_", "intercepts_")
 _SHAPES = ("(fan_in, fan_out)", "(fan_out,)")
 _REFIT = ("To change the architecture, set hidden_layer_sizes and fit again, or assign "
@@ -149,6 +151,9 @@ class Layers:
             if a.shape != view.shape:
                 raise ValueError(f"{name}[{i}] must have shape {view.shape}, the shape of "
                                  f"this fitted estimator's layer {i}; got {a.shape}. {_REFIT}")
+        # in the model's dtype, checked after the cast: 1e39 overflows float32 to inf
+        arrays = [as_finite(a, view.dtype, f"{name}[{i}]")
+                  for i, (a, view) in enumerate(zip(arrays, views, strict=True))]
         with model.network.boundary:
             for a, view in zip(arrays, views, strict=True):
                 view[...] = a
@@ -159,9 +164,10 @@ class Layers:
         return bool(getattr(est, "_assigned", None))
 
     @staticmethod
-    def take(est, layer_units=None) -> tuple[list, list]:
+    def take(est, layer_units=None, dtype=None) -> tuple[list, list]:
         """The layers assigned to an unfitted ``est``, checked (``layer_units``: the sizes
-        they must have), as ``(coefs, intercepts)``."""
+        they must have; ``dtype``: the model's, checked after the cast), as
+        ``(coefs, intercepts)``."""
         assigned = getattr(est, "_assigned", {})
         missing = [name for name in NAMES if name not in assigned]
         if missing:
@@ -173,4 +179,7 @@ class Layers:
         coefs = layer_arrays(assigned[NAMES[0]], 0)
         intercepts = layer_arrays(assigned[NAMES[1]], 1)
         check_chain(coefs, intercepts, layer_units)
+        if dtype is not None:  # 1e39 overflows float32 to inf
+            coefs, intercepts = ([as_finite(a, dtype, f"{name}[{i}]") for i, a in enumerate(arrays)]
+                                 for name, arrays in zip(NAMES, (coefs, intercepts)))
         return coefs, intercepts

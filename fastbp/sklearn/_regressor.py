@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.metaestimators import available_if
@@ -85,6 +86,9 @@ out_activation_
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
+        if scipy.sparse.issparse(y):
+            raise TypeError("y is a sparse matrix; MLPRegressor takes dense targets (only X "
+                            "may be sparse). Pass y.toarray().")
         y = _column_to_1d(y)
         T = y.reshape(-1, 1) if y.ndim == 1 else y
         T = np.asarray(T, dtype=X.dtype)
