@@ -264,11 +264,32 @@ def _numeric_array(value, name: str) -> np.ndarray:
     return arr
 
 
+#: elements per block of the finiteness check: its temporary mask stays this small (256 KiB),
+#: however large the array (an ``np.memmap`` of a file bigger than memory included)
+FINITE_BLOCK = 1 << 18
+
+
+def _first_nonfinite(arr: np.ndarray):
+    """Index tuple of the first NaN/inf of ``arr`` (C order), or ``None``; checked by
+    blocks of rows so the temporary mask stays small."""
+    if arr.ndim == 0 or arr.size <= FINITE_BLOCK:
+        if np.isfinite(arr).all():
+            return None
+        return tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    rows = max(1, FINITE_BLOCK // max(1, arr.size // arr.shape[0]))
+    for start in range(0, arr.shape[0], rows):
+        block = arr[start:start + rows]
+        if not np.isfinite(block).all():
+            first = np.argwhere(~np.isfinite(block))[0]
+            return (start + int(first[0]),) + tuple(int(i) for i in first[1:])
+    return None
+
+
 def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None) -> None:
     """NaN/inf in ``arr`` raise; ``original`` (the array before conversion to ``arr``'s
     dtype) tells an overflow in the conversion from a non-finite input."""
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    bad = _first_nonfinite(arr) if arr.dtype.kind == "f" else None
+    if bad is not None:
         if original is not None and np.isfinite(original[bad]):
             raise ValueError(
                 f"{name}{list(bad)} = {original[bad]!r} does not fit in {arr.dtype} (it "
@@ -280,13 +301,36 @@ def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None)
         )
 
 
+class _ReadAlias:
+    """Holds a read-only array and describes its memory as writeable (``kernel_input``)."""
+
+    def __init__(self, arr: np.ndarray):
+        self.base = arr  # keeps the memory (an np.memmap's mapping) alive
+        iface = dict(arr.__array_interface__)
+        iface["data"] = (iface["data"][0], False)
+        self.__array_interface__ = iface
+
+
+def kernel_input(arr: np.ndarray) -> np.ndarray:
+    """``arr`` itself, or, for a read-only array (``np.load(..., mmap_mode="r")``, a
+    read-only ``np.memmap``, pandas' copy-on-write arrays), an alias of the same memory
+    that Numba types like any other array. The compiled kernels only read their inputs, and
+    a read-only array is a distinct type to Numba: without the alias each kernel would
+    compile (about 30 CPU-seconds) and cache a second, read-only variant. The alias is
+    internal to fastbp and never returned to the user."""
+    if arr.flags.writeable:
+        return arr
+    return np.asarray(_ReadAlias(arr))
+
+
 def as_finite(arr: np.ndarray, dtype, name: str) -> np.ndarray:
     """``arr`` as a C-contiguous array of ``dtype``, checked finite after the conversion (a
-    float64 value beyond float32's range becomes inf there)."""
+    float64 value beyond float32's range becomes inf there), ready for the kernels (a
+    read-only input is read in place: ``kernel_input``)."""
     with np.errstate(over="ignore", invalid="ignore"):  # reported just below
         out = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(out, name, arr)
-    return out
+    return kernel_input(out)
 
 
 def check_n_threads(value):

@@ -24,6 +24,7 @@ from .._validation import (
     check_sample_weight,
     check_targets,
     check_X,
+    kernel_input,
     rescale_sample_weight,
 )
 from ..callbacks import EarlyStopping, ModelCheckpoint
@@ -140,6 +141,14 @@ class FitPlan:
     lbfgs_accuracy: bool = True
     lbfgs_options: dict = field(default_factory=dict)
     check_progress: bool = False
+
+    def __post_init__(self):
+        # read-only inputs (a read-only np.memmap, pandas' copy-on-write arrays) are read in
+        # place, through an alias of the same type as any other array (``kernel_input``)
+        for name in ("X", "T", "SW", "Xv", "Tv"):
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                object.__setattr__(self, name, kernel_input(value))
 
 
 def check_callbacks(callbacks) -> tuple:
