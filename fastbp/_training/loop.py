@@ -113,6 +113,7 @@ class Trainer:
         self._best = None
         self._good = None  # snapshot at the end of the last healthy epoch of this call
         self._good_epoch = None
+        self._epoch0 = 0  # the model's epochs when this call's training began
         self._ref_loss = math.inf
         self._class_mass = None  # plan.T summed per class (the no-progress check's)
 
@@ -133,6 +134,7 @@ class Trainer:
                 except BaseException:
                     state.restore(self._start, net.params)
                     raise
+            self._epoch0 = state.history.epochs
             try:
                 with DeferredInterrupt() as interrupt:
                     self.interrupt = interrupt
@@ -332,9 +334,13 @@ class Trainer:
     def remember_if_healthy(self, epoch_loss: float) -> None:
         """Keep the state at the end of this epoch if it is one to go back to after a
         divergence: finite, and not ``EXPLODE_FACTOR`` times the smallest loss seen.
-        (Nothing to keep when the plan goes back to the start of the call.)"""
+        (Nothing to keep when the plan goes back to the start of the call, or after the
+        call's last epoch: a partial_fit call is one epoch, and copying the parameters and
+        optimizer state there would be pure per-call overhead.)"""
         if self.plan.divergence_restore in ("start", "best"):
             return
+        if self.state.history.epochs - self._epoch0 >= self.plan.epochs:
+            return  # the call's last epoch: no epoch of this call follows to go back from
         if not (math.isfinite(epoch_loss) and np.isfinite(self.net.params).all()):
             return
         if epoch_loss > EXPLODE_FACTOR * self._ref_loss + 1e-12:

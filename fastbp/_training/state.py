@@ -347,7 +347,7 @@ class TrainingState:
             "step": int(self.counters[0]),
             "schedule_obj": self.schedule,
             "schedule": copy.deepcopy(self.schedule),
-            "rng": copy.deepcopy(self.shuffle_rng.bit_generator.state),
+            "rng": self.shuffle_rng.bit_generator.state,  # a new dict at every read
             "history": self.history,
             "epochs": self.history.epochs,
             "events": len(self.history.events),

@@ -77,11 +77,32 @@ def _numeric_array(value, name: str) -> np.ndarray:
     return arr
 
 
+#: elements per block of the finiteness check: its temporary mask stays this small (256 KiB),
+#: however large the array (an ``np.memmap`` of a file bigger than memory included)
+FINITE_BLOCK = 1 << 18
+
+
+def _first_nonfinite(arr: np.ndarray):
+    """Index tuple of the first NaN/inf of ``arr`` (C order), or ``None``; checked by
+    blocks of rows so the temporary mask stays small."""
+    if arr.ndim == 0 or arr.size <= FINITE_BLOCK:
+        if np.isfinite(arr).all():
+            return None
+        return tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    rows = max(1, FINITE_BLOCK // max(1, arr.size // arr.shape[0]))
+    for start in range(0, arr.shape[0], rows):
+        block = arr[start:start + rows]
+        if not np.isfinite(block).all():
+            first = np.argwhere(~np.isfinite(block))[0]
+            return (start + int(first[0]),) + tuple(int(i) for i in first[1:])
+    return None
+
+
 def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None) -> None:
     """NaN/inf in ``arr`` raise; ``original`` (the array before conversion to ``arr``'s
     dtype) tells an overflow in the conversion from a non-finite input."""
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    bad = _first_nonfinite(arr) if arr.dtype.kind == "f" else None
+    if bad is not None:
         if original is not None and np.isfinite(original[bad]):
             raise ValueError(
                 f"{name}{list(bad)} = {original[bad].item()!r} does not fit in {arr.dtype} "
