@@ -32,3 +32,32 @@ def test_readme_is_short_and_free_of_project_history():
     assert "<!-- ci:test-command -->" in text
     for word in ("issue ", "Issue ", "this session"):
         assert word not in text
+
+
+def test_readme_start_up_paragraph_quotes_what_a_user_sees():
+    """The README quotes the compile notice and the digits example's line as they are
+    printed (fastbp/kernels/_cache.py, examples/digits.py)."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = " ".join(f.read().split())
+    with open(os.path.join(ROOT, "fastbp", "kernels", "_cache.py")) as f:
+        cache = f.read()
+    with open(os.path.join(ROOT, "examples", "digits.py")) as f:
+        digits = f.read()
+    assert 'f"fastbp: compiling {what}, once; cached in {cache.where} "' in cache
+    assert "`fastbp: compiling kernels for float32, once; cached in " in readme
+    assert 'print(f"compile/load of kernels: {compile_s:.2f} s (first call only)")' in digits
+    assert "`compile/load of kernels: ...`" in readme
+    assert "`python -m fastbp warmup` compiles both ahead of time" in readme
+
+
+def test_sklearn_equality_claims_are_made_per_dtype():
+    """docs/sklearn.md says what agrees with scikit-learn in float64 and in float32 (tested
+    by tests/test_sklearn.py::test_what_docs_sklearn_md_says_of_float64_and_float32)."""
+    with open(os.path.join(ROOT, "docs", "sklearn.md")) as f:
+        doc = " ".join(f.read().split())
+    assert "up to floating-point rounding" not in doc
+    for claim in ("**float64**", "**float32**", "6e-15 with `adam`", "3e-8 on digits",
+                  "9e-3 after 20", "the predicted class of every one of the 1797 rows"):
+        assert claim in doc, claim
+    with open(os.path.join(ROOT, "README.md")) as f:
+        assert "weights up to rounding" not in f.read()
