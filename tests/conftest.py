@@ -1,3 +1,16 @@
+"""Shared test helpers. The tests are in folders that mirror the layers of ``fastbp/``:
+
+- ``kernels/``: the compiled kernels, their compile cache and warm-up, threads;
+- ``training/``: the engine (plan, loop, schedules, rollback, history, checkpoints) as
+  ``Model.fit`` drives it;
+- ``frontends/``: ``Model``'s other methods, the estimators, files, interop, MPI and Dask
+  (``frontends/mpi/``: the scripts run under ``mpiexec``);
+- ``project/``: documentation, import layering, benchmark reports.
+
+``naive.py`` and ``naive_train.py`` (slow NumPy references) and this file's helpers are
+importable from every folder (``import naive``, ``from conftest import make_targets``).
+"""
+
 import os
 import sys
 

@@ -23,7 +23,7 @@ Measured distance from the correctly rounded result: at most 1 ulp for every one
 2**32 float32 inputs of each function (reference: NumPy's float64 functions, rounded), and at
 most 1 ulp on about 400 million float64 inputs per function, over the whole range and densely
 where the functions do their work (reference: NumPy's long double functions, rounded).
-``tests/test_vmath.py`` checks at most 2 ulp on millions of inputs per function. Subnormal
+``tests/kernels/test_vmath.py`` checks at most 2 ulp on millions of inputs per function. Subnormal
 results are produced (within the same bound), not flushed to zero. Special values follow
 NumPy: a NaN argument gives NaN; ``exp(-inf) = 0``,
 ``exp(inf) = inf``, results beyond the range overflow to ``inf`` or underflow to 0;

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_mkdocs_strict_build(tmp_path):
@@ -52,7 +52,7 @@ def test_readme_start_up_paragraph_quotes_what_a_user_sees():
 
 def test_sklearn_equality_claims_are_made_per_dtype():
     """docs/sklearn.md says what agrees with scikit-learn in float64 and in float32 (tested
-    by tests/test_sklearn.py::test_what_docs_sklearn_md_says_of_float64_and_float32)."""
+    by tests/frontends/test_sklearn.py::test_what_docs_sklearn_md_says_of_float64_and_float32)."""
     with open(os.path.join(ROOT, "docs", "sklearn.md")) as f:
         doc = " ".join(f.read().split())
     assert "up to floating-point rounding" not in doc

@@ -1,6 +1,6 @@
 """MPI data-parallel training, run under ``mpiexec -n 2`` on loopback.
 
-Each test launches one script from ``tests/mpi/`` with ``mpiexec -n 2`` in a subprocess
+Each test launches one script from ``tests/frontends/mpi/`` with ``mpiexec -n 2`` in a subprocess
 (with a timeout, so a hang fails the test instead of blocking the suite) and one Numba
 thread per rank. The scripts do the checking; see their docstrings.
 """
@@ -19,6 +19,7 @@ pytest.importorskip(
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "mpi")
+ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def _mpiexec():
@@ -38,7 +39,7 @@ def run_mpi(script, *args, n=2, timeout=180, env_extra=None):
                PYTHONUNBUFFERED="1", **(env_extra or {}))
     cmd = [MPIEXEC, "-n", str(n), sys.executable, os.path.join(SCRIPTS, script), *args]
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (os.path.dirname(HERE), env.get("PYTHONPATH")) if p)
+        p for p in (ROOT, env.get("PYTHONPATH")) if p)
     # own process group, so that a hang is cleaned up completely (mpiexec and every rank)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=SCRIPTS, start_new_session=True)
@@ -89,7 +90,7 @@ def test_divergence_on_any_rank_stops_every_rank_with_the_same_rollback(mode):
 
 
 def test_mpi_example_runs(tmp_path):
-    example = os.path.join(HERE, "..", "examples", "mpi_train.py")
+    example = os.path.join(ROOT, "examples", "mpi_train.py")
     out = str(tmp_path / "model.npz")
     proc = run_mpi(example, "--samples", "2000", "--epochs", "2", "--quiet", "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -97,8 +98,8 @@ def test_mpi_example_runs(tmp_path):
 
 
 def test_mpi_example_saves_outside_the_repository_by_default():
-    example = os.path.join(HERE, "..", "examples", "mpi_train.py")
-    repo = os.path.realpath(os.path.join(HERE, ".."))
+    example = os.path.join(ROOT, "examples", "mpi_train.py")
+    repo = os.path.realpath(ROOT)
     before = set(os.listdir(repo))
     proc = run_mpi(example, "--samples", "1000", "--epochs", "1", "--quiet")
     assert proc.returncode == 0, proc.stdout + proc.stderr

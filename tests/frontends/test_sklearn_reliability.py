@@ -269,7 +269,7 @@ WORKQUEUE_SCRIPT = """
 import sys, threading, warnings
 import numpy as np
 warnings.simplefilter("ignore")
-sys.path.insert(0, {tests!r})
+sys.path[:0] = {tests!r}  # this file and conftest
 from test_sklearn_reliability import _fit_and_record, _thread_data, _thread_estimators
 from fastbp import _threads
 
@@ -298,7 +298,8 @@ def test_estimators_in_threads_take_turns_under_the_workqueue_layer():
     env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
     env["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.dirname(fastbp.__file__)), env.get("PYTHONPATH", "")])
-    script = WORKQUEUE_SCRIPT.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = WORKQUEUE_SCRIPT.format(tests=[here, os.path.dirname(here)])
     res = subprocess.run([sys.executable, "-c", script], env=env, text=True,
                          capture_output=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -1,11 +1,12 @@
-"""Helpers shared by the scripts that ``tests/test_distributed_mpi.py`` runs under mpiexec."""
+"""Helpers shared by the scripts that ``tests/frontends/test_distributed_mpi.py`` runs under
+mpiexec."""
 
 import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 
 import fastbp  # noqa: E402
 from fastbp.distributed import world  # noqa: E402
