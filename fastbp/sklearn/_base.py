@@ -119,8 +119,10 @@ class _BaseMLP(BaseEstimator):
     coefs_ = Layers(0)
     intercepts_ = Layers(1)
 
-    def __init__(self, **params):
-        # scikit-learn's parameters, set as given (the subclasses' signatures list them)
+    def __init__(self, *, loss, **params):
+        # scikit-learn's parameters, set as given (the subclasses' signatures list them;
+        # ``loss`` is the classifier's too, fixed, as in scikit-learn)
+        self.loss = loss
         for name, value in params.items():
             setattr(self, name, value)
 

@@ -18,8 +18,9 @@ import fastbp
 def _fastbp_signatures() -> dict:
     from numba.core.registry import CPUDispatcher
 
+    # type(), not isinstance(): a dead weak proxy among the objects raises on isinstance
     return {o.py_func.__qualname__: set(o.signatures) for o in gc.get_objects()
-            if isinstance(o, CPUDispatcher) and o.py_func.__module__.startswith("fastbp")}
+            if issubclass(type(o), CPUDispatcher) and o.py_func.__module__.startswith("fastbp")}
 
 
 def _read_only(a):
