@@ -160,8 +160,8 @@ def test_nan_stays_visible(dtype):
 def test_one_row_gives_the_bits_of_the_tiles(dtype, shape):
     """The matrix-vector loops of a one-row batch compute what the tiles compute: a row's
     result does not depend on the size of its batch (chunked predict, online learning).
-    The shapes reach the dot-product form (K >= DOT_MIN_K, one and two DOT_KC passes),
-    the rank-update form with one and two KC chunks, and delta reductions beyond KC."""
+    The shapes reach the rank-update form with one and several KC chunks (forward
+    reductions up to 1100 steps), narrow and wide panels, and delta reductions beyond KC."""
     n, n_in, n_out = shape
     mr = _gemm.MR
     for op, key in ((_dense.OP_FORWARD, "a_out"), (_dense.OP_DELTA, "d_in"),

@@ -30,9 +30,7 @@ from ._activations import activate, multiply_derivative
 from ._cache import njit
 from ._codes import SOFTMAX
 from ._gemm import (
-    DOT_MIN_K,
     MR,
-    dot_tile,
     gemm_tile,
     mc_rows,
     nr_cols,
@@ -197,13 +195,9 @@ def _tile(op, t, tm, tn, lay, p, n, accumulate):
     j0 = (t - ti * n_tn) * tn
     i1 = min(M, i0 + tm)
     j1 = min(N, j0 + tn)
-    if op == OP_FORWARD:  # a_out[i, j] = a_in[i, :] . W[j, :]
-        if K >= DOT_MIN_K:
-            dot_tile(act, a_off[p], K, params, w_off[p], K, act, a_off[p + 1], N, i0, i1, j0,
-                     j1, K)
-        else:  # B = W.T, transposed while packed
-            gemm_tile(act, a_off[p], K, rt(1), params, w_off[p], rt(1), K, act, a_off[p + 1],
-                      N, i0, i1, j0, j1, K, rt(False), N >= nr_cols(elem_bytes(act), rt(True)))
+    if op == OP_FORWARD:  # a_out = a_in @ W.T: B = W.T, transposed while packed
+        gemm_tile(act, a_off[p], K, rt(1), params, w_off[p], rt(1), K, act, a_off[p + 1],
+                  N, i0, i1, j0, j1, K, rt(False), N >= nr_cols(elem_bytes(act), rt(True)))
     else:
         # C (+)= A @ B, B's rows contiguous: delta_in = delta @ W, gW = delta.T @ a_in
         if op == OP_DELTA:

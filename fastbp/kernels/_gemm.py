@@ -126,93 +126,8 @@ def _make_micro(nr):
     return micro
 
 
-@njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
-def _dot_tail(res, x0, x1, x2, x3, y0, y1, y2, y3, k0, K):
-    """The steps ``k0 .. K`` (fewer than one pass) of ``_make_dot``'s kernel, in order."""
-    for k in range(k0, K):
-        p = (x0[k], x1[k], x2[k], x3[k])
-        q = (y0[k], y1[k], y2[k], y3[k])
-        for r in range(MR):
-            for j in range(MR):
-                res[r * MR + j] += p[r] * q[j]
-
-
-def _make_dot(lanes):
-    """The dot-product micro-kernel: ``C[r, j] (+)= sum_k A[r, k] * B[j, k]`` for a 4 x 4
-    block whose rows of A and B are contiguous along ``k`` (the forward product
-    ``a_in @ W.T``, with no packing). Each of the 16 sums keeps ``lanes`` partial sums (one
-    512-bit vector), added pairwise in a fixed order at the end."""
-
-    @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
-    def dotk(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate):
-        wide_vectors()
-        acc = carray(_dot_stack(C.dtype), (MR * MR, lanes))
-        res = carray(_res_stack(C.dtype), (MR * MR,))
-        z = C.dtype.type(0)
-        for q in range(MR * MR):
-            for u in range(lanes):
-                acc[q, u] = z
-        # rows past the block's edge repeat its last row (computed, never stored)
-        x0 = carray(ptr_at(A, a0), (K,))
-        x1 = carray(ptr_at(A, a0 + min(1, rows - 1) * lda), (K,))
-        x2 = carray(ptr_at(A, a0 + min(2, rows - 1) * lda), (K,))
-        x3 = carray(ptr_at(A, a0 + min(3, rows - 1) * lda), (K,))
-        y0 = carray(ptr_at(B, b0), (K,))
-        y1 = carray(ptr_at(B, b0 + min(1, cols - 1) * ldb), (K,))
-        y2 = carray(ptr_at(B, b0 + min(2, cols - 1) * ldb), (K,))
-        y3 = carray(ptr_at(B, b0 + min(3, cols - 1) * ldb), (K,))
-        kv = K - K % lanes
-        for k in range(0, kv, lanes):
-            for u in range(lanes):
-                p0, p1, p2, p3 = x0[k + u], x1[k + u], x2[k + u], x3[k + u]
-                q0, q1, q2, q3 = y0[k + u], y1[k + u], y2[k + u], y3[k + u]
-                acc[0, u] += p0 * q0
-                acc[1, u] += p0 * q1
-                acc[2, u] += p0 * q2
-                acc[3, u] += p0 * q3
-                acc[4, u] += p1 * q0
-                acc[5, u] += p1 * q1
-                acc[6, u] += p1 * q2
-                acc[7, u] += p1 * q3
-                acc[8, u] += p2 * q0
-                acc[9, u] += p2 * q1
-                acc[10, u] += p2 * q2
-                acc[11, u] += p2 * q3
-                acc[12, u] += p3 * q0
-                acc[13, u] += p3 * q1
-                acc[14, u] += p3 * q2
-                acc[15, u] += p3 * q3
-        # the lane sums added pairwise (a fixed order), then the tail of < lanes steps
-        if lanes >= 16:
-            for q in range(MR * MR):
-                for u in range(8):
-                    acc[q, u] += acc[q, u + 8]
-        for q in range(MR * MR):
-            for u in range(4):
-                acc[q, u] += acc[q, u + 4]
-        for q in range(MR * MR):
-            for u in range(2):
-                acc[q, u] += acc[q, u + 2]
-        for q in range(MR * MR):
-            res[q] = acc[q, 0] + acc[q, 1]
-        if kv < K:
-            _dot_tail(res, x0, x1, x2, x3, y0, y1, y2, y3, kv, K)
-        c_ = carray(ptr_at(C, c0), ((rows - 1) * ldc + cols,))
-        for r in range(rows):
-            for j in range(cols):
-                if accumulate:
-                    c_[r * ldc + j] += res[r * MR + j]
-                else:
-                    c_[r * ldc + j] = res[r * MR + j]
-
-    return dotk
-
-
 _micro32_wide, _micro64_wide = _make_micro(64), _make_micro(32)
 _micro32_narrow, _micro64_narrow = _make_micro(16), _make_micro(8)
-_dot32, _dot64 = _make_dot(16), _make_dot(8)
-_dot_stack = stack(MR * MR * 64)
-_res_stack = stack(MR * MR * 8)
 
 
 def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, wide):
@@ -230,21 +145,6 @@ def _micro_for_dtype(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumu
             wide_k(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate)
         else:
             narrow_k(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate)
-
-    return impl
-
-
-def dot_block(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate):
-    """``C[r, j] (+)= sum_k A[a0 + r*lda + k] * B[b0 + j*ldb + k]`` for ``r < rows <= 4``,
-    ``j < cols <= 4`` (the dot-product kernel for C's dtype)."""
-
-
-@overload(dot_block, inline="always")
-def _dot_for_dtype(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate):
-    k = _dot32 if C.dtype == types.float32 else _dot64
-
-    def impl(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate):
-        k(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate)
 
     return impl
 
@@ -337,35 +237,10 @@ def gemm_tile(A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off, ldc, i0, i1,
                       min(MR, mc - ib), nc, acc, wide)
 
 
-#: reduction steps per pass of the dot-product tiles (the 4 rows of B stay in L1)
-DOT_KC = 1024
-
-#: forward products with shorter reductions transpose W into the packed panels and use the
-#: rank-update kernel instead: the dot-product kernel's 16 lane sums per block cost more
-#: than such a reduction
-DOT_MIN_K = 256
-
-
-@njit(error_model="numpy", cache=True, nogil=True)
-def dot_tile(A, a_off, lda, B, b_off, ldb, C, c_off, ldc, i0, i1, j0, j1, K):
-    """``C[i, j] = sum_k A[i, k] * B[j, k]`` (rows of A and B contiguous along ``k``) for
-    ``i0 <= i < i1``, ``j0 <= j < j1``: 4 x 4 dot blocks, in passes of ``DOT_KC`` steps
-    during which 4 rows of B serve every row block of the tile."""
-    wide_vectors()
-    A, B, C = borrowed(A), borrowed(B), borrowed(C)  # no reference counting per block
-    for k0 in range(0, K, DOT_KC):
-        kc = min(DOT_KC, K - k0)
-        for j in range(j0, j1, MR):
-            cols = min(MR, j1 - j)
-            for i in range(i0, i1, MR):
-                dot_block(A, a_off + i * lda + k0, lda, B, b_off + j * ldb + k0, ldb, kc, C,
-                          c_off + i * ldc + j, ldc, min(MR, i1 - i), cols, k0 > 0)
-
-
 # ------------------------------------------------------------------ one row (online learning)
 # With one row the products are matrix-vector work, and packing would cost as much as the
 # product: these loops skip it. Each computes every element with the same operations in the
-# same order as the tile kernels above (the same chunks, lane sums and fused multiply-adds),
+# same order as the tile kernels above (the same chunks and fused multiply-adds),
 # so a row's result does not depend on how many rows share its batch: ``predict(X[:1])`` is
 # ``predict(X)[:1]`` bit for bit.
 _ROW_BYTES = 1 << 12
@@ -374,48 +249,12 @@ _lanes_stack = stack(64)
 _wt_stack = stack(KC * 64)
 
 
-@njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True, inline="always")
-def _dot(x, x0, y, y0, n):
-    """``sum_k x[x0 + k] * y[y0 + k]`` over ``k < n`` as ``dot_block`` computes one of its
-    sums: one 512-bit vector of lane sums, added pairwise, then the tail in order."""
-    wide_vectors()
-    lanes = 64 // elem_bytes(x)
-    s = carray(_lanes_stack(x.dtype), (lanes,))
-    xs = carray(ptr_at(x, x0), (n,))
-    ys = carray(ptr_at(y, y0), (n,))
-    z = x.dtype.type(0)
-    for u in range(lanes):
-        s[u] = z
-    m = n - n % lanes
-    for k in range(0, m, lanes):
-        for u in range(lanes):
-            s[u] += xs[k + u] * ys[k + u]
-    if lanes >= 16:
-        for u in range(8):
-            s[u] += s[u + 8]
-    for u in range(4):
-        s[u] += s[u + 4]
-    for u in range(2):
-        s[u] += s[u + 2]
-    total = s[0] + s[1]
-    for k in range(m, n):
-        total += xs[k] * ys[k]
-    return total
-
-
 @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
 def row_times_transposed(x, x0, W, w0, ldw, C, c0, N, K):
     """``C[c0 + j] = sum_k x[x0 + k] * W[w0 + j*ldw + k]`` for ``j < N``: one row of the
-    forward product, as ``dot_tile`` (``K >= DOT_MIN_K``) or ``gemm_tile`` computes it."""
+    forward product, as ``gemm_tile`` computes it."""
     wide_vectors()
     x, W, C = borrowed(x), borrowed(W), borrowed(C)
-    if K >= DOT_MIN_K:
-        for k0 in range(0, K, DOT_KC):
-            kc = min(DOT_KC, K - k0)
-            for j in range(N):
-                r = _dot(x, x0 + k0, W, w0 + j * ldw + k0, kc)
-                C[c0 + j] = r if k0 == 0 else C[c0 + j] + r
-        return
     # gemm_tile's order: per KC chunk a chain of fused multiply-adds from zero, chunks added.
     # A panel of v rows of W is first copied transposed (in-register block transposes), so
     # that each step is one vector multiply-add over v outputs. (Unsigned loop indices over
