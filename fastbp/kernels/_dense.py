@@ -24,11 +24,12 @@ any number of threads, and the tiling may follow the thread count.
 """
 
 import numpy as np
-from numba import carray, prange
+from numba import carray, prange, types
 
 from ._activations import activate, multiply_derivative
 from ._cache import njit
 from ._codes import SOFTMAX
+from ._flat import deref, flat
 from ._gemm import (
     MR,
     gemm_tile,
@@ -48,10 +49,11 @@ OP_GRAD = 2
 #: costs ~2-5 us (much more when the cores are shared); 2^19 multiply-adds take ~5-10 us.
 PARALLEL_MIN_WORK = 1 << 19
 
-#: a parallel product is cut into at most ``TILES`` tiles of at least ``TILE_WORK``
-#: multiply-adds, handed out one at a time: enough for 16 threads to balance, whatever
-#: their number (the tiling depends on the shapes only)
-TILES = 64
+#: a parallel product is cut into about ``TILES_PER_THREAD`` tiles per thread, of at least
+#: ``TILE_WORK`` multiply-adds, handed out one at a time: a thread slowed down by another
+#: process takes fewer of them, and each operand is re-packed by few tiles (the tiling may
+#: follow the thread count: it changes no result, see ``_gemm``)
+TILES_PER_THREAD = 4
 TILE_WORK = 1 << 17
 
 
@@ -179,10 +181,32 @@ def op_shape(op, p, n, sizes):
     return n_out, n_in, n
 
 
+@njit(cache=True, nogil=True)
+def tile_grid(M, N, K, target, mc, nr):
+    """Tile height and width ``(tm, tn)`` for about ``target`` tiles of an ``M x N x K``
+    product (``tm`` a multiple of ``MR`` up to ``mc``, ``tn`` of ``nr``), chosen to pack the
+    least: every column of tiles packs all its rows of A (``M x K``), every row of tiles
+    packs all its panels of B (``K x N``)."""
+    panels = (N + nr - 1) // nr
+    best_cost, best_tm, best_tn, best_tiles = -1, mc, N, 0
+    for cb in range(1, min(target, panels) + 1):
+        tn = (panels + cb - 1) // cb * nr
+        cols = (N + tn - 1) // tn
+        rb = (target + cols - 1) // cols
+        tm = min(mc, max(MR, ((M + rb - 1) // rb + MR - 1) // MR * MR))
+        rows = (M + tm - 1) // tm
+        tiles = min(rows * cols, target)
+        cost = cols * M * K + rows * K * N
+        if tiles > best_tiles or (tiles == best_tiles and cost < best_cost):
+            best_cost, best_tm, best_tn, best_tiles = cost, tm, tn, tiles
+    return best_tm, best_tn
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
-def _tile(op, t, tm, tn, lay, p, n, accumulate):
+def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
     """Tile ``t`` (row-major over ``tm x tn`` tiles of the output) of product ``op``, then
     its epilogue."""
+    lay = deref(lay_ref)  # the caller's tuple, passed by reference (see ``_flat``)
     wide_vectors()
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
@@ -237,6 +261,21 @@ def _row(op, lay, p, accumulate):
         _bias_grad(lay, p, rt(1), rt(0), n_out, accumulate)
 
 
+def lay_type(dtype):
+    """The type of ``layer_op``'s buffer tuple for a float dtype."""
+    f = types.Array(dtype, 1, "C")
+    i = types.Array(types.int64, 1, "C")
+    return types.Tuple((f, f, f, f, f, f, i, i, i, i, i, types.Array(types.float64, 1, "C"),
+                        types.int64, types.int64))
+
+
+# the tile kernel, compiled once per dtype and called through a pointer (``_flat``): the
+# parallel and serial paths share one copy
+_I = types.int64
+_tile = flat(_tile_kernel, lambda dtype: types.none(
+    _I, _I, _I, _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean))
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate):
     """All tiles of a product, one ``prange`` iteration each, handed out one at a time."""
@@ -244,8 +283,8 @@ def _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate):
         _tile(op, np.int64(t), tm, tn, lay, p, n, accumulate)
 
 
-@njit(inline="always", cache=True, nogil=True)
-def layer_op(op, lay, p, n, accumulate):
+@njit(cache=True, nogil=True)
+def _layer_op(op, lay_ref, p, n, accumulate):
     """Run product ``op`` of weight layer ``p`` over the ``n`` rows in the workspace.
 
     Parameters
@@ -258,6 +297,7 @@ def layer_op(op, lay, p, n, accumulate):
     n : int, rows in the batch
     accumulate : bool, ``OP_GRAD`` adds to ``grads`` instead of overwriting
     """
+    lay = deref(lay_ref)  # the caller's tuple, passed by reference (see ``_flat``)
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
     M, N, K = op_shape(op, p, n, sizes)
@@ -270,20 +310,19 @@ def layer_op(op, lay, p, n, accumulate):
             for t in range((M + mc - 1) // mc):
                 _tile(op, t, mc, N, lay, p, n, accumulate)
         else:
-            # up to TILES tiles of at least TILE_WORK multiply-adds, whole panels wide and
-            # whole register blocks tall (their shape changes no result, only the balance)
-            target = max(1, min(TILES, work // TILE_WORK))
+            target = max(1, min(TILES_PER_THREAD * threads(), work // TILE_WORK))
             nr = nr_cols(elem_bytes(act), N >= nr_cols(elem_bytes(act), rt(True)))
-            cb = min((N + nr - 1) // nr, target)
-            tn = ((N + cb - 1) // cb + nr - 1) // nr * nr
-            cb = (N + tn - 1) // tn
-            rb = (target + cb - 1) // cb
-            tm = min(mc, max(MR, ((M + rb - 1) // rb + MR - 1) // MR * MR))
-            n_tiles = ((M + tm - 1) // tm) * cb
+            tm, tn = tile_grid(M, N, K, target, mc, nr)
+            n_tiles = ((M + tm - 1) // tm) * ((N + tn - 1) // tn)
             _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate)
     if op == OP_FORWARD and codes[p] == SOFTMAX:
         n_out = sizes[p + 1]
         activate(view2d(act, a_off[p + 1], n, n_out), rt(0), n, rt(0), n_out, codes[p])
+
+
+#: ``layer_op`` compiled once per dtype and called through a pointer (see ``_flat``)
+layer_op = flat(_layer_op, lambda dtype: types.none(
+    _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean))
 
 
 __all__ = ["MR", "OP_DELTA", "OP_FORWARD", "OP_GRAD", "PARALLEL_MIN_WORK", "dropout_uniform",
