@@ -95,11 +95,16 @@ def _make_micro(nr):
             acc[1, j] = z
             acc[2, j] = z
             acc[3, j] = z
-        for k in range(kc):
-            a0 = a_[k * a_ks]
-            a1 = a_[a_rs + k * a_ks]
-            a2 = a_[2 * a_rs + k * a_ks]
-            a3 = a_[3 * a_rs + k * a_ks]
+        # unsigned indices: no negative-index wraparound code in the loop (it doubled the
+        # integer instructions beside the 16 fused multiply-adds of each step)
+        ks, r1 = np.uint64(a_ks), np.uint64(a_rs)
+        r2, r3 = r1 + r1, r1 + r1 + r1
+        for k in range(np.uint64(kc)):
+            o = k * ks
+            a0 = a_[o]
+            a1 = a_[r1 + o]
+            a2 = a_[r2 + o]
+            a3 = a_[r3 + o]
             for j in range(nr):
                 q = b_[k, j]
                 acc[0, j] += a0 * q
