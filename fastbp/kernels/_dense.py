@@ -243,9 +243,10 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
-def _row(op, lay, p, accumulate):
+def _row(op, lay_ref, p, accumulate):
     """Product ``op`` of a batch of one row (online learning), then its epilogue: the
     matrix-vector loops of ``_gemm``, which compute what the tiles would, without packing."""
+    lay = deref(lay_ref)
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
     n_in, n_out = sizes[p], sizes[p + 1]
@@ -302,7 +303,7 @@ def _layer_op(op, lay_ref, p, n, accumulate):
         step = lay
     M, N, K = op_shape(op, p, n, sizes)
     if n == 1:
-        _row(op, lay, p, accumulate)
+        _row(op, lay_ref, p, accumulate)
     else:
         mc = mc_rows(elem_bytes(act))
         work = M * N * K

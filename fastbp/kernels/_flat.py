@@ -36,7 +36,6 @@ import llvmlite.binding as ll
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
@@ -91,9 +90,9 @@ def deref(typingctx, ref):
         return None
 
     def codegen(context, builder, signature, args):
-        # the caller owns the buffers (and passed them without owners, see ``_call``): a
-        # borrowed value, which Numba's reference counting then leaves balanced
-        return impl_ret_borrowed(context, builder, ref.dtype, builder.load(args[0]))
+        # the caller owns the buffers and passed them without owners (``_call``): the
+        # reference counting Numba does on the result is then a no-op
+        return builder.load(args[0])
 
     return ref.dtype(ref), codegen
 
