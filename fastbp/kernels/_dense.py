@@ -202,6 +202,36 @@ def tile_grid(M, N, K, target, mc, nr):
     return best_tm, best_tn
 
 
+def lay_type(dtype):
+    """The type of ``layer_op``'s buffer tuple for a float dtype."""
+    f = types.Array(dtype, 1, "C")
+    i = types.Array(types.int64, 1, "C")
+    return types.Tuple((f, f, f, f, f, f, i, i, i, i, i, types.Array(types.float64, 1, "C"),
+                        types.int64, types.int64))
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def _epilogue_kernel(op, lay_ref, p, n, i0, i1, j0, j1, accumulate):
+    """The elementwise work on the block ``i0 .. i1`` x ``j0 .. j1`` of product ``op``'s
+    output, while it is in cache: ``_forward_epilogue``, ``_delta_epilogue``, or the bias
+    gradient of units ``i0 .. i1`` (the weight gradient's block with ``j0 == 0``)."""
+    lay = deref(lay_ref)
+    if op == OP_FORWARD:
+        _forward_epilogue(lay, p, n, i0, i1, j0, j1)
+    elif op == OP_DELTA:
+        _delta_epilogue(lay, p, n, i0, i1, j0, j1)
+    elif j0 == 0:
+        _bias_grad(lay, p, n, i0, i1, accumulate)
+
+
+_I = types.int64
+
+# the epilogue, compiled once per dtype and called through a pointer (``_flat``) by the
+# tile and the one-row kernels
+_epilogue = flat(_epilogue_kernel, lambda dtype: types.none(
+    _I, types.CPointer(lay_type(dtype)), _I, _I, _I, _I, _I, _I, types.boolean))
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
 def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
     """Tile ``t`` (row-major over ``tm x tn`` tiles of the output) of product ``op``, then
@@ -234,12 +264,7 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
             C, c0 = grads, w_off[p]
         gemm_tile(A, a0, ars, acs, B, b0, N, rt(1), C, c0, N, i0, i1, j0, j1, K, add,
                   N >= nr_cols(elem_bytes(act), rt(True)))
-    if op == OP_FORWARD:
-        _forward_epilogue(lay, p, n, i0, i1, j0, j1)
-    elif op == OP_DELTA:
-        _delta_epilogue(lay, p, n, i0, i1, j0, j1)
-    elif j0 == 0:
-        _bias_grad(lay, p, n, i0, i1, accumulate)
+    _epilogue(op, lay_ref, p, n, i0, i1, j0, j1, accumulate)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
@@ -253,26 +278,17 @@ def _row(op, lay_ref, p, accumulate):
     if op == OP_FORWARD:
         row_times_transposed(act, a_off[p], params, w_off[p], n_in, act, a_off[p + 1], n_out,
                              n_in)
-        _forward_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_out)
+        _epilogue(op, lay_ref, p, 1, 0, 1, 0, n_out, accumulate)
     elif op == OP_DELTA:
         row_times(delta, a_off[p + 1], params, w_off[p], n_in, delta, a_off[p], n_in, n_out)
-        _delta_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_in)
+        _epilogue(op, lay_ref, p, 1, 0, 1, 0, n_in, accumulate)
     else:
         outer(delta, a_off[p + 1], n_out, act, a_off[p], n_in, grads, w_off[p], accumulate)
-        _bias_grad(lay, p, rt(1), rt(0), n_out, accumulate)
-
-
-def lay_type(dtype):
-    """The type of ``layer_op``'s buffer tuple for a float dtype."""
-    f = types.Array(dtype, 1, "C")
-    i = types.Array(types.int64, 1, "C")
-    return types.Tuple((f, f, f, f, f, f, i, i, i, i, i, types.Array(types.float64, 1, "C"),
-                        types.int64, types.int64))
+        _epilogue(op, lay_ref, p, 1, 0, n_out, 0, 1, accumulate)
 
 
 # the tile kernel, compiled once per dtype and called through a pointer (``_flat``): the
 # parallel and serial paths share one copy
-_I = types.int64
 _tile = flat(_tile_kernel, lambda dtype: types.none(
     _I, _I, _I, _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean))
 

@@ -110,6 +110,8 @@ def flat(kernel, signature_of):
         for a in args:
             if isinstance(a, types.Array) and isinstance(a.dtype, types.Float):
                 return a.dtype
+            if isinstance(a, types.CPointer):
+                a = a.dtype
             if isinstance(a, types.BaseTuple):
                 found = dtype_of(list(a))
                 if found is not None:
@@ -154,6 +156,8 @@ _ARITIES = {
     7: lambda t: lambda typingctx, a, b, c, d, e, f, g: t(typingctx, a, b, c, d, e, f, g),
     8: lambda t: lambda typingctx, a, b, c, d, e, f, g, h: t(typingctx, a, b, c, d, e, f, g,
                                                                h),
+    9: lambda t: lambda typingctx, a, b, c, d, e, f, g, h, i: t(typingctx, a, b, c, d, e, f,
+                                                                  g, h, i),
 }
 
 
