@@ -180,6 +180,24 @@ def measure(names, thread_counts, repeats, target_s=0.02):
     return rows
 
 
+def step_totals(rows, thread_counts):
+    """Per workload and thread count: the training step's products (not predict's) summed,
+    as samples/s of a step that did nothing else, for fastbp's kernels and for OpenBLAS."""
+    from _workloads import WORKLOADS
+
+    out = {}
+    for r in rows:
+        if r["product"].endswith("pred"):
+            continue
+        w = WORKLOADS[r["workload"]]
+        flops = 2.0 * r["M"] * r["N"] * r["K"]
+        for t in thread_counts:
+            for system in ("fastbp", "openblas"):
+                key = (r["workload"], t, system)
+                out[key] = out.get(key, 0.0) + flops / (r[f"{system}_{t}"] * 1e9)
+    return {k: WORKLOADS[k[0]].batch / v for k, v in out.items()}
+
+
 def render(rows, thread_counts):
     head = "| workload | product | M x N x K |"
     rule = "|---|---|---|"
@@ -213,6 +231,9 @@ def main():
           f"({numba.threading_layer()}); GFLOP/s, medians of {args.repeats}", flush=True)
     rows = measure(args.workloads.split(","), threads, args.repeats)
     print(render(rows, threads))
+    print("\nA training step's products alone, as samples/s:")
+    for (name, t, system), sps in sorted(step_totals(rows, threads).items()):
+        print(f"  {name:6s} {t} thread(s) {system:8s} {sps / 1e3:8.1f} k")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"blas": kernels, "threads": threads, "rows": rows}, f, indent=1)
