@@ -62,7 +62,7 @@ NARROW_BYTES = 64
 
 _a_stack = stack(A_PACK_BYTES)
 _b_stack = stack(B_PACK_BYTES)
-_acc_stack = stack(MR * WIDE_BYTES)
+_acc_stack = stack(MR * WIDE_BYTES)  # also the narrow kernel's 2 MR x 1 vector
 
 
 @njit(cache=True, nogil=True)
@@ -131,8 +131,52 @@ def _make_micro(nr):
     return micro
 
 
+def _make_narrow(nr):
+    """The ``2 MR x nr`` micro-kernel for panels of one vector (``nr`` values): two packed
+    blocks of ``MR`` rows at once (the second ``MR * kc`` values after the first), so that
+    eight independent sums keep both fused multiply-add units busy (a single block's four
+    sums wait on each other's latency). Each sum is formed as in ``micro``."""
+
+    @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
+    def narrow(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate):
+        wide_vectors()
+        acc = carray(_acc_stack(C.dtype), (2 * MR, nr))
+        a_ = carray(ptr_at(Ap, ap0), ((2 * MR) * kc,))
+        b_ = carray(ptr_at(Bp, 0), (kc, nr))
+        c_ = carray(ptr_at(C, c0), (2 * MR, ldc))
+        z = C.dtype.type(0)
+        for r in range(2 * MR):
+            for j in range(nr):
+                acc[r, j] = z
+        ks, r1 = np.uint64(a_ks), np.uint64(a_rs)
+        r2, r3 = r1 + r1, r1 + r1 + r1
+        nb = np.uint64(MR * kc)  # the second block
+        for k in range(np.uint64(kc)):
+            o = k * ks
+            a0, a1, a2, a3 = a_[o], a_[r1 + o], a_[r2 + o], a_[r3 + o]
+            a4, a5, a6, a7 = a_[nb + o], a_[nb + r1 + o], a_[nb + r2 + o], a_[nb + r3 + o]
+            for j in range(nr):
+                q = b_[k, j]
+                acc[0, j] += a0 * q
+                acc[1, j] += a1 * q
+                acc[2, j] += a2 * q
+                acc[3, j] += a3 * q
+                acc[4, j] += a4 * q
+                acc[5, j] += a5 * q
+                acc[6, j] += a6 * q
+                acc[7, j] += a7 * q
+        for r in range(rows):  # padded rows and columns are computed, not stored
+            for j in range(cols):
+                if accumulate:
+                    c_[r, j] += acc[r, j]
+                else:
+                    c_[r, j] = acc[r, j]
+
+    return narrow
+
+
 _micro32_wide, _micro64_wide = _make_micro(64), _make_micro(32)
-_micro32_narrow, _micro64_narrow = _make_micro(16), _make_micro(8)
+_micro32_narrow, _micro64_narrow = _make_narrow(16), _make_narrow(8)
 
 
 def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, wide):
@@ -158,12 +202,12 @@ def _micro_for_dtype(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumu
 def pack_a(A, off, rs, cs, i0, mc, k0, kc, Ap):
     """Rows ``i0 .. i0 + mc`` of ``A`` (element ``(i, k)`` at ``A[off + i*rs + k*cs]``),
     reduction steps ``k0 .. k0 + kc``, into ``Ap``, in blocks of ``MR`` rows (block ``b``
-    at ``b * MR * kc``), rows past ``mc`` zero. Returns the layout inside a block,
+    at ``b * MR * kc``; an even number of blocks), rows past ``mc`` zero. Returns the layout inside a block,
     ``(a_rs, a_ks)``: rows one after the other when A's rows are contiguous (a plain copy),
     else MR-interleaved steps (four contiguous values per step, e.g. of ``delta.T``)."""
     wide_vectors()
     z = Ap.dtype.type(0)
-    n_blocks = (mc + MR - 1) // MR
+    n_blocks = (mc + 2 * MR - 1) // (2 * MR) * 2  # whole pairs: the narrow kernel's blocks
     if cs == 1:
         for b in range(n_blocks):
             for r in range(MR):
@@ -180,6 +224,11 @@ def pack_a(A, off, rs, cs, i0, mc, k0, kc, Ap):
     for b in range(n_blocks):
         dst = carray(ptr_at(Ap, b * MR * kc), (kc, MR))
         n_valid = min(MR, mc - b * MR)
+        if n_valid <= 0:  # the pad block of a pair
+            for k in range(kc):
+                for r in range(MR):
+                    dst[k, r] = z
+            continue
         src = carray(ptr_at(A, off + (i0 + b * MR) * rs + k0 * cs),
                      ((kc - 1) * cs + (n_valid - 1) * rs + 1,))
         for k in range(kc):
@@ -237,9 +286,10 @@ def gemm_tile(A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off, ldc, i0, i1,
         for j in range(j0, j1, nr):
             nc = min(nr, j1 - j)
             pack_b(B, b_off, b_rs, b_cs, k0, kc, j, nc, nr, Bp)
-            for ib in range(0, mc, MR):
+            step = MR if wide else 2 * MR  # rows per register block
+            for ib in range(0, mc, step):
                 micro(Ap, ib * kc, ars, aks, Bp, kc, C, c_off + (i0 + ib) * ldc + j, ldc,
-                      min(MR, mc - ib), nc, acc, wide)
+                      min(step, mc - ib), nc, acc, wide)
 
 
 # ------------------------------------------------------------------ one row (online learning)
