@@ -65,6 +65,7 @@ _b_stack = stack(B_PACK_BYTES)
 _acc_stack = stack(MR * WIDE_BYTES)  # also the narrow kernel's 2 MR x 1 vector
 
 
+
 @njit(cache=True, nogil=True)
 def mc_rows(itemsize):
     """Most rows of C per tile (the packed rows of A fill ``A_PACK_BYTES``)."""
@@ -79,14 +80,16 @@ def nr_cols(itemsize, wide):
 
 def _make_micro(nr):
     """The ``MR x nr`` micro-kernel (``nr`` a compile-time constant: the accumulators then
-    stay in registers). Row ``r`` of the packed A block, step ``k``, is
-    ``Ap[ap0 + r * a_rs + k * a_ks]`` (rows, or MR-interleaved columns, as packed)."""
+    stay in registers). Row ``r`` of the A block, step ``k``, is
+    ``Ap[ap0 + r * a_rs + k * a_ks]`` (packed rows or MR-interleaved columns, or A itself
+    when its rows are contiguous). Rows past ``rows`` repeat the last valid row (computed,
+    never stored), so nothing past A's last row is read."""
 
     @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
     def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate):
         wide_vectors()
         acc = carray(_acc_stack(C.dtype), (MR, nr))
-        a_ = carray(ptr_at(Ap, ap0), ((MR - 1) * a_rs + (kc - 1) * a_ks + 1,))
+        a_ = carray(ptr_at(Ap, ap0), ((rows - 1) * a_rs + (kc - 1) * a_ks + 1,))
         b_ = carray(ptr_at(Bp, 0), (kc, nr))
         c_ = carray(ptr_at(C, c0), (MR, ldc))
         z = C.dtype.type(0)
@@ -97,8 +100,10 @@ def _make_micro(nr):
             acc[3, j] = z
         # unsigned indices: no negative-index wraparound code in the loop (it doubled the
         # integer instructions beside the 16 fused multiply-adds of each step)
-        ks, r1 = np.uint64(a_ks), np.uint64(a_rs)
-        r2, r3 = r1 + r1, r1 + r1 + r1
+        ks, last = np.uint64(a_ks), rows - 1
+        r1 = np.uint64(min(1, last) * a_rs)
+        r2 = np.uint64(min(2, last) * a_rs)
+        r3 = np.uint64(min(3, last) * a_rs)
         for k in range(np.uint64(kc)):
             o = k * ks
             a0 = a_[o]
@@ -131,6 +136,13 @@ def _make_micro(nr):
     return micro
 
 
+@njit(inline="always", cache=True, nogil=True)
+def _row_offset(r, last, block_stride, a_rs):
+    """Offset of row ``r`` (at most ``last``) of a two-block register block."""
+    q = min(r, last)
+    return np.uint64((q // MR) * block_stride + (q % MR) * a_rs)
+
+
 def _make_narrow(nr):
     """The ``2 MR x nr`` micro-kernel for panels of one vector (``nr`` values): two packed
     blocks of ``MR`` rows at once (the second ``MR * kc`` values after the first), so that
@@ -141,20 +153,30 @@ def _make_narrow(nr):
     def narrow(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate):
         wide_vectors()
         acc = carray(_acc_stack(C.dtype), (2 * MR, nr))
-        a_ = carray(ptr_at(Ap, ap0), ((2 * MR) * kc,))
         b_ = carray(ptr_at(Bp, 0), (kc, nr))
         c_ = carray(ptr_at(C, c0), (2 * MR, ldc))
         z = C.dtype.type(0)
         for r in range(2 * MR):
             for j in range(nr):
                 acc[r, j] = z
-        ks, r1 = np.uint64(a_ks), np.uint64(a_rs)
-        r2, r3 = r1 + r1, r1 + r1 + r1
-        nb = np.uint64(MR * kc)  # the second block
+        # row r of the block: (r // MR) blocks of MR rows on, row r % MR within its block;
+        # rows past ``rows`` repeat the last valid one (computed, never stored)
+        bs = MR * (kc if a_rs == 1 else a_rs)  # interleaved packing, or rows
+        last = rows - 1
+        u0 = np.uint64(0)
+        u1 = _row_offset(1, last, bs, a_rs)
+        u2 = _row_offset(2, last, bs, a_rs)
+        u3 = _row_offset(3, last, bs, a_rs)
+        u4 = _row_offset(4, last, bs, a_rs)
+        u5 = _row_offset(5, last, bs, a_rs)
+        u6 = _row_offset(6, last, bs, a_rs)
+        u7 = _row_offset(7, last, bs, a_rs)
+        a_ = carray(ptr_at(Ap, ap0), (np.int64(u7) + (kc - 1) * a_ks + 1,))
+        ks = np.uint64(a_ks)
         for k in range(np.uint64(kc)):
             o = k * ks
-            a0, a1, a2, a3 = a_[o], a_[r1 + o], a_[r2 + o], a_[r3 + o]
-            a4, a5, a6, a7 = a_[nb + o], a_[nb + r1 + o], a_[nb + r2 + o], a_[nb + r3 + o]
+            a0, a1, a2, a3 = a_[u0 + o], a_[u1 + o], a_[u2 + o], a_[u3 + o]
+            a4, a5, a6, a7 = a_[u4 + o], a_[u5 + o], a_[u6 + o], a_[u7 + o]
             for j in range(nr):
                 q = b_[k, j]
                 acc[0, j] += a0 * q
@@ -200,35 +222,17 @@ def _micro_for_dtype(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumu
 
 @njit(error_model="numpy", cache=True, nogil=True)
 def pack_a(A, off, rs, cs, i0, mc, k0, kc, Ap):
-    """Rows ``i0 .. i0 + mc`` of ``A`` (element ``(i, k)`` at ``A[off + i*rs + k*cs]``),
-    reduction steps ``k0 .. k0 + kc``, into ``Ap``, in blocks of ``MR`` rows (block ``b``
-    at ``b * MR * kc``; an even number of blocks), rows past ``mc`` zero. Returns the layout inside a block,
-    ``(a_rs, a_ks)``: rows one after the other when A's rows are contiguous (a plain copy),
-    else MR-interleaved steps (four contiguous values per step, e.g. of ``delta.T``)."""
+    """Rows ``i0 .. i0 + mc`` of ``A`` (element ``(i, k)`` at ``A[off + i*rs + k*cs]``, the
+    columns contiguous, e.g. ``delta.T``), reduction steps ``k0 .. k0 + kc``, into ``Ap`` in
+    blocks of ``MR`` rows (block ``b`` at ``b * MR * kc``, rows past ``mc`` zero),
+    MR-interleaved: the block's ``MR`` values of a step are contiguous.
+    Returns the layout inside a block, ``(a_rs, a_ks) = (1, MR)``. (An A whose rows are
+    contiguous is read in place.)"""
     wide_vectors()
     z = Ap.dtype.type(0)
-    n_blocks = (mc + 2 * MR - 1) // (2 * MR) * 2  # whole pairs: the narrow kernel's blocks
-    if cs == 1:
-        for b in range(n_blocks):
-            for r in range(MR):
-                dst = carray(ptr_at(Ap, (b * MR + r) * kc), (kc,))
-                i = b * MR + r
-                if i < mc:
-                    src = carray(ptr_at(A, off + (i0 + i) * rs + k0), (kc,))
-                    for k in range(kc):
-                        dst[k] = src[k]
-                else:
-                    for k in range(kc):
-                        dst[k] = z
-        return kc, 1
-    for b in range(n_blocks):
+    for b in range((mc + MR - 1) // MR):
         dst = carray(ptr_at(Ap, b * MR * kc), (kc, MR))
         n_valid = min(MR, mc - b * MR)
-        if n_valid <= 0:  # the pad block of a pair
-            for k in range(kc):
-                for r in range(MR):
-                    dst[k, r] = z
-            continue
         src = carray(ptr_at(A, off + (i0 + b * MR) * rs + k0 * cs),
                      ((kc - 1) * cs + (n_valid - 1) * rs + 1,))
         for k in range(kc):
@@ -282,14 +286,21 @@ def gemm_tile(A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off, ldc, i0, i1,
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         acc = accumulate or k0 > 0
-        ars, aks = pack_a(A, a_off, a_rs, a_cs, i0, mc, k0, kc, Ap)
+        ars, aks = a_rs, a_cs
+        if a_cs != 1:  # A's columns contiguous (delta.T): packed, MR-interleaved
+            ars, aks = pack_a(A, a_off, a_rs, a_cs, i0, mc, k0, kc, Ap)
         for j in range(j0, j1, nr):
             nc = min(nr, j1 - j)
             pack_b(B, b_off, b_rs, b_cs, k0, kc, j, nc, nr, Bp)
             step = MR if wide else 2 * MR  # rows per register block
             for ib in range(0, mc, step):
-                micro(Ap, ib * kc, ars, aks, Bp, kc, C, c_off + (i0 + ib) * ldc + j, ldc,
-                      min(step, mc - ib), nc, acc, wide)
+                rows = min(step, mc - ib)
+                c0 = c_off + (i0 + ib) * ldc + j
+                if a_cs == 1:  # rows contiguous: read in place, no copy
+                    micro(A, a_off + (i0 + ib) * a_rs + k0, a_rs, a_cs, Bp, kc, C, c0, ldc,
+                          rows, nc, acc, wide)
+                else:
+                    micro(Ap, ib * kc, ars, aks, Bp, kc, C, c0, ldc, rows, nc, acc, wide)
 
 
 # ------------------------------------------------------------------ one row (online learning)
