@@ -12,12 +12,13 @@ instead of storing them.
 """
 
 import numpy as np
+from numba import carray
 
 from ._activations import multiply_derivative
 from ._cache import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, POISSON, SOFTMAX
 from ._dense import OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op
-from ._llvm import rt
+from ._llvm import rt, stack
 from ._llvm import view2d as _view2d
 from ._vmath import vexp, vlog, vlog1p
 
@@ -93,6 +94,11 @@ def backward_pass(lay, n, accumulate):
             layer_op(rt(OP_DELTA), lay, p, n, rt(False))
 
 
+#: exponentials of a row's logits computed per chunk (on the stack) before they are summed
+_EXP_CHUNK = 64
+_exp_stack = stack(_EXP_CHUNK * 8)
+
+
 @njit(cache=True, nogil=True)
 def _row_loss(z, a, t, loss_code, i):
     """Loss of row ``i`` in float64; cross-entropies from z, so stable for any logits."""
@@ -104,8 +110,14 @@ def _row_loss(z, a, t, loss_code, i):
             if z[i, j] > mx:
                 mx = z[i, j]
         s = 0.0
-        for j in range(m):
-            s += vexp(np.float64(z[i, j]) - mx)
+        e = carray(_exp_stack(np.float64), (_EXP_CHUNK,))
+        for c0 in range(0, m, _EXP_CHUNK):
+            cl = np.uint64(min(_EXP_CHUNK, m - c0))
+            zr = z[i, c0:]
+            for j in range(cl):  # the exponentials vectorised (no reduction in this loop)
+                e[j] = vexp(np.float64(zr[j]) - mx)
+            for j in range(cl):  # then summed in order
+                s += e[j]
         lse = mx + vlog(s)
         for j in range(m):
             if t[i, j] != 0:  # 0 * (lse - z) must not turn an infinite z into NaN
