@@ -22,6 +22,14 @@ def _fastbp_signatures() -> dict:
             if isinstance(o, CPUDispatcher) and o.py_func.__module__.startswith("fastbp")}
 
 
+def _read_only_signatures() -> list:
+    """fastbp's compiled signatures that take a read-only array (none should exist)."""
+    from numba import types
+
+    return [(name, sig) for name, sigs in _fastbp_signatures().items() for sig in sigs
+            if any(isinstance(t, types.Array) and not t.mutable for t in sig)]
+
+
 def _read_only(a):
     a = np.array(a)
     a.setflags(write=False)
@@ -69,6 +77,7 @@ def test_read_only_inputs_reach_the_kernels_in_the_compiled_forms():
     read_only = _everything(_read_only(X), _read_only(Y), _read_only(y), _read_only(sw),
                             Xs_ro)
     assert _fastbp_signatures() == before  # nothing compiled for the read-only arrays
+    assert _read_only_signatures() == []
     for a, b in zip(writable, read_only, strict=True):
         assert np.array_equal(a, b)
 
@@ -104,6 +113,7 @@ def test_pandas_frames_reach_the_kernels_in_the_compiled_forms():
     m2.fit(df, pd.Series(y), epochs=1, batch_size=8)
     assert np.array_equal(m2.predict(df), m.predict(X))
     assert _fastbp_signatures() == before
+    assert _read_only_signatures() == []
 
 
 # ------------------------------------------------------------ warm starts honour activation
