@@ -4,7 +4,6 @@ files are read or cleaned up, assigned weights that overflow, fork while another
 trains, and the smaller ones (cross-entropy of huge logits, sparse targets, directory-like
 file names)."""
 
-import gc
 import os
 import sys
 
@@ -16,10 +15,17 @@ import fastbp
 
 # ------------------------------------------------------------ read-only inputs, warm-up forms
 def _fastbp_signatures() -> dict:
-    from numba.core.registry import CPUDispatcher
+    """``{kernel: its compiled signatures}`` for every compiled function of fastbp."""
+    from numba.core.dispatcher import Dispatcher
 
-    return {o.py_func.__qualname__: set(o.signatures) for o in gc.get_objects()
-            if isinstance(o, CPUDispatcher) and o.py_func.__module__.startswith("fastbp")}
+    out = {}
+    for name, module in list(sys.modules.items()):
+        if name == "fastbp" or name.startswith("fastbp."):
+            for obj in list(vars(module).values()):
+                if isinstance(obj, Dispatcher):
+                    out[f"{obj.py_func.__module__}.{obj.py_func.__qualname__}"] = set(
+                        obj.signatures)
+    return out
 
 
 def _read_only_signatures() -> list:
