@@ -57,7 +57,10 @@ exactly the bytes of its member and match the architecture in the JSON header, e
 header field must have its type, and the checksum must match. So the memory a file can
 make ``load`` allocate is bounded by a small multiple of the file's size. Anything wrong
 raises ``fastbp.ModelFileError`` (a ``ValueError``) naming the problem. A missing or
-unreadable file raises ``OSError``, and running out of memory while loading a file that
+unreadable file raises ``OSError``, and so does anything but a regular file (``load`` opens
+a path without blocking and checks its type before reading: a FIFO or a device never
+hangs it; ``save`` never opens anything but its own temporary file and the regular files
+it removes). Running out of memory while loading a file that
 passed these checks raises ``MemoryError`` (the file may well be intact).
 """
 
@@ -79,6 +82,7 @@ from . import optim as _optim_mod
 from . import schedules as _sched_mod
 from ._errors import ModelFileError
 from ._validation import check_path
+from .kernels._cache import open_regular
 
 try:  # the lock that tells a live save's temporary file from a killed one's (POSIX)
     import fcntl
@@ -247,8 +251,12 @@ def _remove_stale_temps(directory: str, name: str) -> None:
         return
     for n in names:
         tmp = os.path.join(directory, n)
-        try:
-            fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:  # only regular files, opened without blocking: anyone who can write the
+            # directory can plant a FIFO with this name, which open() would wait on forever
+            if not stat.S_ISREG(os.lstat(tmp).st_mode):
+                continue
+            fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             continue
         try:
@@ -300,6 +308,11 @@ def write_atomically(path, write, writer: str = "Model.save") -> None:
         The public function writing, named in error messages.
     """
     path = os.fsdecode(check_path(path))  # str, bytes or os.PathLike
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        # realpath would drop the separator and write a file; open(path, "w") refuses
+        raise IsADirectoryError(errno.EISDIR, f"Is a directory (the name ends in a path "
+                                              f"separator); {writer} writes a file, pass "
+                                              f"a file name", path)
     target = os.path.realpath(path)  # write through symbolic links, as open(path, "w")
     old = _check_target(path, target, writer)
     directory, name = os.path.split(target)
@@ -483,7 +496,9 @@ def _check_header(h) -> int:
 
 def load_model(cls, path):
     path = check_path(path)
-    with open(path, "rb") as f:  # a missing or unreadable file raises OSError here
+    # a missing or unreadable file raises OSError here; so does anything but a regular file
+    # (a FIFO would block open() forever, a device could be read forever)
+    with os.fdopen(open_regular(path), "rb") as f:
         file_size = os.fstat(f.fileno()).st_size
         try:
             with zipfile.ZipFile(f) as zf:

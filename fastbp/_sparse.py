@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import check_finite
+from ._validation import check_finite, kernel_array
 
 
 class CSRRows(NamedTuple):
@@ -97,4 +97,5 @@ def check_csr(X, dtype, n_features: int, name: str = "X") -> CSRRows:
         raise ValueError(f"{name} has column indices outside 0 .. {n_cols - 1}.")
     if (np.diff(indptr) < 0).any() or indptr[0] != 0:
         raise ValueError(f"{name}.indptr must start at 0 and be non-decreasing.")
-    return CSRRows(data, indices, indptr, int(n_cols))
+    return CSRRows(kernel_array(data), kernel_array(indices), kernel_array(indptr),
+                   int(n_cols))

@@ -224,8 +224,15 @@ def _from_pandas(value, name: str) -> np.ndarray:
 
 
 def _numeric_array(value, name: str) -> np.ndarray:
+    from ._sparse import is_sparse
+
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array; got a {type(value).__name__}.")
+    if is_sparse(value):  # np.asarray would make a 0-d object array of it
+        raise TypeError(
+            f"{name} is a sparse matrix; {name} must be a dense array (only X may be "
+            f"sparse). Pass {name}.toarray()."
+        )
     if _is_pandas(value):
         return _from_pandas(value, name)
     try:
@@ -247,8 +254,8 @@ def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None)
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         if original is not None and np.isfinite(original[bad]):
             raise ValueError(
-                f"{name}{list(bad)} = {original[bad]!r} does not fit in {arr.dtype} (it "
-                f"overflows to {arr[bad]}); rescale the data or use a float64 model."
+                f"{name}{list(bad)} = {original[bad].item()!r} does not fit in {arr.dtype} "
+                f"(it overflows to {arr[bad]}); rescale the values or use a float64 model."
             )
         raise ValueError(
             f"{name} contains NaN or infinity (first at index {bad}); "
@@ -257,12 +264,42 @@ def check_finite(arr: np.ndarray, name: str, original: np.ndarray | None = None)
 
 
 def as_finite(arr: np.ndarray, dtype, name: str) -> np.ndarray:
-    """``arr`` as a C-contiguous array of ``dtype``, checked finite after the conversion (a
-    float64 value beyond float32's range becomes inf there)."""
+    """``arr`` as a C-contiguous array of ``dtype`` in the form the kernels are compiled
+    for (``kernel_array``), checked finite after the conversion (a float64 value beyond
+    float32's range becomes inf there)."""
     with np.errstate(over="ignore", invalid="ignore"):  # reported just below
         out = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(out, name, arr)
-    return out
+    return kernel_array(out)
+
+
+class _Alias:
+    """Holds a read-only array and describes its memory as writable (see ``kernel_array``)."""
+
+    __slots__ = ("__array_interface__", "_array")
+
+    def __init__(self, arr: np.ndarray):
+        interface = dict(arr.__array_interface__)
+        interface["data"] = (interface["data"][0], False)  # (pointer, read-only flag)
+        self.__array_interface__ = interface
+        self._array = arr  # keeps the memory alive as long as the alias
+
+
+def kernel_array(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (C-contiguous, native byte order) as the kernels' compiled signatures take
+    it: aligned and writable.
+
+    Numba compiles separate machine code for read-only and for unaligned arrays, which the
+    warm-up (and a warm cache) would not hold: pandas 3's ``np.asarray(DataFrame)`` and
+    ``Series``, ``np.load(mmap_mode="r")``, ``np.frombuffer`` give read-only arrays. A
+    read-only array is passed as a writable alias of the same memory, with no copy: the
+    kernels only read their inputs (``X``, targets, weights), so the alias is never written.
+    An unaligned one is copied."""
+    if not arr.flags.aligned:
+        return np.array(arr, order="C")
+    if arr.flags.writeable:
+        return arr
+    return np.asarray(_Alias(arr))
 
 
 def check_n_threads(value):

@@ -173,13 +173,64 @@ def _torch_exp_module(nn):
 
 
 def _flatten(nn, module, where: str):
-    """``(where, module)`` of every leaf of a (nested) ``Sequential``."""
+    """``(where, module)`` of every leaf of a (nested) ``Sequential``, each checked to
+    compute exactly what its class computes (``_check_plain``)."""
     for i, m in enumerate(module):
         at = f"{where}[{i}]"
+        _check_plain(nn, at, m)
         if type(m) is nn.Sequential:
             yield from _flatten(nn, m, at)
         else:
             yield at, m
+
+
+def _hook_name(hook) -> str:
+    """What registered a forward (pre-)hook, in words, where torch says so."""
+    kind = type(hook).__name__
+    known = {"WeightNorm": "torch.nn.utils.weight_norm: the weight is recomputed from "
+                           "weight_g and weight_v at every call",
+             "SpectralNorm": "torch.nn.utils.spectral_norm: the weight is renormalised at "
+                             "every call"}
+    if kind in known:
+        return known[kind]
+    if any(c.__name__ == "BasePruningMethod" for c in type(hook).__mro__):
+        return "torch.nn.utils.prune: the weight is masked at every call"
+    return getattr(hook, "__qualname__", kind)
+
+
+def _check_plain(nn, at: str, m) -> None:
+    """Refuse a module whose call does more than its class's ``forward`` (hooks, or a
+    ``forward`` of its own): fastbp reproduces the plain composition only."""
+    where = f"module{at}" if at else "module"
+    cls = type(m)
+    base = nn.Sequential if isinstance(m, nn.Sequential) else cls
+    if "forward" in vars(m) or cls.forward is not base.forward or (
+            cls.__call__ is not nn.Module.__call__):
+        raise ValueError(
+            f"{where} ({cls.__name__}) has a forward of its own, which fastbp cannot read: "
+            f"it reproduces only the plain composition of an nn.Sequential's layers. Build "
+            f"the layers as an nn.Sequential itself, or build a fastbp.Model and copy the "
+            f"weights into model.weights / model.biases yourself.")
+    for what, hooks in (("forward pre-hook", m._forward_pre_hooks),
+                        ("forward hook", m._forward_hooks)):
+        if hooks:
+            hook = next(iter(hooks.values()))
+            raise ValueError(
+                f"{where} ({cls.__name__}) has a {what} ({_hook_name(hook)}), which changes "
+                f"what it computes and which fastbp cannot reproduce. Remove the hook (e.g. "
+                f"torch.nn.utils.remove_weight_norm({where}) folds a weight norm into the "
+                f"weight) and import again.")
+
+
+def _check_no_global_hooks(torch) -> None:
+    module = torch.nn.modules.module
+    for what in ("forward_pre_hooks", "forward_hooks"):
+        if getattr(module, f"_global_{what}", None):
+            raise ValueError(
+                f"global {what.replace('_', ' ')[:-1]}s are registered "
+                f"(torch.nn.modules.module.register_module_{what[:-1]}): they change what "
+                f"every module computes, which fastbp cannot reproduce. Remove them and "
+                f"import again.")
 
 
 def _unsupported(at: str, m, why: str = "") -> ValueError:
@@ -238,7 +289,10 @@ def from_torch(module, loss: str, *, seed: int | None = None, cls=None):
         float64.
     ValueError
         An unsupported module, an activation that does not match ``loss``, layer sizes
-        that do not chain, or non-finite weights; the message names the module.
+        that do not chain, or non-finite weights; or a module that computes more than its
+        class's plain ``forward``: forward hooks and pre-hooks (``weight_norm``,
+        ``spectral_norm``, pruning, global module hooks) or an ``nn.Sequential`` subclass
+        (or instance) with a ``forward`` of its own. The message names the module.
     """
     torch = _import_torch("Model.from_torch")
     nn = torch.nn
@@ -249,6 +303,8 @@ def from_torch(module, loss: str, *, seed: int | None = None, cls=None):
             f"nn.ReLU(), ...) (a custom nn.Module's forward cannot be read)."
         )
     loss = _LOSS(loss, "loss")
+    _check_no_global_hooks(torch)
+    _check_plain(nn, "", module)
     activations = {getattr(nn, cls): name for name, cls in TORCH_MODULES.items()}
     dtype = None
     linears = []  # (where, W, b)
@@ -490,7 +546,9 @@ def to_onnx(model, path=None, *, opset: int = DEFAULT_OPSET, input_name: str = "
 
 
 # ============================================================================ scikit-learn
-def _is_mlp(estimator) -> bool:
+def _mlp_class(estimator):
+    """The scikit-learn (or fastbp.sklearn) MLP class ``estimator`` is an instance of, or
+    None."""
     classes = []
     try:
         from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -501,7 +559,26 @@ def _is_mlp(estimator) -> bool:
     fastbp_sklearn = sys.modules.get("fastbp.sklearn")  # loaded if the estimator is one
     if fastbp_sklearn is not None:
         classes += [fastbp_sklearn.MLPClassifier, fastbp_sklearn.MLPRegressor]
-    return bool(classes) and isinstance(estimator, tuple(classes))
+    return next((c for c in classes if isinstance(estimator, c)), None)
+
+
+#: the methods an MLP's predictions go through (scikit-learn's and fastbp.sklearn's)
+_PREDICTING = ("_forward_pass", "_forward_pass_fast", "_forward", "_predict", "predict",
+               "predict_proba")
+
+
+def _check_plain_estimator(estimator, base) -> None:
+    """Refuse a subclass (or instance) that predicts otherwise than ``base``."""
+    for name in _PREDICTING:
+        if not hasattr(base, name):
+            continue
+        if name in vars(estimator) or getattr(type(estimator), name) is not getattr(base,
+                                                                                   name):
+            raise ValueError(
+                f"estimator ({type(estimator).__name__}) has a {name} of its own, so its "
+                f"predictions may not be {base.__name__}'s, which fastbp reproduces; import "
+                f"a plain {base.__module__.split('.')[0]} {base.__name__} with the same "
+                f"coefs_ and intercepts_.")
 
 
 def from_sklearn(estimator, *, seed: int | None = None, cls=None):
@@ -541,14 +618,18 @@ def from_sklearn(estimator, *, seed: int | None = None, cls=None):
     sklearn.exceptions.NotFittedError
         The estimator is not fitted (a ``ValueError`` and ``AttributeError``).
     ValueError
-        Its output activation has no fastbp counterpart.
+        Its output activation has no fastbp counterpart, or it is a subclass (or instance)
+        with a prediction method of its own (``predict``, ``predict_proba``, the forward
+        pass), whose output fastbp could not reproduce.
     """
-    if not _is_mlp(estimator):
+    base = _mlp_class(estimator)
+    if base is None:
         raise TypeError(
             f"estimator must be a fitted sklearn.neural_network.MLPClassifier or "
             f"MLPRegressor (or fastbp.sklearn's); got {type(estimator).__name__}. For a "
             f"PyTorch module use Model.from_torch."
         )
+    _check_plain_estimator(estimator, base)
     from sklearn.base import is_classifier
     from sklearn.utils.validation import check_is_fitted
 

@@ -173,7 +173,36 @@ class Model:
             )
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"params must be numeric; got dtype {arr.dtype}.")
-        self._net.params[...] = arr
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = arr.astype(self.dtype)
+        overflow = np.flatnonzero(np.isfinite(arr) & ~np.isfinite(cast))
+        if overflow.size:
+            i = int(overflow[0])
+            p = int(np.searchsorted(self._net.w_off, i, side="right")) - 1
+            part = "weights" if i < int(self._net.b_off[p]) else "biases"
+            raise ValueError(
+                f"params[{i}] = {arr[i].item()!r} (layer {p}'s {part}) does not fit in "
+                f"{self.dtype} (it overflows to {cast[i]}); rescale it or use a float64 "
+                f"model.")
+        self._net.params[...] = cast
+
+    def set_activation(self, activation: str | Sequence[str]) -> None:
+        """Change the hidden layers' activation, keeping the weights and training state.
+
+        What scikit-learn's estimators do when ``activation`` changes between fits that
+        continue from the fitted weights (``warm_start``, ``partial_fit``).
+
+        Parameters
+        ----------
+        activation : str or sequence of str
+            As for the constructor: one name for every hidden layer, or one per hidden
+            layer. The output activation (set by the loss) is unchanged.
+        """
+        hidden = check_per_layer(activation, len(self.layer_sizes) - 2, "activation",
+                                 _HIDDEN, "name", "names")
+        with self._net.lock:  # not while this model trains or predicts in another thread
+            self._net.act_codes[:-1] = [_codes.ACTIVATIONS[a] for a in hidden]
+            self.activations = hidden
 
     @property
     def grads(self) -> np.ndarray:

@@ -58,7 +58,15 @@ from ._training.lbfgs import objective as lbfgs_objective
 from ._training.loop import Trainer
 from ._training.plan import FitPlan
 from ._training.sklearn_rule import SklearnRule
-from ._validation import Bool, Choice, Int, Real, check_params, check_poisson_targets
+from ._validation import (
+    Bool,
+    Choice,
+    Int,
+    Real,
+    as_finite,
+    check_params,
+    check_poisson_targets,
+)
 from .model import Model
 from .optim import LBFGS, SklearnAdam, SklearnSGD
 from .schedules import Constant
@@ -320,6 +328,8 @@ class _BaseMLP(BaseEstimator):
         instead of scikit-learn's random initialisation (their shapes checked here)."""
         if layers is not None:
             _check_layer_shapes(layers, layer_units)
+            layers = tuple([as_finite(a, dtype, f"{name}[{i}]") for i, a in enumerate(arrays)]
+                           for name, arrays in zip(_LAYER_NAMES, layers, strict=True))
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = n_outputs
@@ -349,6 +359,16 @@ class _BaseMLP(BaseEstimator):
         self._rule.reset(early_stopping=bool(self.early_stopping))
         if self.solver in _STOCHASTIC_SOLVERS:
             self._publish(self._rule)
+
+    def _sync_activation(self) -> None:
+        """scikit-learn reads ``activation`` at every call: a new one applies to the fitted
+        weights (a warm start, ``partial_fit``, ``predict``), as it does there."""
+        hidden = [self.activation] * (len(self.model_.layer_sizes) - 2)
+        if list(self.model_.activations) != hidden:
+            check_params({"activation": self.activation},
+                         {"activation": _PARAMS["activation"]},
+                         prefix=f"{type(self).__name__} ", error=InvalidParameterError)
+            self.model_.set_activation(self.activation)
 
     # ------------------------------------------------------------------ coefs_, intercepts_
     @property
@@ -409,6 +429,9 @@ class _BaseMLP(BaseEstimator):
                         f"estimator's layer {i}; got {a.shape}. To change the architecture, "
                         "set hidden_layer_sizes and fit again, or assign coefs_ and "
                         "intercepts_ on an unfitted estimator (sklearn.base.clone(est)).")
+            # in the model's dtype, checked after the cast: 1e39 overflows float32 to inf
+            arrays = [as_finite(a, view.dtype, f"{name}[{i}]")
+                      for i, (a, view) in enumerate(zip(arrays, current, strict=True))]
             with self.model_.network.boundary:
                 for a, view in zip(arrays, current, strict=True):
                     view[...] = a
@@ -481,6 +504,13 @@ class _BaseMLP(BaseEstimator):
                     f"The network's layer sizes {have} do not match the data and "
                     f"hidden_layer_sizes {layer_units}; refit with warm_start=False."
                 )
+            loss = self._output_and_loss()[1]
+            if self.model_.loss != loss:
+                raise ValueError(
+                    f"loss={self.loss!r} differs from the loss the network was built for "
+                    f"({self.model_.loss!r}, output {self.out_activation_!r}); refit with "
+                    f"warm_start=False (or set loss back).")
+            self._sync_activation()
         dtype = self.model_.dtype
         if scipy.sparse.issparse(X):  # kept sparse (CSR of the model's dtype), never densified
             X = X.tocsr().astype(dtype, copy=False)
@@ -664,6 +694,7 @@ class _BaseMLP(BaseEstimator):
         """Output-layer activations, ``(n_samples, n_outputs_)``."""
         if "model_" not in self.__dict__:  # unfitted, with assigned coefs_ and intercepts_
             self._model_from_user_layers()
+        self._sync_activation()
         if check_input:
             X = validate_data(
                 self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
@@ -1168,6 +1199,9 @@ out_activation_
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
             dtype=(np.float64, np.float32), reset=reset,
         )
+        if scipy.sparse.issparse(y):
+            raise TypeError("y is a sparse matrix; MLPRegressor takes dense targets (only X "
+                            "may be sparse). Pass y.toarray().")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         T = y.reshape(-1, 1) if y.ndim == 1 else y

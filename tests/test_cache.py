@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import fastbp
 from fastbp.kernels import _cache
 
@@ -95,20 +97,21 @@ REFUSE = textwrap.dedent("""
 """)
 
 
-def _child(code, env_extra=None, cwd=None):
+def _child(code, env_extra=None, cwd=None, timeout=300):
     fastbp_root = os.path.dirname(os.path.dirname(fastbp.__file__))
     env = dict(os.environ, PYTHONPATH=fastbp_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("FASTBP_COMPILE_NOTICE", None)
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=300, check=True, cwd=cwd)
+                          text=True, timeout=timeout, check=True, cwd=cwd)
 
 
 def test_no_writable_cache_location_compiles_in_memory_and_says_so(tmp_path):
     """Numba alone raises "cannot cache function ...: no locator available" at import."""
     cache = tmp_path / "cache"
     code = REFUSE + textwrap.dedent("""
-        caching.IndexDataCacheFile._load_index = lambda self: {}  # and none holds kernels
+        # and no __pycache__ holds kernels (a read-only one would be loaded from)
+        caching.InTreeCacheLocator.get_cache_path = lambda self: "/nonexistent/__pycache__"
         import numpy as np
         import fastbp
         from fastbp import kernels as K
@@ -162,3 +165,81 @@ def test_warm_read_only_install_is_loaded_not_recompiled(tmp_path):
     (pkg / "callee.py").write_text(CALLEE.format(value=2))
     stale = _child(REFUSE + RUN.format(root=str(tmp_path)), env)
     assert stale.stdout.split() == ["6", "0"] and "in memory" in stale.stderr
+
+
+REFUSE_TREE = textwrap.dedent("""
+    # every __pycache__ refuses writes (a read-only image); the user cache is writable
+    from numba.core import caching
+    _ensure = caching._CacheLocator.ensure_cache_path
+    def refuse(self):
+        if self.get_cache_path().endswith("__pycache__"):
+            raise PermissionError(13, "Read-only file system", self.get_cache_path())
+        return _ensure(self)
+    caching._CacheLocator.ensure_cache_path = refuse
+""")
+RUN_TWO = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from pkgx.caller import g
+    values = g(1), g(1.5)
+    hits = {{str(sig[0]): n for sig, n in g.stats.cache_hits.items()}}
+    print(*values, hits.get("int64", 0), hits.get("float64", 0))
+""")
+
+
+def test_a_signature_missing_from_a_read_only_cache_is_saved_in_the_user_cache(tmp_path):
+    """A read-only ``__pycache__`` that holds ``g(int)`` only (an image warmed for other
+    inputs or another CPU): ``g(float)`` is compiled once into the user cache, the notice
+    names that cache, and the next process loads it from there."""
+    pkg = _pkgx(tmp_path)
+    home = tmp_path / "home"
+    user_cache = home / ".cache" / "numba"
+    env = {"NUMBA_CACHE_DIR": "", "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    assert _child(RUN.format(root=str(tmp_path)), env).stdout.split() == ["4", "0"]
+    image = sorted(p.name for p in (pkg / "__pycache__").glob("*.nb*"))
+    code = REFUSE_TREE + RUN_TWO.format(root=str(tmp_path))
+    first = _child(code, env)
+    assert first.stdout.split() == ["4", "5.0", "1", "0"]  # int loaded, float compiled
+    notices = [ln for ln in first.stderr.splitlines() if ln.startswith("fastbp:")]
+    assert notices == [f"fastbp: compiling kernels, once; cached in {user_cache} "
+                       "(`python -m fastbp warmup` compiles ahead of time)."], first.stderr
+    assert sorted(p.name for p in (pkg / "__pycache__").glob("*.nb*")) == image
+    assert any(user_cache.rglob("caller.g-*.nbi"))
+    second = _child(code, env)
+    assert second.stdout.split() == ["4", "5.0", "1", "1"]  # both loaded, none compiled
+    assert second.stderr == ""
+
+
+def _damage(path, how):
+    if how == "fifo":
+        path.unlink()
+        os.mkfifo(path)
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:  # zeroed
+        path.write_bytes(bytes(path.stat().st_size))
+
+
+@pytest.mark.parametrize("kind, how", [("nbi", "empty"), ("nbi", "zeroed"),
+                                       ("nbc", "truncated"), ("nbc", "zeroed"),
+                                       ("nbi", "fifo")])
+def test_an_unreadable_cache_file_is_a_miss_said_once_and_replaced(tmp_path, kind, how):
+    """Numba alone raises ``EOFError`` / ``UnpicklingError`` from every later call (and
+    blocks forever on a FIFO) until the file is deleted by hand."""
+    if how == "fifo" and not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    _pkgx(tmp_path)
+    cache = tmp_path / "cache"
+    env = {"NUMBA_CACHE_DIR": str(cache)}
+    run = RUN.format(root=str(tmp_path))
+    assert _child(run, env).stdout.split() == ["4", "0"]
+    (bad,) = cache.rglob(f"caller.g-*.{kind}")
+    _damage(bad, how)
+    again = _child(run, env, timeout=120)
+    assert again.stdout.split() == ["4", "0"]  # a miss: compiled again
+    said = [ln for ln in again.stderr.splitlines() if "ignoring the unreadable" in ln]
+    assert len(said) == 1 and str(bad) in said[0], again.stderr
+    healed = _child(run, env)  # the entry was replaced: loaded, nothing said
+    assert healed.stdout.split() == ["4", "1"] and healed.stderr == ""

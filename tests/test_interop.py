@@ -244,6 +244,84 @@ def test_from_torch_rejects_bad_modules_clearly(name):
         Model.from_torch(module, loss)
 
 
+def _unreproducible(torch, name):
+    """A module whose output is not the plain composition of its layers."""
+    nn = torch.nn
+    net = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Sequential(nn.Linear(5, 3)))
+    if name == "forward-hook":
+        net[0].register_forward_hook(lambda m, inp, out: out * 2)
+    elif name == "forward-pre-hook":
+        net.register_forward_pre_hook(lambda m, inp: (inp[0] + 1,))
+    elif name == "nested-hook":
+        net[2].register_forward_hook(lambda m, inp, out: out - 1)
+    elif name == "weight-norm":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecated, still used
+            net[0] = torch.nn.utils.weight_norm(nn.Linear(4, 5))
+    elif name == "spectral-norm":
+        net[0] = torch.nn.utils.spectral_norm(nn.Linear(4, 5))
+    elif name == "pruning":
+        from torch.nn.utils import prune
+
+        prune.random_unstructured(net[0], "weight", amount=0.5)
+    elif name == "sequential-forward":
+        class Doubling(nn.Sequential):
+            def forward(self, x):
+                return 2 * super().forward(x)
+
+        net = Doubling(*net)
+    elif name == "instance-forward":
+        net[1].forward = lambda x: x
+    return net
+
+
+UNREPRODUCIBLE = {
+    "forward-hook": r"module\[0\] \(Linear\) has a forward hook",
+    "forward-pre-hook": r"^module \(Sequential\) has a forward pre-hook",
+    "nested-hook": r"module\[2\] \(Sequential\) has a forward hook",
+    "weight-norm": r"module\[0\] \(Linear\) has a forward pre-hook \(torch.nn.utils.weight_norm",
+    "spectral-norm": r"module\[0\] \(Linear\) has a forward pre-hook \(torch.nn.utils.spectral",
+    "pruning": r"module\[0\] \(Linear\) has a forward pre-hook \(torch.nn.utils.prune",
+    "sequential-forward": r"module \(Doubling\) has a forward of its own",
+    "instance-forward": r"module\[1\] \(Tanh\) has a forward of its own",
+}
+
+
+@pytest.mark.parametrize("name", list(UNREPRODUCIBLE))
+def test_from_torch_refuses_what_it_cannot_reproduce(name):
+    """These were imported, and the model differed from the module by 0.27 to 4.7."""
+    torch = pytest.importorskip("torch")
+    net = _unreproducible(torch, name).double()
+    X = torch.from_numpy(_X("float64"))
+    with torch.no_grad():
+        assert net(X).shape == (X.shape[0], 3)  # a working module, hooks and all
+    with pytest.raises(ValueError, match=UNREPRODUCIBLE[name]):
+        Model.from_torch(net, "squared_error")
+
+
+def test_from_torch_refuses_global_hooks_and_accepts_backward_hooks():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    net = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: o)
+    try:
+        with pytest.raises(ValueError, match="global forward hooks are registered"):
+            Model.from_torch(net, "squared_error")
+    finally:
+        handle.remove()
+    net[0].register_full_backward_hook(lambda m, gi, go: None)  # forward unchanged
+
+    class Plain(nn.Sequential):  # a subclass without a forward of its own
+        pass
+
+    X = _X("float64")
+    for module in (net, Plain(*net)):
+        with torch.no_grad():
+            want = module(torch.from_numpy(X)).numpy()
+        np.testing.assert_allclose(Model.from_torch(module, "squared_error").predict(X),
+                                   want, rtol=1e-12, atol=1e-12)
+
+
 def test_from_torch_rejects_nonfinite_weights():
     torch = pytest.importorskip("torch")
     module = torch.nn.Sequential(torch.nn.Linear(4, 3))
@@ -400,6 +478,25 @@ def test_from_sklearn_rejects_unfitted_and_foreign_estimators():
         Model.from_sklearn(LogisticRegression())
     with pytest.raises(TypeError, match="got Model"):
         Model.from_sklearn(_model("relu", "squared_error", None, "float32"))
+
+
+def test_from_sklearn_refuses_estimators_that_predict_otherwise():
+    pytest.importorskip("sklearn")
+    from sklearn.neural_network import MLPClassifier
+
+    class Tempered(MLPClassifier):  # its probabilities are not the network's output
+        def predict_proba(self, X):
+            p = super().predict_proba(X) ** 0.5
+            return p / p.sum(axis=1, keepdims=True)
+
+    X = _X("float64", n=30)
+    y = np.arange(30) % 3
+    with pytest.raises(ValueError, match=r"\(Tempered\) has a predict_proba of its own"):
+        Model.from_sklearn(_fit_quietly(Tempered(hidden_layer_sizes=(4,), max_iter=5), X, y))
+    est = _fit_quietly(MLPClassifier(hidden_layer_sizes=(4,), max_iter=5), X, y)
+    est.predict_proba = lambda X: np.full((len(X), 3), 1 / 3)
+    with pytest.raises(ValueError, match="has a predict_proba of its own"):
+        Model.from_sklearn(est)
 
 
 def test_from_sklearn_poisson_regressor():

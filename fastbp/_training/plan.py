@@ -24,6 +24,7 @@ from .._validation import (
     check_sample_weight,
     check_targets,
     check_X,
+    kernel_array,
     rescale_sample_weight,
 )
 from ..callbacks import EarlyStopping
@@ -140,6 +141,14 @@ class FitPlan:
     lbfgs_accuracy: bool = True
     lbfgs_options: dict = field(default_factory=dict)
     check_progress: bool = False
+
+    def __post_init__(self):
+        # whoever built the plan, its dense arrays reach the kernels in the form they are
+        # compiled for (read-only arrays as writable aliases, see ``kernel_array``)
+        for name in ("X", "T", "SW", "Xv", "Tv"):
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                object.__setattr__(self, name, kernel_array(value))
 
 
 def check_callbacks(callbacks) -> tuple:

@@ -14,25 +14,37 @@ all of fastbp's kernels once, and a reinstall of the same version keeps the cach
 **Where.** The usual places, in Numba's order: ``NUMBA_CACHE_DIR`` if set, else
 ``__pycache__`` beside the sources, else the user-wide cache (``~/.cache/numba``). A
 read-only ``__pycache__`` that already holds this version's kernels (a warm cache baked
-into a read-only image) is read from, not bypassed for an empty user cache.
+into a read-only image) is read from, not bypassed for an empty user cache. A kernel it
+lacks (warmed on another CPU, or a signature the image's warm-up did not build) falls back
+to the writable cache that would be used without it (the user cache, else memory): it is
+compiled once, saved there, and loaded from there by later processes.
 
 **Never fatal.** With no writable location at all (read-only site-packages and home, no
 ``NUMBA_CACHE_DIR``), kernels compile in memory for the process and a one-line notice says
 where fastbp would cache and how to set ``NUMBA_CACHE_DIR``; ``import fastbp`` never fails
 because of the cache (Numba alone raises "no locator available" at import). A cache that
-fails while saving (disk full, permissions changed) is switched off for that function.
+fails while saving (disk full, permissions changed) is switched off for that function. An
+index or data file that cannot be read (empty, truncated, zeroed, not a regular file,
+unpicklable) is a miss: fastbp says once which file it was, compiles the kernel again and
+replaces the entry. Cache files are opened without blocking and only if they are regular
+files, so a FIFO planted in the cache cannot hang a process.
 
 **Says so.** When a kernel is about to be compiled rather than loaded, fastbp prints one
 line on stderr per dtype and process -- ``fastbp: compiling kernels for float32, once;
-cached in ...`` -- and nothing when the cache is warm. Set
-``FASTBP_COMPILE_NOTICE=0`` to silence it. ``python -m fastbp warmup`` fills the cache
-ahead of time.
+cached in ...``, naming the directory the compiled code is actually saved in -- and nothing
+when the cache is warm. Set ``FASTBP_COMPILE_NOTICE=0`` to silence it. ``python -m fastbp
+warmup`` fills the cache ahead of time; ``unsaved()`` tells it whether anything it compiled
+could not be saved.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
+import pickle
+import stat
 import sys
 import threading
 
@@ -52,8 +64,8 @@ def package_stamp(package_dir: str) -> str:
     for root, dirs, files in os.walk(package_dir):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
+            path = os.path.join(root, name)
+            if name.endswith(".py") and os.path.isfile(path):  # a regular file, not a FIFO
                 h.update(os.path.relpath(path, package_dir).encode())
                 with open(path, "rb") as f:
                     h.update(hashlib.sha256(f.read()).digest())
@@ -108,12 +120,8 @@ def locators(package_dir: str, stamp: str | None = None) -> list:
             # a read-only __pycache__ (an image, a shared install) that holds this
             # function's kernels for this stamp: load from it, never write to it
             self = cls(py_func, py_file)
-            index = caching.IndexDataCacheFile(
-                self.get_cache_path(), _filename_base(py_func, py_file), stamp)
-            try:
-                return self if index._load_index() else None
-            except Exception:  # noqa: BLE001 - unreadable or foreign: not ours to use
-                return None
+            index = CacheFile(self.get_cache_path(), _filename_base(py_func, py_file), stamp)
+            return self if index._load_index() else None  # unreadable: reported, {}
 
         ns = {"get_source_stamp": get_source_stamp,
               "from_function": classmethod(from_function), "read_only": read_only}
@@ -142,8 +150,129 @@ def _filename_base(py_func, py_file) -> str:
             f"{getattr(sys, 'abiflags', '')}")
 
 
+def open_regular(path) -> int:
+    """A read-only file descriptor of ``path`` if it is a regular file. Never blocks: opened
+    non-blocking (a FIFO would wait for a writer, a device could too) and its type checked
+    before anything is read. Raises ``IsADirectoryError`` for a directory and ``OSError``
+    (``EINVAL``) for anything else that is not a regular file."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"Not a regular file ({stat.filemode(mode)[0]})", path)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str) -> bytes:
+    """The bytes of ``path`` if it is a regular file (``open_regular``)."""
+    with os.fdopen(open_regular(path), "rb") as f:
+        return f.read()
+
+
 _lock = threading.Lock()
 _noticed: set = set()
+_bad_files: set = set()
+#: functions whose compiled code could not be saved: ``{qualified name: reason}``
+_unsaved: dict = {}
+#: every cache made by ``jit_for_package`` in this process
+_caches: list = []
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a fork may have happened while another thread held it
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _say(msg: str) -> None:
+    try:
+        print(msg, file=sys.stderr, flush=True)
+    except Exception:  # noqa: BLE001 - a closed or odd stderr must not stop a compile
+        pass
+
+
+def report_bad_file(path: str, exc: BaseException) -> None:
+    """Say once per process that the cache file ``path`` could not be read."""
+    with _lock:
+        if path in _bad_files:
+            return
+        _bad_files.add(path)
+    _say(f"fastbp: ignoring the unreadable compile cache file {path} "
+         f"({type(exc).__name__}: {exc}); the kernel is compiled again and the entry "
+         f"replaced.")
+
+
+class CacheFile(caching.IndexDataCacheFile):
+    """Numba's index and data files, read without trusting them: a file that cannot be
+    read or unpickled is a miss (said once, see ``report_bad_file``), and only regular
+    files are opened, without blocking. Saving is Numba's (a temporary file renamed over
+    the entry), so a bad entry is replaced by the next save."""
+
+    def _load_index(self):
+        try:
+            data = read_regular(self._index_path)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            report_bad_file(self._index_path, exc)
+            return {}
+        try:
+            stream = io.BytesIO(data)
+            if pickle.load(stream) != self._version:
+                return {}  # another Numba's: not ours to read further
+            stamp, overloads = pickle.loads(stream.read())
+            if not isinstance(overloads, dict):
+                raise TypeError(f"the index holds a {type(overloads).__name__}, not a dict")
+        except Exception as exc:  # noqa: BLE001 - empty, truncated, zeroed, foreign
+            report_bad_file(self._index_path, exc)
+            return {}
+        return overloads if stamp == self._source_stamp else {}
+
+    def _load_data(self, name):
+        return pickle.loads(read_regular(self._data_path(name)))
+
+    def load(self, key):
+        name = self._load_index().get(key)
+        if name is None:
+            return None
+        try:
+            return self._load_data(name)
+        except FileNotFoundError:  # removed while the index still refers to it
+            return None
+        except Exception as exc:  # noqa: BLE001
+            report_bad_file(self._data_path(name), exc)
+            return None
+
+    def data_path(self, key) -> str | None:
+        """The data file the index names for ``key`` (None if none)."""
+        name = self._load_index().get(key)
+        return None if name is None else self._data_path(name)
+
+
+def unsaved() -> dict:
+    """``{function: reason}`` for every fastbp function compiled in this process whose
+    machine code could not be saved to the on-disk cache (none: everything compiled here
+    was saved)."""
+    with _lock:
+        return dict(_unsaved)
+
+
+def nowhere() -> bool:
+    """Whether no cache of this process has a directory at all (no writable one, and no
+    read-only one holding any of its kernels): nothing compiled here can be saved."""
+    with _lock:
+        return bool(_caches) and all(c.in_memory for c in _caches)
 
 
 def _dtype_of(sig) -> str | None:
@@ -163,31 +292,39 @@ def notice(cache, dtype: str | None) -> None:
         _noticed.add(dtype)
     what = f"kernels for {dtype}" if dtype else "kernels"
     if cache.in_memory:
-        msg = (f"fastbp: compiling {what} in memory for this process only: no writable "
-               f"cache directory (tried NUMBA_CACHE_DIR, {PACKAGE_DIR}{os.sep}kernels"
-               f"{os.sep}__pycache__ and the user cache); set NUMBA_CACHE_DIR to a writable "
-               f"directory to compile once.")
+        msg = (f"fastbp: compiling {what} in memory for this process only: {NO_CACHE_DIR}; "
+               f"set NUMBA_CACHE_DIR to a writable directory to compile once.")
     else:
         msg = (f"fastbp: compiling {what}, once; cached in {cache.where} "
                f"(`python -m fastbp warmup` compiles ahead of time).")
-    try:
-        print(msg, file=sys.stderr, flush=True)
-    except Exception:  # noqa: BLE001 - a closed or odd stderr must not stop a compile
-        pass
+    _say(msg)
+
+
+#: why a cache is in memory, in the words of the notice and of ``python -m fastbp warmup``
+NO_CACHE_DIR = (f"no writable cache directory (tried NUMBA_CACHE_DIR, {PACKAGE_DIR}{os.sep}"
+                f"kernels{os.sep}__pycache__ and the user cache)")
 
 
 class Cache(caching.FunctionCache):
     """Numba's ``FunctionCache`` with a package's stamped locators, the read-only and
-    in-memory fallbacks and the compile notice (see the module docstring). Subclasses made
-    by ``jit_for_package`` set ``_impl_class``."""
+    in-memory fallbacks, tolerant reading and the compile notice (see the module docstring).
+    Subclasses made by ``jit_for_package`` set ``_impl_class`` and ``_writable_class`` (the
+    cache a read-only one falls back to for what it lacks)."""
+
+    _writable_class = None
 
     def __init__(self, py_func):
         super().__init__(py_func)
         locator = self._impl.locator
+        self._cache_file = CacheFile(self._cache_path, self._impl.filename_base,
+                                     locator.get_source_stamp())
         self.in_memory = isinstance(locator, _MemoryLocator)
         self.read_only = getattr(locator, "read_only", False)
+        self._writable = None
         if self.in_memory:
             self.disable()
+        with _lock:
+            _caches.append(self)
 
     @property
     def where(self) -> str:
@@ -195,19 +332,52 @@ class Cache(caching.FunctionCache):
         path = self.cache_path
         return path if os.path.basename(path) == "__pycache__" else os.path.dirname(path)
 
+    def writable(self) -> Cache:
+        """The cache that takes what a read-only one lacks (made on first use)."""
+        if self._writable is None:
+            self._writable = self._writable_class(self._py_func)
+        return self._writable
+
+    def _load_overload(self, sig, target_context):
+        if not self._enabled:
+            return None
+        key = self._index_key(sig, target_context.codegen())
+        data = self._cache_file.load(key)
+        if data is None:
+            return None
+        try:
+            return self._impl.rebuild(target_context, data)
+        except Exception as exc:  # noqa: BLE001 - unpickled but not machine code we can use
+            report_bad_file(self._cache_file.data_path(key) or self.cache_path, exc)
+            return None
+
     def load_overload(self, sig, target_context):
         data = super().load_overload(sig, target_context)
+        if data is None and self.read_only:  # not in the read-only cache: the writable one
+            return self.writable().load_overload(sig, target_context)
         if data is None:
             notice(self, _dtype_of(sig))
         return data
 
+    def _record_unsaved(self, reason: str) -> None:
+        with _lock:
+            _unsaved.setdefault(self._py_func.__qualname__, reason)
+
     def save_overload(self, sig, data):
         if self.read_only:
+            self.writable().save_overload(sig, data)
+            return
+        if self.in_memory:
+            self._record_unsaved(NO_CACHE_DIR)
+            return
+        if not self._enabled:
+            self._record_unsaved(f"an earlier save to {self.cache_path} failed")
             return
         try:
             super().save_overload(sig, data)
-        except OSError:  # disk full, permissions changed under us: keep the compiled code
+        except OSError as exc:  # disk full, permissions changed under us: keep the code
             self.disable()
+            self._record_unsaved(f"saving to {self.cache_path} failed: {exc}")
 
 
 def jit_for_package(package_dir: str):
@@ -216,9 +386,16 @@ def jit_for_package(package_dir: str):
     Functions must be defined in files under ``package_dir``; the stamp is computed once,
     here, so call this at import time of the package.
     """
-    impl = type("PackageCacheImpl", (_numba_attr("CompileResultCacheImpl"),),
-                {"_locator_classes": locators(package_dir)})
-    cache_cls = type("PackageCache", (Cache,), {"_impl_class": impl})
+    classes = locators(package_dir)
+    base = _numba_attr("CompileResultCacheImpl")
+    impl = type("PackageCacheImpl", (base,), {"_locator_classes": classes})
+    # what a read-only __pycache__ lacks goes where it would without it: the locators after it
+    after = next(i for i, c in enumerate(classes) if getattr(c, "read_only", False)) + 1
+    writable_impl = type("PackageWritableCacheImpl", (base,),
+                         {"_locator_classes": classes[after:]})
+    writable_cls = type("PackageWritableCache", (Cache,), {"_impl_class": writable_impl})
+    cache_cls = type("PackageCache", (Cache,), {"_impl_class": impl,
+                                                 "_writable_class": writable_cls})
 
     def njit(*args, cache: bool = False, **options):
         """``numba.njit`` whose ``cache=True`` uses the package's ``Cache``."""

@@ -17,7 +17,9 @@ used as a row-major ``(n, sizes[l])`` block for a batch of ``n <= cap`` rows.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -215,6 +217,22 @@ class Workspace:
                                self.raw if dropout else self.act, self.w_buf, self.capacity)
 
 
+#: every live ``Network``, so that a forked child can re-create their locks
+_NETWORKS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _renew_locks_after_fork() -> None:
+    # a fork copies each lock in the state it had: one held by a thread that was training
+    # or predicting at that moment would never be released in the child (no such thread)
+    for net in list(_NETWORKS):
+        net.lock = threading.RLock()
+        net.boundary = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_locks_after_fork)
+
+
 class Network:
     """A network's layout, its flat parameter and gradient buffers, and its workspaces.
 
@@ -228,6 +246,8 @@ class Network:
     the number of Python threads; ``boundary`` is held by the training engine while it runs
     a compiled call and updates its bookkeeping, and released between calls, so that a
     snapshot taken under it (pickling, copying) always sees the state at a step boundary.
+    Both are re-created in a forked child (``os.register_at_fork``), so a fork while another
+    thread trains cannot leave them held there.
     """
 
     def __init__(self, sizes: np.ndarray, act_codes: np.ndarray, loss_code: int, dtype,
@@ -244,6 +264,7 @@ class Network:
         self.grads = np.zeros(n_params, dtype=self.dtype)
         self.lock = threading.RLock()
         self.boundary = threading.Lock()
+        _NETWORKS.add(self)
         self._workspaces: OrderedDict[tuple, Workspace] = OrderedDict()
 
     @property

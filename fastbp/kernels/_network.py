@@ -98,6 +98,9 @@ def backward_pass(lay, n, accumulate):
 _EXP_CHUNK = 64
 _exp_stack = stack(_EXP_CHUNK * 8)
 
+#: largest logit (in magnitude) for which the cross-entropy is summed as ``lse - z``
+CE_FAR_LOGIT = 2.0**24
+
 
 @njit(cache=True, nogil=True)
 def _row_loss(z, a, t, loss_code, i):
@@ -118,10 +121,18 @@ def _row_loss(z, a, t, loss_code, i):
                 e[j] = vexp(np.float64(zr[j]) - mx)
             for j in range(cl):  # then summed in order
                 s += e[j]
-        lse = mx + vlog(s)
+        log_s = vlog(s)
+        lse = mx + log_s
+        # (mx + log s) - z rounds log s away once ulp(mx) is not small beside it (to 0.0 for
+        # equal logits beyond ~1e16): there, (mx - z) + log s. Below 2**24 the usual form,
+        # so ordinary losses keep their bits.
+        far = abs(mx) >= CE_FAR_LOGIT
         for j in range(m):
             if t[i, j] != 0:  # 0 * (lse - z) must not turn an infinite z into NaN
-                total += t[i, j] * (lse - z[i, j])
+                if far:
+                    total += t[i, j] * ((np.float64(mx) - np.float64(z[i, j])) + log_s)
+                else:
+                    total += t[i, j] * (lse - z[i, j])
     elif loss_code == BINARY_CROSS_ENTROPY:
         for j in range(m):
             x = np.float64(z[i, j])
