@@ -553,3 +553,29 @@ def test_train_epoch_with_dropout_matches_fit():
                                 model.optimizer_args("adam"), 2, 4, 0.05, 0.0, 0.0)
     assert got == pytest.approx(reference.history["loss"][-1], rel=1e-6)
     np.testing.assert_array_equal(model.params, reference.params)
+
+
+def test_bundles_that_do_not_fit_raise():
+    """Bundles that do not fit together raise ValueError before any loop reads or writes
+    outside a buffer."""
+    model = _model(CASES[0], "float64")
+    X, T = _data(CASES[0][0], CASES[0][2], "float64", n=9)
+    k, ws = model.kernel_args(), model.allocate_workspace(4)
+    out = np.empty((9, 2))
+    other = fastbp.Model([3, 5, 2], dtype="float64", seed=0).allocate_workspace(4)
+    with pytest.raises(ValueError, match="same layers"):
+        K.predict(X, k, other, out)  # a workspace of another network
+    with pytest.raises(ValueError, match="act_codes"):
+        K.loss(X, T, k._replace(act_codes=k.act_codes[:1]), ws)
+    with pytest.raises(ValueError, match="fewer rows"):
+        K.predict(X, k, ws._replace(capacity=5), out)  # claims more rows than it holds
+    with pytest.raises(ValueError, match="grads"):
+        K.loss_and_gradient(X, T, k._replace(grads=k.grads[:-1]), ws)
+    with pytest.raises(ValueError, match="fewer rows"):
+        K.forward(k, ws, 5)
+    with pytest.raises(ValueError, match="batch_size"):
+        K.train_epoch_sgd(X, T, np.arange(9), k, ws, 5, 0.1)
+    with pytest.raises(ValueError, match="t_buf"):
+        K.train_epoch(X, T, X[:0, 0], np.arange(9), k, ws._replace(t_buf=ws.t_buf[:3]),
+                      model.optimizer_args(), 0.1, 0.0, 0.0, 4)
+    np.testing.assert_array_equal(k.params, _model(CASES[0], "float64").params)  # untouched

@@ -54,7 +54,7 @@ def _check_order(order, n, SW):
 
 
 @njit(cache=True, nogil=True)
-def _check_batch(net, ws, batch_size, first):
+def check_batch(net, ws, batch_size, first):
     """A training driver's checks: ``1 <= batch_size <= ws.capacity``, ``ws`` holds a batch
     (``check_workspace``) and its training buffers (``raw``, ``t_buf``, ``w_buf``) one."""
     if batch_size < 1 or batch_size > ws.capacity:
@@ -132,7 +132,7 @@ def train_epoch_sgd(X, T, order, net, ws, batch_size, learning_rate):
     """
     _check_data(X, T, net.sizes)
     _check_order(order, X.shape[0], X[:0, 0])
-    _check_batch(net, ws, batch_size, rt(0))
+    check_batch(net, ws, batch_size, rt(0))
     X, T, order = _borrowed(X), _borrowed(T), _borrowed(order)
     net, ws = borrow(net, ws)
     sizes, act, delta, a_off = net.sizes, ws.act, ws.delta, ws.a_off
@@ -179,9 +179,9 @@ def predict(X, net, ws, out):
     act, a_off, cap = ws.act, ws.a_off, ws.capacity
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        _copy_rows(X, start, 0, m, _block(act, sizes, a_off, 0, m))
+        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
         forward_pass(lay, m)
-        _copy_rows(_block(act, sizes, a_off, L, m), 0, start, m, out)
+        _copy_rows(_block(act, sizes, a_off, L, m), rt(0), start, m, out)
 
 
 @njit(cache=True, nogil=True)
@@ -198,7 +198,7 @@ def loss(X, T, net, ws):
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        _copy_rows(X, start, 0, m, _block(act, sizes, a_off, 0, m))
+        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
         forward_pass(lay, m)
         total += batch_loss(
             _view(ws.z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
@@ -315,7 +315,7 @@ def train_epoch(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size):
     """
     _check_data(X, T, net.sizes)
     _check_order(order, X.shape[0], SW)
-    _check_batch(net, ws, batch_size, rt(0))
+    check_batch(net, ws, batch_size, rt(0))
     if opt.counters.shape[0] < 1:
         raise ValueError("counters needs one entry")
     n = order.shape[0]
@@ -482,7 +482,7 @@ def loss_and_gradient_weighted(X, T, SW, net, ws, row_scaled=False):
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        _copy_rows(X, start, 0, m, _block(act, sizes, a_off, 0, m))
+        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
         forward_pass(lay, m)
         total += output_delta_weighted(
             _view(ws.z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
@@ -525,7 +525,7 @@ def local_step_gradient(X, T, SW, order, start, m, scale, net, ws, step, totals)
     if start < 0 or start + m > order.shape[0]:
         raise ValueError("the step's rows order[start:start + m] must lie inside order")
     _check_order(order[start : start + m], X.shape[0], SW)
-    _check_batch(net, ws, m, rt(0))
+    check_batch(net, ws, m, rt(0))
     sizes = net.sizes
     L = sizes.shape[0] - 1
     n_out = sizes[L]

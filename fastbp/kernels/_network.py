@@ -25,8 +25,7 @@ from ._llvm import view2d as _view2d
 from ._vmath import vexp, vlog, vlog1p
 
 __all__ = ["backward", "backward_pass", "batch_loss", "check_workspace", "dropout_uniform",
-           "forward", "forward_pass", "inference_buffers", "no_dropout_buffers",
-           "output_delta",
+           "forward", "forward_pass", "inference_buffers", "no_dropout_buffers", "output_delta",
            "output_delta_weighted", "train_buffers"]
 
 

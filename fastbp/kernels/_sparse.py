@@ -45,12 +45,12 @@ from ._dense import (
     layer_op,
 )
 from ._drivers import (
-    _check_batch,
     account_batch,
     all_finite,
     apply_update,
     borrow,
     borrow_opt,
+    check_batch,
     gather_targets,
 )
 from ._llvm import borrowed as _borrowed
@@ -216,7 +216,7 @@ def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size
     for i in range(order.shape[0]):
         if order[i] < 0 or order[i] >= n_rows:
             raise ValueError("order holds a row index outside 0 .. n - 1")
-    _check_batch(net, ws, batch_size, rt(1))
+    check_batch(net, ws, batch_size, rt(1))
     if opt.counters.shape[0] < 1 or acc.shape[0] < 5:
         raise ValueError("counters needs one entry and acc five")
     # borrowed arrays: no reference counting in the step loop (see ``_borrowed``)
@@ -256,7 +256,7 @@ def predict_csr(X, net, ws, out):
     """Output activations of all rows of the ``CSRRows`` ``X`` into ``out`` (n, n_out),
     ``ws.capacity`` rows at a time (``ws``: a sparse workspace)."""
     sizes = net.sizes
-    _check_csr(X, sizes, -1)
+    _check_csr(X, sizes, rt(-1))
     Xd, Xi, Xp = X.data, X.indices, X.indptr
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
