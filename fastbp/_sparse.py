@@ -10,53 +10,13 @@ dense ``X``, and the passes of ``fastbp._training.passes`` pick the CSR kernels
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple
 
 import numpy as np
 
 from ._validation import check_finite, kernel_array
+from .kernels._layout import CSRRows
 
-
-class CSRRows(NamedTuple):
-    """A CSR matrix as the kernels take it.
-
-    Attributes
-    ----------
-    data : (nnz,) float array, the model's dtype
-    indices : (nnz,) int64 array, the column of each value
-    indptr : (n + 1,) int64 array, row ``r`` is ``data[indptr[r]:indptr[r + 1]]``
-    n_cols : int
-    """
-
-    data: np.ndarray
-    indices: np.ndarray
-    indptr: np.ndarray
-    n_cols: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.indptr.shape[0] - 1, self.n_cols
-
-    @property
-    def nnz(self) -> int:
-        return int(self.indptr[-1])
-
-    def take(self, rows) -> CSRRows:
-        """The rows ``rows`` (an int array), in that order, as a new ``CSRRows``."""
-        rows = np.asarray(rows, dtype=np.int64)
-        starts = self.indptr[rows]
-        lengths = self.indptr[rows + 1] - starts
-        indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
-        return CSRRows(self.data[pos], self.indices[pos], indptr, self.n_cols)
-
-    def toarray(self) -> np.ndarray:
-        """Dense ``(n, n_cols)`` copy (for tests and small data)."""
-        out = np.zeros(self.shape, dtype=self.data.dtype)
-        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
-        np.add.at(out, (rows, self.indices[: self.nnz]), self.data[: self.nnz])
-        return out
+__all__ = ["CSRRows", "check_csr", "is_sparse"]
 
 
 def is_sparse(X) -> bool:

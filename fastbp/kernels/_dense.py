@@ -32,6 +32,7 @@ from ._codes import SOFTMAX
 from ._flat import deref, flat
 from ._gemm import (
     MR,
+    Operand,
     gemm_tile,
     mc_rows,
     nr_cols,
@@ -250,8 +251,9 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
     i1 = min(M, i0 + tm)
     j1 = min(N, j0 + tn)
     if op == OP_FORWARD:  # a_out = a_in @ W.T: B = W.T, transposed while packed
-        gemm_tile(act, a_off[p], K, rt(1), params, w_off[p], rt(1), K, act, a_off[p + 1],
-                  N, i0, i1, j0, j1, K, rt(False), N >= nr_cols(elem_bytes(act), rt(True)))
+        gemm_tile(Operand(act, a_off[p], K, rt(1)), Operand(params, w_off[p], rt(1), K),
+                  Operand(act, a_off[p + 1], N, rt(1)), i0, i1, j0, j1, K, rt(False),
+                  N >= nr_cols(elem_bytes(act), rt(True)))
     else:
         # C (+)= A @ B, B's rows contiguous: delta_in = delta @ W, gW = delta.T @ a_in
         if op == OP_DELTA:
@@ -262,8 +264,8 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
             A, a0, ars, acs = delta, a_off[p + 1], 1, n_out
             B, b0 = act, a_off[p]
             C, c0 = grads, w_off[p]
-        gemm_tile(A, a0, ars, acs, B, b0, N, rt(1), C, c0, N, i0, i1, j0, j1, K, add,
-                  N >= nr_cols(elem_bytes(act), rt(True)))
+        gemm_tile(Operand(A, a0, ars, acs), Operand(B, b0, N, rt(1)), Operand(C, c0, N, rt(1)),
+                  i0, i1, j0, j1, K, add, N >= nr_cols(elem_bytes(act), rt(True)))
     _epilogue(op, lay_ref, p, n, i0, i1, j0, j1, accumulate)
 
 

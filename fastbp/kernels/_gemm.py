@@ -26,6 +26,8 @@ product's shape only. The only fast-math flag is ``contract`` (the fused multipl
 no reassociation, so the rounding does not depend on how LLVM optimises a caller.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import carray, types
 from numba.extending import overload
@@ -272,32 +274,46 @@ def pack_b(B, off, rs, cs, k0, kc, j0, nc, nr, Bp):
                     dst[k, j] = z
 
 
+class Operand(NamedTuple):
+    """A matrix operand of ``gemm_tile``: element ``(i, j)`` is ``buf[off + i * rs + j * cs]``.
+
+    Build it in compiled code with run-time strides (``rt(1)``, not ``1``: a literal would
+    make a separate compiled ``gemm_tile``).
+    """
+
+    buf: np.ndarray
+    off: int
+    rs: int
+    cs: int
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
-def gemm_tile(A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off, ldc, i0, i1, j0, j1, K,
-              accumulate, wide):
+def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, wide):
     """``C[i, j] (+)= sum_k A[i, k] * B[k, j]`` for ``i0 <= i < i1`` (at most ``mc_rows``
-    rows) and ``j0 <= j < j1``; element ``(i, j)`` of C is ``C[c_off + i*ldc + j]``."""
+    rows) and ``j0 <= j < j1``, with ``A``, ``B`` and ``C`` the ``Operand`` s ``a``, ``b``,
+    ``c`` (``C``'s rows contiguous: ``c.cs`` is 1)."""
     wide_vectors()
-    A, B, C = borrowed(A), borrowed(B), borrowed(C)  # no reference counting per block
+    A, B, C = borrowed(a.buf), borrowed(b.buf), borrowed(c.buf)  # no reference counting
     Ap = carray(_a_stack(C.dtype), (A_PACK_BYTES // elem_bytes(C),))
     Bp = carray(_b_stack(C.dtype), (B_PACK_BYTES // elem_bytes(C),))
     nr = (WIDE_BYTES if wide else NARROW_BYTES) // elem_bytes(C)
     mc = i1 - i0
+    ldc = c.rs
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         acc = accumulate or k0 > 0
-        ars, aks = a_rs, a_cs
-        if a_cs != 1:  # A's columns contiguous (delta.T): packed, MR-interleaved
-            ars, aks = pack_a(A, a_off, a_rs, a_cs, i0, mc, k0, kc, Ap)
+        ars, aks = a.rs, a.cs
+        if a.cs != 1:  # A's columns contiguous (delta.T): packed, MR-interleaved
+            ars, aks = pack_a(A, a.off, a.rs, a.cs, i0, mc, k0, kc, Ap)
         for j in range(j0, j1, nr):
             nc = min(nr, j1 - j)
-            pack_b(B, b_off, b_rs, b_cs, k0, kc, j, nc, nr, Bp)
+            pack_b(B, b.off, b.rs, b.cs, k0, kc, j, nc, nr, Bp)
             step = MR if wide else 2 * MR  # rows per register block
             for ib in range(0, mc, step):
                 rows = min(step, mc - ib)
-                c0 = c_off + (i0 + ib) * ldc + j
-                if a_cs == 1:  # rows contiguous: read in place, no copy
-                    micro(A, a_off + (i0 + ib) * a_rs + k0, a_rs, a_cs, Bp, kc, C, c0, ldc,
+                c0 = c.off + (i0 + ib) * ldc + j
+                if a.cs == 1:  # rows contiguous: read in place, no copy
+                    micro(A, a.off + (i0 + ib) * a.rs + k0, a.rs, a.cs, Bp, kc, C, c0, ldc,
                           rows, nc, acc, wide)
                 else:
                     micro(Ap, ib * kc, ars, aks, Bp, kc, C, c0, ldc, rows, nc, acc, wide)

@@ -175,6 +175,52 @@ class OptimizerArgs(NamedTuple):
     counters: np.ndarray
 
 
+class CSRRows(NamedTuple):
+    """A CSR matrix as the kernels take it (the CSR kernels' ``X``).
+
+    ``fastbp`` builds one from any SciPy sparse input (``fastbp._sparse.check_csr``); from
+    your own code: ``CSRRows(X.data.astype(dtype), X.indices.astype(np.int64),
+    X.indptr.astype(np.int64), X.shape[1])`` for a SciPy CSR ``X``.
+
+    Attributes
+    ----------
+    data : (nnz,) float array, the model's dtype
+    indices : (nnz,) int64 array, the column of each value
+    indptr : (n + 1,) int64 array, row ``r`` is ``data[indptr[r]:indptr[r + 1]]``
+    n_cols : int
+    """
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    n_cols: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.indptr.shape[0] - 1, self.n_cols
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def take(self, rows) -> CSRRows:
+        """The rows ``rows`` (an int array), in that order, as a new ``CSRRows``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.indptr[rows]
+        lengths = self.indptr[rows + 1] - starts
+        indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
+        return CSRRows(self.data[pos], self.indices[pos], indptr, self.n_cols)
+
+    def toarray(self) -> np.ndarray:
+        """Dense ``(n, n_cols)`` copy (for tests and small data)."""
+        out = np.zeros(self.shape, dtype=self.data.dtype)
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        np.add.at(out, (rows, self.indices[: self.nnz]), self.data[: self.nnz])
+        return out
+
+
 def chunk_rows(layer_sizes, itemsize: int) -> int:
     """Rows per chunk of whole-data-set passes for a network (see ``CHUNK_ROWS``)."""
     per_row = int(sum(int(s) for s in layer_sizes)) * int(itemsize)
