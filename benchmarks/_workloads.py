@@ -130,6 +130,7 @@ class FastbpRunner:
         a0[:] = X[: self.nb].ravel()
         self._t = self._T[: self.nb]
         self._L = L
+        self._k, self._wsa = m.network.args(), ws.arrays(dropout=False)  # the kernels' bundles
 
     def reset(self):
         self.model.params[:] = self.initial
@@ -150,10 +151,8 @@ class FastbpRunner:
         return self.model.predict(X)
 
     def forward(self):
-        m, ws = self.model, self.ws
-        net = m.network
-        self._net.forward(m.params, m.layer_sizes, net.w_off, net.b_off, net.act_codes, ws.act,
-                          ws.a_off, ws.z_out, self.nb)
+        ws = self.ws
+        self._net.forward(self._k, self._wsa, self.nb)
         n_out = self.w.sizes[-1]
         off = ws.a_off[self._L]
         return ws.act[off : off + self.nb * n_out].reshape(self.nb, n_out)
@@ -169,9 +168,7 @@ class FastbpRunner:
             self._t, m.network.loss_code, m.network.act_codes[-1], 1.0 / n,
             ws.delta[off : off + n * n_out].reshape(n, n_out),
         )
-        net = m.network
-        self._net.backward(m.params, m.grads, m.layer_sizes, net.w_off, net.b_off, net.act_codes,
-                           ws.act, ws.delta, ws.a_off, n, False)
+        self._net.backward(self._k, self._wsa, n, False)
         return loss, m.grads
 
     def forward_backward(self):

@@ -26,14 +26,15 @@ from _workloads import WORKLOADS  # noqa: E402
 
 import fastbp  # noqa: E402
 from fastbp.kernels import _drivers, _updates  # noqa: E402
-from fastbp.kernels._drivers import _gather_batch, count_correct  # noqa: E402
+from fastbp.kernels._drivers import _gather_batch, borrow, count_correct  # noqa: E402
 from fastbp.kernels._layout import OptimizerArgs  # noqa: E402
 from fastbp.kernels._llvm import borrowed as B  # noqa: E402
 from fastbp.kernels._network import (  # noqa: E402
     _block,
-    backward_train,
-    forward_train,
-    output_delta_weighted,  # noqa: E402
+    backward_pass,
+    forward_pass,
+    output_delta_weighted,
+    train_buffers,
 )
 
 
@@ -61,21 +62,11 @@ def loop_gather(X, T, SW, order, sizes, act, a_off, t_buf, w_buf, bs, nb):
 
 
 @njit
-def loop_forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m, drop, raw, nb):
-    params, sizes, w_off, b_off, act_codes, act, a_off, z_out, drop, raw = (
-        B(params),
-        B(sizes),
-        B(w_off),
-        B(b_off),
-        B(act_codes),
-        B(act),
-        B(a_off),
-        B(z_out),
-        B(drop),
-        B(raw),
-    )
+def loop_forward(k, ws, m, nb):
+    """The forward pass of ``train_steps``: step ``b``'s buffers (and dropout masks)."""
+    k, ws = borrow(k, ws)
     for b in range(nb):
-        forward_train(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, m, drop, raw, 0, b)
+        forward_pass(train_buffers(k, ws, b), m)
 
 
 @njit
@@ -111,40 +102,11 @@ def loop_outdelta(z_out, act, delta, T, sizes, a_off, act_codes, loss_code, m, n
 
 
 @njit
-def loop_backward(
-    params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, m, drop, raw, nb
-):
-    params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, drop, raw = (
-        B(params),
-        B(grads),
-        B(sizes),
-        B(w_off),
-        B(b_off),
-        B(act_codes),
-        B(act),
-        B(delta),
-        B(a_off),
-        B(drop),
-        B(raw),
-    )
+def loop_backward(k, ws, m, nb):
+    """The backward sweep of ``train_steps`` (step ``b``'s dropout masks)."""
+    k, ws = borrow(k, ws)
     for b in range(nb):
-        backward_train(
-            params,
-            grads,
-            sizes,
-            w_off,
-            b_off,
-            act_codes,
-            act,
-            delta,
-            a_off,
-            m,
-            False,
-            drop,
-            raw,
-            0,
-            b,
-        )
+        backward_pass(train_buffers(k, ws, b), m, False)
 
 
 @njit
@@ -197,7 +159,6 @@ def run(sizes, bs, n, dtype="float32"):
     nb = (n + bs - 1) // bs
     state = m.state.opt_state
     hyper = np.zeros(4)
-    drop = net.drop_rates
     acc = np.zeros(5)
     cnt = np.zeros(1, np.int64)
     p0 = m.params.copy()
@@ -215,21 +176,7 @@ def run(sizes, bs, n, dtype="float32"):
     res["gather"] = bench(
         loop_gather, X, T, SW, order, m.layer_sizes, ws.act, ws.a_off, ws.t_buf, ws.w_buf, bs, nb
     )
-    res["forward"] = bench(
-        loop_forward,
-        m.params,
-        m.layer_sizes,
-        net.w_off,
-        net.b_off,
-        net.act_codes,
-        ws.act,
-        ws.a_off,
-        ws.z_out,
-        bs,
-        drop,
-        ws.act,
-        nb,
-    )
+    res["forward"] = bench(loop_forward, k, wsa, bs, nb)
     res["outdelta+cc"] = bench(
         loop_outdelta,
         ws.z_out,
@@ -244,22 +191,7 @@ def run(sizes, bs, n, dtype="float32"):
         nb,
         SW,
     )
-    res["backward"] = bench(
-        loop_backward,
-        m.params,
-        m.grads,
-        m.layer_sizes,
-        net.w_off,
-        net.b_off,
-        net.act_codes,
-        ws.act,
-        ws.delta,
-        ws.a_off,
-        bs,
-        drop,
-        ws.act,
-        nb,
-    )
+    res["backward"] = bench(loop_backward, k, wsa, bs, nb)
     m.params[:] = p0
     res["optimizer_step"] = bench(
         loop_opt,

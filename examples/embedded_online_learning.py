@@ -60,10 +60,7 @@ def simulate(n_steps, k, ws, learning_rate, errors):
         y_row[0, 0] = y
         # train_step runs forward (the prediction), the loss, backward and the SGD update;
         # it returns the loss *before* the update, 1/2 (y_hat - y)^2
-        loss = K.train_step(
-            x_row, y_row, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes,
-            k.loss_code, learning_rate, ws.act, ws.delta, ws.a_off, ws.z_out,
-        )
+        loss = K.train_step(x_row, y_row, k, ws, learning_rate)
         errors[t] = np.sqrt(2.0 * loss)
 
 
@@ -76,10 +73,7 @@ def simulate_adam(n_steps, k, ws, o, learning_rate, errors):
         x, y = sensor(t)
         x_row[0, 0] = x
         y_row[0, 0] = y
-        loss = K.loss_and_gradient(
-            x_row, y_row, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes,
-            k.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out,
-        )
+        loss = K.loss_and_gradient(x_row, y_row, k, ws)
         o.counters[0] += 1  # Adam's step number t, kept by the model
         K.adam_step(k.params, k.grads, o.state, o.hyper, learning_rate, o.counters[0], 0.0,
                     k.sizes, k.w_off, k.b_off)

@@ -11,8 +11,9 @@ codes), and every array reaches them in one form (read-only ones as writable ali
 of that dtype.
 
 A warm-up that could not save what it compiled (no writable cache directory, a full disk)
-fails: each process checks, before compiling, that the cache has a writable directory and,
-after, that every kernel it compiled was saved (``fastbp.kernels._cache.unsaved``).
+fails: each process checks, before compiling, that there is a cache directory at all and,
+after, that every kernel it compiled was saved (``fastbp.kernels._cache.unsaved``); kernels
+loaded from a warm read-only cache need no saving.
 Stopping the warm-up (``KeyboardInterrupt``, or ``SIGTERM`` to ``python -m fastbp
 warmup``) stops its compile processes.
 """
@@ -40,10 +41,11 @@ class CacheNotWritable(RuntimeError):
 
 
 def check_cache_writable() -> None:
-    """Raise ``CacheNotWritable`` if fastbp's kernels have no writable cache directory."""
+    """Raise ``CacheNotWritable`` if no kernel of fastbp has a cache directory (the quick
+    check before compiling; ``check_saved`` after compiling is the complete one)."""
     from .kernels import _cache
 
-    if _cache.in_memory_caches():
+    if _cache.nowhere():
         raise CacheNotWritable(
             f"fastbp warmup: nothing can be cached: {_cache.NO_CACHE_DIR}. Set "
             f"NUMBA_CACHE_DIR to a writable directory (and the same NUMBA_CACHE_DIR where "

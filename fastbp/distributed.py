@@ -399,10 +399,9 @@ class _MPITrainer(Trainer):
     def run_epoch(self, order, lr, n_batches):
         plan, net, state, comm = self.plan, self.net, self.state, self.comm
         X, T, SW, b = plan.X, plan.T, plan.SW, plan.batch_size
-        ws = net.workspace(b)
-        raw = ws.raw if net.dropout else ws.act
-        opt = state.optimizer
-        kind, hyper = opt.kind, opt.hyper()
+        ws = net.workspace(b).arrays(net.dropout)
+        net_k = net.args()._replace(drop_seed=self.drop_seed)
+        opt = state.optimizer_args()
         totals = np.zeros(3)
         in_place, SUM = self.MPI.IN_PLACE, self.MPI.SUM
         inv_p = net.dtype.type(1.0 / self.size)
@@ -418,35 +417,21 @@ class _MPITrainer(Trainer):
                 m = int(self.local_rows[k])
                 with net.boundary:
                     if every == 1:
-                        local_step_gradient(
-                            X, T, SW, order, k * b, m, self.inv_global[k], net.params,
-                            net.grads, net.drop_rates, self.drop_seed, state.counters[0] + 1,
-                            net.sizes, net.w_off, net.b_off, net.act_codes, net.loss_code,
-                            ws.act, ws.delta, raw, ws.a_off, ws.z_out, ws.t_buf, ws.w_buf,
-                            totals,
-                        )
+                        local_step_gradient(X, T, SW, order, k * b, m, self.inv_global[k],
+                                            net_k, ws, state.counters[0] + 1, totals)
                         if not math.isfinite(totals[0]):  # this rank's loss
                             poisoned = True
                             net.grads[0] = np.nan
                         comm.Allreduce(in_place, net.grads, op=SUM)
                         # the summed gradient is the same on every rank: so is this check
-                        if not apply_step(net.params, net.grads, state.opt_state, kind, hyper,
-                                          state.counters, lr, plan.l2, plan.clip_norm,
-                                          net.sizes, net.w_off, net.b_off):
+                        if not apply_step(net_k, opt, lr, plan.l2, plan.clip_norm):
                             bad = k
                     else:
                         if m > 0 and not poisoned:
-                            local_step_gradient(
-                                X, T, SW, order, k * b, m, 1.0 / m, net.params, net.grads,
-                                net.drop_rates, self.drop_seed, state.counters[0] + 1,
-                                net.sizes, net.w_off, net.b_off, net.act_codes, net.loss_code,
-                                ws.act, ws.delta, raw, ws.a_off, ws.z_out, ws.t_buf, ws.w_buf,
-                                totals,
-                            )
+                            local_step_gradient(X, T, SW, order, k * b, m, 1.0 / m, net_k,
+                                                ws, state.counters[0] + 1, totals)
                             if not (math.isfinite(totals[0]) and apply_step(
-                                    net.params, net.grads, state.opt_state, kind, hyper,
-                                    state.counters, lr, plan.l2, plan.clip_norm, net.sizes,
-                                    net.w_off, net.b_off)):
+                                    net_k, opt, lr, plan.l2, plan.clip_norm)):
                                 poisoned = True  # until the average, which spreads it
                                 net.params[0] = np.nan
                         if (k + 1) % every == 0 or k == self.n_steps - 1:

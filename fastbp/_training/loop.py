@@ -35,7 +35,6 @@ from .._initializers import initialize
 from .._threads import kernel_threads
 from ..kernels import _codes
 from ..kernels._drivers import train_steps
-from ..kernels._layout import OptimizerArgs
 from ..optim import LBFGS
 from . import passes, stall
 from ._interrupt import DeferredInterrupt
@@ -226,10 +225,12 @@ class Trainer:
         bs = plan.batch_size
         k = net.args()
         ws = passes.workspace(net, plan.X, bs).arrays(net.dropout)
-        opt = OptimizerArgs(state.optimizer.kind, state.optimizer.hyper(), state.opt_state,
-                            state.counters)
+        opt = state.optimizer_args()
         norm_weights = plan.weight_norm == "weights"
-        steps = passes.train_steps_csr if passes.is_csr(plan.X) else train_steps
+        if passes.is_csr(plan.X):
+            from ..kernels._sparse import train_steps_csr as steps
+        else:
+            steps = train_steps
         acc = np.zeros(5)
         acc[3] = math.nan  # first batch's loss, filled by the first call
         per_batch = state.seconds_per_batch.get(bs)

@@ -32,29 +32,24 @@ def chunk_workspace(net, X):
 
 def predict_all(net, X, out: np.ndarray) -> np.ndarray:
     """Output activations of every row of ``X`` into ``out`` (n, n_out)."""
-    ws = chunk_workspace(net, X)
+    ws = chunk_workspace(net, X).arrays(dropout=False)
     if is_csr(X):
         from ..kernels._sparse import predict_csr
 
-        predict_csr(X.data, X.indices, X.indptr, net.params, net.sizes, net.w_off, net.b_off,
-                    net.act_codes, ws.act, ws.a_off, ws.z_out, ws.capacity, out)
+        predict_csr(X, net.args(), ws, out)
     else:
-        predict(X, net.params, net.sizes, net.w_off, net.b_off, net.act_codes, ws.act,
-                ws.a_off, ws.z_out, out)
+        predict(X, net.args(), ws, out)
     return out
 
 
 def mean_loss(net, X, T) -> float:
     """Mean loss over the rows of ``X`` (float64)."""
-    ws = chunk_workspace(net, X)
+    ws = chunk_workspace(net, X).arrays(dropout=False)
     if is_csr(X):
         from ..kernels._sparse import loss_csr
 
-        return loss_csr(X.data, X.indices, X.indptr, T, net.params, net.sizes, net.w_off,
-                        net.b_off, net.act_codes, net.loss_code, ws.act, ws.a_off, ws.z_out,
-                        ws.capacity)
-    return loss(X, T, net.params, net.sizes, net.w_off, net.b_off, net.act_codes,
-                net.loss_code, ws.act, ws.a_off, ws.z_out)
+        return loss_csr(X, T, net.args(), ws)
+    return loss(X, T, net.args(), ws)
 
 
 def accuracy(net, X, T) -> float:
@@ -63,29 +58,13 @@ def accuracy(net, X, T) -> float:
     return count_correct(out, T, net.loss_code) / X.shape[0]
 
 
-def loss_and_gradient(net, X, T, SW, grads, row_scaled: bool | None = None, ws=None) -> float:
+def loss_and_gradient(net, X, T, SW, grads, row_scaled: bool = False, ws=None) -> float:
     """``sum_i w_i E_i / sum_i w_i`` (``SW`` empty: the mean) and its gradient into
-    ``grads``; ``ws`` defaults to the chunk workspace. ``row_scaled=None`` leaves the dense
-    driver's argument out (its own compiled signature, as ``Model.gradient`` always did)."""
-    ws = chunk_workspace(net, X) if ws is None else ws
+    ``grads``; ``ws`` (a ``Workspace``) defaults to the chunk workspace."""
+    ws = (chunk_workspace(net, X) if ws is None else ws).arrays(dropout=False)
+    k = net.args()._replace(grads=grads)
     if is_csr(X):
         from ..kernels._sparse import loss_and_gradient_csr
 
-        return loss_and_gradient_csr(
-            X.data, X.indices, X.indptr, T, SW, net.params, grads, net.sizes, net.w_off,
-            net.b_off, net.act_codes, net.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out,
-            ws.capacity, bool(row_scaled))
-    args = (X, T, SW, net.params, grads, net.sizes, net.w_off, net.b_off, net.act_codes,
-            net.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out)
-    if row_scaled is None:
-        return loss_and_gradient_weighted(*args)
-    return loss_and_gradient_weighted(*args, row_scaled)
-
-
-def train_steps_csr(X, T, SW, order, k, ws, opt, lr, l2, clip_norm, batch_size,
-                    norm_weights, start, stop, acc, check):
-    """``train_steps`` over the rows of a ``CSRRows`` (same arguments and results)."""
-    from ..kernels._sparse import train_steps_csr as steps
-
-    return steps(X.data, X.indices, X.indptr, T, SW, order, k, ws, opt, lr, l2, clip_norm,
-                 batch_size, norm_weights, start, stop, acc, check)
+        return loss_and_gradient_csr(X, T, SW, k, ws, bool(row_scaled))
+    return loss_and_gradient_weighted(X, T, SW, k, ws, bool(row_scaled))

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ..kernels._layout import OptimizerArgs
 from ..optim import LBFGS
 from .stall import StallCheck
 
@@ -316,6 +317,12 @@ class TrainingState:
             self.counters[0] = 0
         if opt is not cur:
             self.optimizer = copy.deepcopy(opt)
+
+    def optimizer_args(self) -> OptimizerArgs:
+        """The current (step) optimizer as the kernels take it: its code and
+        hyperparameters, and this state's own ``opt_state`` and ``counters`` (not copies)."""
+        opt = self.optimizer
+        return OptimizerArgs(int(opt.kind), opt.hyper(), self.opt_state, self.counters)
 
     def adopt_schedule(self, sched, as_given: bool = False) -> None:
         """Make ``sched`` the current schedule; an equal schedule keeps its progress, another

@@ -1,22 +1,31 @@
 """Public compiled kernels, callable from your own ``@njit`` code.
 
-Every function here is a Numba ``@njit`` function that takes only NumPy arrays and scalars:
-the network's layout is a handful of ``int64`` offset arrays and the activation and loss are
-small integer codes (module constants below). A user's ``@njit`` function can therefore call
-them inside its own loops with no Python in between. These names and signatures are the
-stable public surface; the private modules they come from (``fastbp.kernels._network``,
-``fastbp.kernels._drivers``, ...) are internal.
+Every function here is a Numba ``@njit`` function that takes NumPy arrays, scalars and the
+named tuples below: the network's layout is a handful of ``int64`` offset arrays and the
+activation and loss are small integer codes (module constants below). A user's ``@njit``
+function can therefore call them inside its own loops with no Python in between. These
+names and signatures are the stable public surface (``CHANGELOG.md`` lists every change);
+the private modules they come from (``fastbp.kernels._network``, ``fastbp.kernels._drivers``,
+...) are internal.
 
 Getting the arguments
 ---------------------
-``Model.kernel_args()`` returns a ``KernelArgs`` named tuple of the model's own buffers
-(``params``, ``grads``) and layout (``sizes``, ``w_off``, ``b_off``, ``act_codes``,
-``loss_code``, ``out_code``); ``Model.allocate_workspace(batch_size)`` returns a
-``WorkspaceArrays`` named tuple (``act``, ``delta``, ``a_off``, ``z_out``, ``t_buf``, ``raw``,
-``w_buf``, ``capacity``) for
-batches of up to ``batch_size`` rows. ``params`` and ``grads`` are the model's buffers, not
-copies: what a kernel writes there is what ``Model.predict`` uses next, and the other way
-round. Both named tuples can be passed to an ``@njit`` function as they are.
+The kernels take a model and its scratch buffers as named tuples:
+
+- ``net``: ``Model.kernel_args()`` returns a ``KernelArgs`` of the model's own buffers
+  (``params``, ``grads``) and layout (``sizes``, ``w_off``, ``b_off``, ``act_codes``,
+  ``loss_code``, ``out_code``, ``drop_rates``, ``drop_seed``);
+- ``ws``: ``Model.allocate_workspace(batch_size)`` returns a ``WorkspaceArrays`` (``act``,
+  ``delta``, ``a_off``, ``z_out``, ``t_buf``, ``raw``, ``w_buf``, ``capacity``) for batches
+  of up to ``batch_size`` rows;
+- ``opt``: ``Model.optimizer_args()`` returns an ``OptimizerArgs`` (``kind``, ``hyper``,
+  ``state``, ``counters``), the model's own optimizer state;
+- the CSR kernels take ``X`` as a ``CSRRows`` (``data``, ``indices``, ``indptr``,
+  ``n_cols``).
+
+``params`` and ``grads`` are the model's buffers, not copies: what a kernel writes there is
+what ``Model.predict`` uses next, and the other way round. All of them can be passed to an
+``@njit`` function as they are, and their fields read there (``net.params``).
 
 Shapes
 ------
@@ -34,12 +43,10 @@ Example
 >>> import fastbp
 >>> from fastbp import kernels as K
 >>> @njit
-... def online_sgd(X, T, k, ws, lr):
+... def online_sgd(X, T, net, ws, lr):
 ...     total = 0.0
 ...     for i in range(X.shape[0]):          # one sample per step, no Python in the loop
-...         total += K.train_step(X[i:i + 1], T[i:i + 1], k.params, k.grads, k.sizes,
-...                               k.w_off, k.b_off, k.act_codes, k.loss_code, lr,
-...                               ws.act, ws.delta, ws.a_off, ws.z_out)
+...         total += K.train_step(X[i:i + 1], T[i:i + 1], net, ws, lr)
 ...     return total / X.shape[0]
 >>> model = fastbp.Model([2, 8, 1], activation="tanh", seed=0)
 >>> X = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
@@ -61,7 +68,7 @@ from ._drivers import (
     train_epoch,
     train_epoch_sgd,
 )
-from ._layout import KernelArgs, OptimizerArgs, WorkspaceArrays
+from ._layout import CSRRows, KernelArgs, OptimizerArgs, WorkspaceArrays
 from ._llvm import rt
 from ._network import _block, backward, batch_loss, forward, output_delta
 from ._sparse import loss_and_gradient_csr, loss_csr, predict_csr, train_steps_csr
@@ -72,6 +79,7 @@ __all__ = [
     "KernelArgs",
     "WorkspaceArrays",
     "OptimizerArgs",
+    "CSRRows",
     # kernels
     "forward",
     "predict",
@@ -97,7 +105,7 @@ __all__ = [
     "train_step",
     "train_epoch_sgd",
     "train_epoch",
-    # sparse (CSR) inputs: data, indices (int64), indptr (int64) in place of X
+    # sparse (CSR) inputs: a CSRRows in place of X
     "train_steps_csr",
     "predict_csr",
     "loss_csr",
@@ -274,31 +282,25 @@ def adagrad_hyper(lr_decay=0.0, eps=1e-10):
 
 
 @njit(cache=True, nogil=True)
-def train_step(
-    X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code, learning_rate,
-    act, delta, a_off, z_out,
-):
-    """One SGD step on one batch: mean loss and gradient of ``(X, T)``, then update ``params``.
+def train_step(X, T, net, ws, learning_rate):
+    """One SGD step on one batch: mean loss and gradient of ``(X, T)``, then update
+    ``net.params``.
 
     Equivalent to ``loss_and_gradient`` followed by ``sgd_step``.
 
     Parameters
     ----------
-    X : (n, n_in) float array, ``n <= cap``
+    X : (n, n_in) float array, ``n <= ws.capacity``
     T : (n, n_out) float array
-    params, grads : (n_params,) float arrays, updated / overwritten
-    sizes, w_off, b_off, act_codes : int64 layout arrays
-    loss_code : int
+    net : KernelArgs (``params`` updated, ``grads`` overwritten); no dropout
+    ws : WorkspaceArrays
     learning_rate : float
-    act, delta, a_off, z_out : workspace with capacity ``>= n``
 
     Returns
     -------
     float
         The batch's mean loss before the update (float64).
     """
-    value = loss_and_gradient(
-        X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code, act, delta, a_off, z_out
-    )
-    sgd_step(params, grads, learning_rate)
+    value = loss_and_gradient(X, T, net, ws)
+    sgd_step(net.params, net.grads, learning_rate)
     return value

@@ -57,11 +57,11 @@ def activate(z, i0, i1, j0, j1, code):
             m = z[i, j0]
             for j in range(np.uint64(j0 + 1), np.uint64(j1)):
                 m = max(m, z[i, j])
+            for j in range(np.uint64(j0), np.uint64(j1)):  # vectorised: no reduction here
+                z[i, j] = vexp(z[i, j] - m)
             s = z.dtype.type(0)
-            for j in range(np.uint64(j0), np.uint64(j1)):
-                e = vexp(z[i, j] - m)
-                z[i, j] = e
-                s += e
+            for j in range(np.uint64(j0), np.uint64(j1)):  # the sum, in order
+                s += z[i, j]
             inv = 1 / s
             for j in range(np.uint64(j0), np.uint64(j1)):
                 z[i, j] = z[i, j] * inv

@@ -64,8 +64,8 @@ def package_stamp(package_dir: str) -> str:
     for root, dirs, files in os.walk(package_dir):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
+            path = os.path.join(root, name)
+            if name.endswith(".py") and os.path.isfile(path):  # a regular file, not a FIFO
                 h.update(os.path.relpath(path, package_dir).encode())
                 with open(path, "rb") as f:
                     h.update(hashlib.sha256(f.read()).digest())
@@ -268,9 +268,11 @@ def unsaved() -> dict:
         return dict(_unsaved)
 
 
-def in_memory_caches() -> list:
-    """The caches of this process that have no writable directory at all."""
-    return [c for c in _caches if c.in_memory]
+def nowhere() -> bool:
+    """Whether no cache of this process has a directory at all (no writable one, and no
+    read-only one holding any of its kernels): nothing compiled here can be saved."""
+    with _lock:
+        return bool(_caches) and all(c.in_memory for c in _caches)
 
 
 def _dtype_of(sig) -> str | None:

@@ -24,15 +24,15 @@ any number of threads, and the tiling may follow the thread count.
 """
 
 import numpy as np
-from numba import carray, prange
+from numba import carray, prange, types
 
 from ._activations import activate, multiply_derivative
 from ._cache import njit
 from ._codes import SOFTMAX
+from ._flat import deref, flat
 from ._gemm import (
-    DOT_MIN_K,
     MR,
-    dot_tile,
+    Operand,
     gemm_tile,
     mc_rows,
     nr_cols,
@@ -50,10 +50,11 @@ OP_GRAD = 2
 #: costs ~2-5 us (much more when the cores are shared); 2^19 multiply-adds take ~5-10 us.
 PARALLEL_MIN_WORK = 1 << 19
 
-#: a parallel product is cut into at most ``TILES`` tiles of at least ``TILE_WORK``
-#: multiply-adds, handed out one at a time: enough for 16 threads to balance, whatever
-#: their number (the tiling depends on the shapes only)
-TILES = 64
+#: a parallel product is cut into about ``TILES_PER_THREAD`` tiles per thread, of at least
+#: ``TILE_WORK`` multiply-adds, handed out one at a time: a thread slowed down by another
+#: process takes fewer of them, and each operand is re-packed by few tiles (the tiling may
+#: follow the thread count: it changes no result, see ``_gemm``)
+TILES_PER_THREAD = 4
 TILE_WORK = 1 << 17
 
 
@@ -181,10 +182,62 @@ def op_shape(op, p, n, sizes):
     return n_out, n_in, n
 
 
+@njit(cache=True, nogil=True)
+def tile_grid(M, N, K, target, mc, nr):
+    """Tile height and width ``(tm, tn)`` for about ``target`` tiles of an ``M x N x K``
+    product (``tm`` a multiple of ``MR`` up to ``mc``, ``tn`` of ``nr``), chosen to pack the
+    least: every column of tiles packs all its rows of A (``M x K``), every row of tiles
+    packs all its panels of B (``K x N``)."""
+    panels = (N + nr - 1) // nr
+    best_cost, best_tm, best_tn, best_tiles = -1, mc, N, 0
+    for cb in range(1, min(target, panels) + 1):
+        tn = (panels + cb - 1) // cb * nr
+        cols = (N + tn - 1) // tn
+        rb = (target + cols - 1) // cols
+        tm = min(mc, max(MR, ((M + rb - 1) // rb + MR - 1) // MR * MR))
+        rows = (M + tm - 1) // tm
+        tiles = min(rows * cols, target)
+        cost = cols * M * K + rows * K * N
+        if tiles > best_tiles or (tiles == best_tiles and cost < best_cost):
+            best_cost, best_tm, best_tn, best_tiles = cost, tm, tn, tiles
+    return best_tm, best_tn
+
+
+def lay_type(dtype):
+    """The type of ``layer_op``'s buffer tuple for a float dtype."""
+    f = types.Array(dtype, 1, "C")
+    i = types.Array(types.int64, 1, "C")
+    return types.Tuple((f, f, f, f, f, f, i, i, i, i, i, types.Array(types.float64, 1, "C"),
+                        types.int64, types.int64))
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
-def _tile(op, t, tm, tn, lay, p, n, accumulate):
+def _epilogue_kernel(op, lay_ref, p, n, i0, i1, j0, j1, accumulate):
+    """The elementwise work on the block ``i0 .. i1`` x ``j0 .. j1`` of product ``op``'s
+    output, while it is in cache: ``_forward_epilogue``, ``_delta_epilogue``, or the bias
+    gradient of units ``i0 .. i1`` (the weight gradient's block with ``j0 == 0``)."""
+    lay = deref(lay_ref)
+    if op == OP_FORWARD:
+        _forward_epilogue(lay, p, n, i0, i1, j0, j1)
+    elif op == OP_DELTA:
+        _delta_epilogue(lay, p, n, i0, i1, j0, j1)
+    elif j0 == 0:
+        _bias_grad(lay, p, n, i0, i1, accumulate)
+
+
+_I = types.int64
+
+# the epilogue, compiled once per dtype and called through a pointer (``_flat``) by the
+# tile and the one-row kernels
+_epilogue = flat(_epilogue_kernel, lambda dtype: types.none(
+    _I, types.CPointer(lay_type(dtype)), _I, _I, _I, _I, _I, _I, types.boolean))
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
     """Tile ``t`` (row-major over ``tm x tn`` tiles of the output) of product ``op``, then
     its epilogue."""
+    lay = deref(lay_ref)  # the caller's tuple, passed by reference (see ``_flat``)
     wide_vectors()
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
@@ -197,13 +250,10 @@ def _tile(op, t, tm, tn, lay, p, n, accumulate):
     j0 = (t - ti * n_tn) * tn
     i1 = min(M, i0 + tm)
     j1 = min(N, j0 + tn)
-    if op == OP_FORWARD:  # a_out[i, j] = a_in[i, :] . W[j, :]
-        if K >= DOT_MIN_K:
-            dot_tile(act, a_off[p], K, params, w_off[p], K, act, a_off[p + 1], N, i0, i1, j0,
-                     j1, K)
-        else:  # B = W.T, transposed while packed
-            gemm_tile(act, a_off[p], K, rt(1), params, w_off[p], rt(1), K, act, a_off[p + 1],
-                      N, i0, i1, j0, j1, K, rt(False), N >= nr_cols(elem_bytes(act), rt(True)))
+    if op == OP_FORWARD:  # a_out = a_in @ W.T: B = W.T, transposed while packed
+        gemm_tile(Operand(act, a_off[p], K, rt(1)), Operand(params, w_off[p], rt(1), K),
+                  Operand(act, a_off[p + 1], N, rt(1)), i0, i1, j0, j1, K, rt(False),
+                  N >= nr_cols(elem_bytes(act), rt(True)))
     else:
         # C (+)= A @ B, B's rows contiguous: delta_in = delta @ W, gW = delta.T @ a_in
         if op == OP_DELTA:
@@ -214,33 +264,35 @@ def _tile(op, t, tm, tn, lay, p, n, accumulate):
             A, a0, ars, acs = delta, a_off[p + 1], 1, n_out
             B, b0 = act, a_off[p]
             C, c0 = grads, w_off[p]
-        gemm_tile(A, a0, ars, acs, B, b0, N, rt(1), C, c0, N, i0, i1, j0, j1, K, add,
-                  N >= nr_cols(elem_bytes(act), rt(True)))
-    if op == OP_FORWARD:
-        _forward_epilogue(lay, p, n, i0, i1, j0, j1)
-    elif op == OP_DELTA:
-        _delta_epilogue(lay, p, n, i0, i1, j0, j1)
-    elif j0 == 0:
-        _bias_grad(lay, p, n, i0, i1, accumulate)
+        gemm_tile(Operand(A, a0, ars, acs), Operand(B, b0, N, rt(1)), Operand(C, c0, N, rt(1)),
+                  i0, i1, j0, j1, K, add, N >= nr_cols(elem_bytes(act), rt(True)))
+    _epilogue(op, lay_ref, p, n, i0, i1, j0, j1, accumulate)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
-def _row(op, lay, p, accumulate):
+def _row(op, lay_ref, p, accumulate):
     """Product ``op`` of a batch of one row (online learning), then its epilogue: the
     matrix-vector loops of ``_gemm``, which compute what the tiles would, without packing."""
+    lay = deref(lay_ref)
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
     n_in, n_out = sizes[p], sizes[p + 1]
     if op == OP_FORWARD:
         row_times_transposed(act, a_off[p], params, w_off[p], n_in, act, a_off[p + 1], n_out,
                              n_in)
-        _forward_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_out)
+        _epilogue(op, lay_ref, p, 1, 0, 1, 0, n_out, accumulate)
     elif op == OP_DELTA:
         row_times(delta, a_off[p + 1], params, w_off[p], n_in, delta, a_off[p], n_in, n_out)
-        _delta_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_in)
+        _epilogue(op, lay_ref, p, 1, 0, 1, 0, n_in, accumulate)
     else:
         outer(delta, a_off[p + 1], n_out, act, a_off[p], n_in, grads, w_off[p], accumulate)
-        _bias_grad(lay, p, rt(1), rt(0), n_out, accumulate)
+        _epilogue(op, lay_ref, p, 1, 0, n_out, 0, 1, accumulate)
+
+
+# the tile kernel, compiled once per dtype and called through a pointer (``_flat``): the
+# parallel and serial paths share one copy
+_tile = flat(_tile_kernel, lambda dtype: types.none(
+    _I, _I, _I, _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean))
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -250,8 +302,8 @@ def _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate):
         _tile(op, np.int64(t), tm, tn, lay, p, n, accumulate)
 
 
-@njit(inline="always", cache=True, nogil=True)
-def layer_op(op, lay, p, n, accumulate):
+@njit(cache=True, nogil=True)
+def _layer_op(op, lay_ref, p, n, accumulate):
     """Run product ``op`` of weight layer ``p`` over the ``n`` rows in the workspace.
 
     Parameters
@@ -264,11 +316,12 @@ def layer_op(op, lay, p, n, accumulate):
     n : int, rows in the batch
     accumulate : bool, ``OP_GRAD`` adds to ``grads`` instead of overwriting
     """
+    lay = deref(lay_ref)  # the caller's tuple, passed by reference (see ``_flat``)
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
     M, N, K = op_shape(op, p, n, sizes)
     if n == 1:
-        _row(op, lay, p, accumulate)
+        _row(op, lay_ref, p, accumulate)
     else:
         mc = mc_rows(elem_bytes(act))
         work = M * N * K
@@ -276,20 +329,19 @@ def layer_op(op, lay, p, n, accumulate):
             for t in range((M + mc - 1) // mc):
                 _tile(op, t, mc, N, lay, p, n, accumulate)
         else:
-            # up to TILES tiles of at least TILE_WORK multiply-adds, whole panels wide and
-            # whole register blocks tall (their shape changes no result, only the balance)
-            target = max(1, min(TILES, work // TILE_WORK))
+            target = max(1, min(TILES_PER_THREAD * threads(), work // TILE_WORK))
             nr = nr_cols(elem_bytes(act), N >= nr_cols(elem_bytes(act), rt(True)))
-            cb = min((N + nr - 1) // nr, target)
-            tn = ((N + cb - 1) // cb + nr - 1) // nr * nr
-            cb = (N + tn - 1) // tn
-            rb = (target + cb - 1) // cb
-            tm = min(mc, max(MR, ((M + rb - 1) // rb + MR - 1) // MR * MR))
-            n_tiles = ((M + tm - 1) // tm) * cb
+            tm, tn = tile_grid(M, N, K, target, mc, nr)
+            n_tiles = ((M + tm - 1) // tm) * ((N + tn - 1) // tn)
             _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate)
     if op == OP_FORWARD and codes[p] == SOFTMAX:
         n_out = sizes[p + 1]
         activate(view2d(act, a_off[p + 1], n, n_out), rt(0), n, rt(0), n_out, codes[p])
+
+
+#: ``layer_op`` compiled once per dtype and called through a pointer (see ``_flat``)
+layer_op = flat(_layer_op, lambda dtype: types.none(
+    _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean))
 
 
 __all__ = ["MR", "OP_DELTA", "OP_FORWARD", "OP_GRAD", "PARALLEL_MIN_WORK", "dropout_uniform",

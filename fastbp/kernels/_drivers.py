@@ -13,17 +13,21 @@ from ._codes import (
     STATUS_NONFINITE_PARAMS,
     STATUS_OK,
 )
+from ._layout import KernelArgs, OptimizerArgs, WorkspaceArrays
 from ._llvm import borrowed as _borrowed
 from ._llvm import rt
 from ._network import (
     _block,
-    _check_workspace,
     _view,
     backward_pass,
     batch_loss,
+    check_workspace,
     forward_pass,
+    inference_buffers,
+    no_dropout_buffers,
     output_delta,
     output_delta_weighted,
+    train_buffers,
 )
 from ._updates import clip_grad_norm, optimizer_step, sgd_step
 
@@ -50,22 +54,37 @@ def _check_order(order, n, SW):
 
 
 @njit(cache=True, nogil=True)
-def _capacity(sizes, a_off, act):
-    """Rows the workspace holds (checked against its buffer)."""
-    if sizes[0] <= 0 or a_off.shape[0] != sizes.shape[0]:
-        raise ValueError("a_off does not match sizes")
-    cap = (a_off[1] - a_off[0]) // sizes[0]
-    if cap < 1:
-        raise ValueError("the workspace holds no rows")
-    return cap
+def check_batch(net, ws, batch_size, first):
+    """A training driver's checks: ``1 <= batch_size <= ws.capacity``, ``ws`` holds a batch
+    (``check_workspace``) and its training buffers (``raw``, ``t_buf``, ``w_buf``) one."""
+    if batch_size < 1 or batch_size > ws.capacity:
+        raise ValueError("batch_size must be between 1 and the workspace's capacity")
+    check_workspace(net, ws, batch_size, first)
+    if ws.raw.shape[0] < ws.act.shape[0] or ws.w_buf.shape[0] < batch_size or \
+            ws.t_buf.shape[0] < batch_size * net.sizes[net.sizes.shape[0] - 1]:
+        raise ValueError("raw, t_buf or w_buf is too short for the layout")
+    if net.drop_rates.shape[0] + 2 < net.sizes.shape[0]:
+        raise ValueError("drop_rates needs one entry per hidden layer")
 
 
-@njit(cache=True, nogil=True)
-def _inference(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out, grads):
-    """The ``layer_op`` buffers of a pass without dropout."""
-    zero = sizes[0] * 0
-    return (params, grads, act, delta, act, z_out, sizes, w_off, b_off, a_off, act_codes,
-            np.empty(0), zero, zero)
+@njit(inline="always", cache=True, nogil=True)
+def borrow(net, ws):
+    """The bundles with their arrays borrowed (``_llvm.borrowed``): no reference counting
+    where a step loop passes them on. Only for use inside the call that received them."""
+    net = KernelArgs(_borrowed(net.params), _borrowed(net.grads), _borrowed(net.sizes),
+                     _borrowed(net.w_off), _borrowed(net.b_off), _borrowed(net.act_codes),
+                     net.loss_code, net.out_code, _borrowed(net.drop_rates), net.drop_seed)
+    ws = WorkspaceArrays(_borrowed(ws.act), _borrowed(ws.delta), _borrowed(ws.a_off),
+                         _borrowed(ws.z_out), _borrowed(ws.t_buf), _borrowed(ws.raw),
+                         _borrowed(ws.w_buf), ws.capacity)
+    return net, ws
+
+
+@njit(inline="always", cache=True, nogil=True)
+def borrow_opt(opt):
+    """``opt`` with its arrays borrowed (see ``borrow``)."""
+    return OptimizerArgs(opt.kind, _borrowed(opt.hyper), _borrowed(opt.state),
+                         _borrowed(opt.counters))
 
 
 @njit(cache=True, nogil=True)
@@ -89,10 +108,7 @@ def _copy_rows(src, s0, d0, m, dst):
 
 
 @njit(cache=True, nogil=True)
-def train_epoch_sgd(
-    X, T, order, params, grads, sizes, w_off, b_off, act_codes, loss_code,
-    batch_size, learning_rate, act, delta, a_off, z_out, t_buf,
-):
+def train_epoch_sgd(X, T, order, net, ws, batch_size, learning_rate):
     """One epoch of minibatch SGD over the rows ``X[order]``.
 
     Batches are consecutive slices of ``order`` (a permutation for shuffled training, or
@@ -104,109 +120,98 @@ def train_epoch_sgd(
     X : (n, n_in) float array
     T : (n, n_out) float array, targets (one-hot for class labels)
     order : (n,) int64 array, row order of this epoch
-    params, grads : (n_params,) float arrays
-    sizes, w_off, b_off, act_codes : int64 layout arrays
-    loss_code : int
-    batch_size : int, 1 <= batch_size <= workspace capacity
+    net : KernelArgs, the network (``params`` updated, ``grads`` overwritten); no dropout
+    ws : WorkspaceArrays for at least ``batch_size`` rows
+    batch_size : int, 1 <= batch_size <= ``ws.capacity``
     learning_rate : float
-    act, delta, a_off, z_out : workspace for ``batch_size`` rows
-    t_buf : float array of at least ``batch_size * n_out`` elements
 
     Returns
     -------
     float
         Mean over the epoch's samples of the loss measured before each update.
     """
-    X, T, order, params, grads = _borrowed(X), _borrowed(T), _borrowed(order), \
-        _borrowed(params), _borrowed(grads)
-    sizes, w_off, b_off = _borrowed(sizes), _borrowed(w_off), _borrowed(b_off)
-    act_codes, a_off = _borrowed(act_codes), _borrowed(a_off)
-    act, delta, z_out, t_buf = _borrowed(act), _borrowed(delta), _borrowed(z_out), \
-        _borrowed(t_buf)
-    _check_data(X, T, sizes)
+    _check_data(X, T, net.sizes)
     _check_order(order, X.shape[0], X[:0, 0])
-    if batch_size < 1 or batch_size > _capacity(sizes, a_off, act):
-        raise ValueError("batch_size must be between 1 and the workspace's capacity")
-    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, batch_size)
-    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0] or \
-            t_buf.shape[0] < batch_size * sizes[sizes.shape[0] - 1]:
-        raise ValueError("grads, delta or t_buf is too short for the layout")
+    check_batch(net, ws, batch_size, rt(0))
+    X, T, order = _borrowed(X), _borrowed(T), _borrowed(order)
+    net, ws = borrow(net, ws)
+    sizes, act, delta, a_off = net.sizes, ws.act, ws.delta, ws.a_off
     n = order.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    lay = _inference(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out, grads)
+    lay = no_dropout_buffers(net, ws)
     total = 0.0
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
-        t = _view(t_buf, 0, m, n_out)
+        t = _view(ws.t_buf, 0, m, n_out)
         _gather(T, order, start, m, t)
         forward_pass(lay, m)
         total += m * output_delta(
-            _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m), t,
-            loss_code, act_codes[L - 1], 1.0 / m, _block(delta, sizes, a_off, L, m),
+            _view(ws.z_out, 0, m, n_out), _block(act, sizes, a_off, L, m), t,
+            net.loss_code, net.act_codes[L - 1], 1.0 / m, _block(delta, sizes, a_off, L, m),
         )
         backward_pass(lay, m, rt(False))
-        sgd_step(params, grads, learning_rate)
+        sgd_step(net.params, net.grads, learning_rate)
     return total / n
 
 
 @njit(cache=True, nogil=True)
-def predict(X, params, sizes, w_off, b_off, act_codes, act, a_off, z_out, out):
-    """Output activations of all rows of ``X`` into ``out``, in chunks of the workspace capacity.
+def predict(X, net, ws, out):
+    """Output activations of all rows of ``X`` into ``out``, in chunks of ``ws.capacity``
+    rows.
 
     Parameters
     ----------
     X : (n, n_in) float array
+    net : KernelArgs (no dropout)
+    ws : WorkspaceArrays, any capacity
     out : (n, n_out) float array, written
-    act, a_off, z_out : workspace; its capacity is ``(a_off[1] - a_off[0]) // n_in``
     """
     n = X.shape[0]
+    sizes = net.sizes
     L = sizes.shape[0] - 1
     if X.shape[1] != sizes[0]:
         raise ValueError("X must have sizes[0] columns (the input layer's width)")
     if out.shape[0] != n or out.shape[1] != sizes[L]:
         raise ValueError("out must have X's rows and sizes[-1] columns")
-    cap = _capacity(sizes, a_off, act)
-    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, min(cap, n))
-    lay = _inference(params, sizes, w_off, b_off, act_codes, act, act, a_off, z_out, params)
+    lay = inference_buffers(net, ws, n, rt(0))
+    act, a_off, cap = ws.act, ws.a_off, ws.capacity
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        a0 = _block(act, sizes, a_off, 0, m)
-        _copy_rows(X, start, 0, m, a0)
+        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
         forward_pass(lay, m)
-        _copy_rows(_block(act, sizes, a_off, L, m), 0, start, m, out)
+        _copy_rows(_block(act, sizes, a_off, L, m), rt(0), start, m, out)
 
 
 @njit(cache=True, nogil=True)
-def loss(X, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a_off, z_out):
-    """Mean loss over all rows of ``X`` (float64), evaluated in workspace-sized chunks."""
+def loss(X, T, net, ws):
+    """Mean loss over all rows of ``X`` (float64), evaluated in chunks of ``ws.capacity``
+    rows (``net``: no dropout)."""
+    sizes = net.sizes
     _check_data(X, T, sizes)
     n = X.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    cap = _capacity(sizes, a_off, act)
-    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, min(cap, n))
-    lay = _inference(params, sizes, w_off, b_off, act_codes, act, act, a_off, z_out, params)
+    lay = inference_buffers(net, ws, n, rt(0))
+    act, a_off, cap = ws.act, ws.a_off, ws.capacity
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        _copy_rows(X, start, 0, m, _block(act, sizes, a_off, 0, m))
+        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
         forward_pass(lay, m)
         total += batch_loss(
-            _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
-            T[start : start + m], loss_code,
+            _view(ws.z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
+            T[start : start + m], net.loss_code,
         )
     return total / n
 
 
 @njit(cache=True, nogil=True)
-def loss_and_gradient(
-    X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code, act, delta, a_off, z_out,
-):
-    """Mean loss over all rows of ``X`` and its gradient, written into ``grads``.
+def loss_and_gradient(X, T, net, ws):
+    """Mean loss over all rows of ``X`` and its gradient, written into ``net.grads``.
 
-    The data set is processed in chunks of the workspace capacity (a number fixed by the
+    The data set is processed in chunks of ``ws.capacity`` rows (a number fixed by the
     caller, not by the thread count), gradients accumulated in chunk order.
 
     Returns
@@ -214,9 +219,7 @@ def loss_and_gradient(
     float
         The mean loss (float64).
     """
-    return loss_and_gradient_weighted(X, T, X[:0, 0], params, grads, sizes, w_off, b_off,
-                                      act_codes, loss_code, act, delta, a_off, z_out,
-                                      rt(False))
+    return loss_and_gradient_weighted(X, T, X[:0, 0], net, ws, rt(False))
 
 
 @njit(cache=True, nogil=True)
@@ -288,15 +291,20 @@ def gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf):
 
 
 @njit(cache=True, nogil=True)
-def train_epoch(
-    X, T, SW, order, params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm,
-    drop_rates, drop_seed, sizes, w_off, b_off, act_codes, loss_code, batch_size,
-    act, delta, raw, a_off, z_out, t_buf, w_buf,
-):
+def train_epoch(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size):
     """One epoch of minibatch training with any per-step optimizer.
 
     ``train_steps`` over all batches of the epoch (see there for the parameters); no
     divergence check stops it early.
+
+    Parameters
+    ----------
+    X, T, SW, order : the data, sample weights (or empty) and the epoch's row order
+    net : KernelArgs, the network, with its dropout rates and seed
+    ws : WorkspaceArrays for at least ``batch_size`` rows
+    opt : OptimizerArgs, ``counters[0]`` advanced by one per step
+    lr, l2, clip_norm : learning rate, L2 coefficient, maximum gradient norm (<= 0: none)
+    batch_size : int, 1 <= batch_size <= ``ws.capacity``
 
     Returns
     -------
@@ -305,24 +313,14 @@ def train_epoch(
         each update, and the
         fraction of rows classified correctly before each update (0 for regression).
     """
-    _check_data(X, T, sizes)
+    _check_data(X, T, net.sizes)
     _check_order(order, X.shape[0], SW)
-    if batch_size < 1 or batch_size > _capacity(sizes, a_off, act):
-        raise ValueError("batch_size must be between 1 and the workspace's capacity")
-    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, batch_size)
-    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0] or \
-            raw.shape[0] < act.shape[0] or w_buf.shape[0] < batch_size or \
-            t_buf.shape[0] < batch_size * sizes[sizes.shape[0] - 1]:
-        raise ValueError("grads, delta, raw, t_buf or w_buf is too short for the layout")
-    if counters.shape[0] < 1 or drop_rates.shape[0] + 2 < sizes.shape[0]:
-        raise ValueError("counters needs one entry and drop_rates one per hidden layer")
+    check_batch(net, ws, batch_size, rt(0))
+    if opt.counters.shape[0] < 1:
+        raise ValueError("counters needs one entry")
     n = order.shape[0]
     acc = np.zeros(5)
     n_batches = (n + batch_size - 1) // batch_size
-    net = (params, grads, sizes, w_off, b_off, act_codes, loss_code, act_codes[-1],
-           drop_rates, drop_seed)
-    ws = (act, delta, a_off, z_out, t_buf, raw, w_buf, batch_size)
-    opt = (opt_kind, hyper, state, counters)
     train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, rt(False), rt(0),
                 n_batches, acc, rt(False))
     total = acc[0]
@@ -354,19 +352,22 @@ def account_batch(acc, m, wsum, batch_loss_value, a_out, t, loss_code, norm_weig
 
 
 @njit(inline="always", cache=True, nogil=True)
-def apply_update(params, grads, state, opt_kind, hyper, lr, step, l2, scale, sizes, w_off,
-                 b_off, clip_norm, counters, acc, m, norm_weights):
-    """The end of a training step, after the gradient: clipping, the step counter, the
-    optimizer update with its L2 term, and (scikit-learn's convention) the penalty in
-    ``acc[4]``. Shared by the dense and CSR epoch drivers."""
+def apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights):
+    """The end of a training step, after the gradient: clipping (``clip_norm > 0``), the
+    step counter (``opt.counters[0] = step``) and the optimizer update with its L2 term
+    (scaled by ``scale`` under scikit-learn's ``norm_weights``, see ``train_steps``).
+
+    Returns the step's L2 penalty ``l2 / 2 * scale * sum W**2`` under ``norm_weights``
+    (scikit-learn reports it in the loss), else 0. Shared by the epoch drivers (dense and
+    CSR) and ``apply_step``.
+    """
     if clip_norm > 0:
-        clip_grad_norm(grads, clip_norm)
-    counters[0] = step
+        clip_grad_norm(net.grads, clip_norm)
+    opt.counters[0] = step
     l2_step = l2 * scale if norm_weights else l2
-    sq = optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2_step, sizes,
-                        w_off, b_off)
-    if norm_weights:
-        acc[4] += 0.5 * l2_step * sq * m
+    sq = optimizer_step(net.params, net.grads, opt.state, opt.kind, opt.hyper, lr, step,
+                        l2_step, net.sizes, net.w_off, net.b_off)
+    return 0.5 * l2_step * sq if norm_weights else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -375,8 +376,8 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
     """Batches ``start_batch .. stop_batch - 1`` of an epoch of minibatch training.
 
     Batch ``b`` is the rows ``order[b * batch_size : (b + 1) * batch_size]``; the last,
-    partial batch is used. Each step: gather the batch, ``forward_train`` (dropout),
-    weighted mean loss and output delta, ``backward_train``, optional global-norm clipping
+    partial batch is used. Each step: gather the batch, the forward pass (with dropout),
+    weighted mean loss and output delta, the backward pass, optional global-norm clipping
     of the data gradient, then ``optimizer_step`` with the L2 penalty on weights.
     ``counters[0]`` (the optimizer's step number ``t``) is incremented before each update
     and also seeds the dropout mask. Running an epoch as several calls over consecutive
@@ -419,69 +420,60 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         the index of the batch after the last one whose update was applied
         (``stop_batch`` unless a non-finite loss stopped the run early).
     """
-    params, grads, sizes, w_off, b_off, act_codes, loss_code, _, drop_rates, drop_seed = net
-    act, delta, a_off, z_out, t_buf, raw, w_buf, _ = ws
-    opt_kind, hyper, state, counters = opt
     # borrowed arrays: no reference counting in the step loop (see ``_borrowed``)
+    net, ws = borrow(net, ws)
+    opt = borrow_opt(opt)
     X, T, SW, order = _borrowed(X), _borrowed(T), _borrowed(SW), _borrowed(order)
-    params, grads, state = _borrowed(params), _borrowed(grads), _borrowed(state)
-    hyper, counters, drop_rates = _borrowed(hyper), _borrowed(counters), _borrowed(drop_rates)
-    sizes, w_off, b_off = _borrowed(sizes), _borrowed(w_off), _borrowed(b_off)
-    act_codes, a_off = _borrowed(act_codes), _borrowed(a_off)
-    act, delta, raw, z_out = _borrowed(act), _borrowed(delta), _borrowed(raw), _borrowed(z_out)
-    t_buf, w_buf, acc = _borrowed(t_buf), _borrowed(w_buf), _borrowed(acc)
+    acc = _borrowed(acc)
+    sizes, act, delta, a_off = net.sizes, ws.act, ws.delta, ws.a_off
     n = order.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     for b in range(start_batch, stop_batch):
         start = b * batch_size
         m = min(batch_size, n - start)
-        t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf)
-        step = counters[0] + 1
-        lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, act_codes,
-               drop_rates, drop_seed, step)
+        t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, ws.t_buf,
+                                   ws.w_buf)
+        step = opt.counters[0] + 1
+        lay = train_buffers(net, ws, step)
         forward_pass(lay, m)
         a_out = _block(act, sizes, a_off, L, m)
         scale = 1.0 / wsum if norm_weights else 1.0 / m
         batch_loss_value = output_delta_weighted(
-            _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
+            _view(ws.z_out, 0, m, n_out), a_out, t, w, net.loss_code, net.act_codes[L - 1],
             scale, _block(delta, sizes, a_off, L, m), norm_weights,
         )
         if check and not np.isfinite(batch_loss_value):
             return STATUS_NONFINITE_LOSS, b
-        account_batch(acc, m, wsum, batch_loss_value, a_out, t, loss_code, norm_weights)
+        account_batch(acc, m, wsum, batch_loss_value, a_out, t, net.loss_code, norm_weights)
         backward_pass(lay, m, rt(False))
-        apply_update(params, grads, state, opt_kind, hyper, lr, step, l2, scale, sizes, w_off,
-                     b_off, clip_norm, counters, acc, m, norm_weights)
-    if check and not (all_finite(params) and all_finite(state)):
+        penalty = apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights)
+        if norm_weights:
+            acc[4] += penalty * m
+    if check and not (all_finite(net.params) and all_finite(opt.state)):
         return STATUS_NONFINITE_PARAMS, stop_batch
     return STATUS_OK, stop_batch
 
 
 @njit(cache=True, nogil=True)
-def loss_and_gradient_weighted(
-    X, T, SW, params, grads, sizes, w_off, b_off, act_codes, loss_code, act, delta, a_off,
-    z_out, row_scaled=False,
-):
+def loss_and_gradient_weighted(X, T, SW, net, ws, row_scaled=False):
     """``loss_and_gradient`` with sample weights: loss ``sum_i w_i E_i / sum_i w_i``.
 
     ``row_scaled``: sum the loss as ``output_delta_weighted`` does with ``row_scaled``
     (the scikit-learn estimators' rounding).
 
     ``SW`` is an (n,) float array, or empty for unit weights (then identical to
-    ``loss_and_gradient``). Chunks of the workspace capacity, accumulated in chunk order.
+    ``loss_and_gradient``). Chunks of ``ws.capacity`` rows, accumulated in chunk order.
     """
+    sizes = net.sizes
     _check_data(X, T, sizes)
     if SW.shape[0] != 0 and SW.shape[0] != X.shape[0]:
         raise ValueError("SW must be empty or hold one weight per row of X")
     n = X.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    cap = _capacity(sizes, a_off, act)
-    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, min(cap, n))
-    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0]:
-        raise ValueError("grads must match params and delta must match act")
-    lay = _inference(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out, grads)
+    lay = inference_buffers(net, ws, n, rt(0))
+    act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
     weighted = SW.shape[0] > 0
     wsum = 0.0
     for i in range(SW.shape[0]):
@@ -490,38 +482,15 @@ def loss_and_gradient_weighted(
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        _copy_rows(X, start, 0, m, _block(act, sizes, a_off, 0, m))
+        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
         forward_pass(lay, m)
         total += output_delta_weighted(
-            _view(z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
-            T[start : start + m], SW[start : start + m] if weighted else SW, loss_code,
-            act_codes[L - 1], scale, _block(delta, sizes, a_off, L, m), row_scaled,
+            _view(ws.z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
+            T[start : start + m], SW[start : start + m] if weighted else SW, net.loss_code,
+            net.act_codes[L - 1], scale, _block(delta, sizes, a_off, L, m), row_scaled,
         )
         backward_pass(lay, m, start > 0)
     return total
-
-
-@njit(cache=True, nogil=True)
-def batch_gradient_dropout(
-    X, T, params, grads, sizes, w_off, b_off, act_codes, loss_code, drop_rates, drop_seed,
-    step, act, delta, raw, a_off, z_out,
-):
-    """Mean loss of one batch (all rows of ``X``, at most the workspace capacity) and its
-    gradient under the dropout mask of step ``step``: what ``train_epoch`` differentiates.
-    Used to check the dropout backward pass against finite differences."""
-    n = X.shape[0]
-    L = sizes.shape[0] - 1
-    n_out = sizes[L]
-    _block(act, sizes, a_off, 0, n)[:, :] = X
-    lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, act_codes,
-           drop_rates, drop_seed, step)
-    forward_pass(lay, n)
-    value = output_delta(
-        _view(z_out, 0, n, n_out), _block(act, sizes, a_off, L, n), T,
-        loss_code, act_codes[L - 1], 1.0 / n, _block(delta, sizes, a_off, L, n),
-    )
-    backward_pass(lay, n, rt(False))
-    return value
 
 
 # ------------------------------------------------------------------ data-parallel steps
@@ -532,11 +501,8 @@ def batch_gradient_dropout(
 
 
 @njit(cache=True, nogil=True)
-def local_step_gradient(
-    X, T, SW, order, start, m, scale, params, grads, drop_rates, drop_seed, step, sizes,
-    w_off, b_off, act_codes, loss_code, act, delta, raw, a_off, z_out, t_buf, w_buf, totals,
-):
-    """This rank's contribution to the gradient of one step, written into ``grads``.
+def local_step_gradient(X, T, SW, order, start, m, scale, net, ws, step, totals):
+    """This rank's contribution to the gradient of one step, written into ``net.grads``.
 
     Parameters
     ----------
@@ -547,45 +513,46 @@ def local_step_gradient(
     start, m : int, the step takes rows ``order[start:start + m]`` (``m`` may be 0)
     scale : float, ``1 / M`` with ``M`` the rows of the global batch (all ranks)
         (local SGD: ``1 / m``)
-    params, grads : (n_params,) float arrays
-    drop_rates, drop_seed, step : dropout rates, seed and step number (mask of this step)
-    sizes, w_off, b_off, act_codes, loss_code : layout and codes
-    act, delta, raw, a_off, z_out, t_buf, w_buf : workspace for at least ``m`` rows
+    net : KernelArgs, the network; its dropout rates and seed give the masks
+    ws : WorkspaceArrays for at least ``m`` rows
+    step : int, the step number (the dropout mask of this step)
     totals : (3,) float64 array, accumulates ``[sum w_i E_i, sum w_i, correct rows]``
     """
     if m == 0:
-        grads[:] = 0
+        net.grads[:] = 0
         return
+    _check_data(X, T, net.sizes)
+    if start < 0 or start + m > order.shape[0]:
+        raise ValueError("the step's rows order[start:start + m] must lie inside order")
+    _check_order(order[start : start + m], X.shape[0], SW)
+    check_batch(net, ws, m, rt(0))
+    sizes = net.sizes
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf)
-    lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, act_codes,
-           drop_rates, drop_seed, step)
+    t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, ws.act, ws.a_off, ws.t_buf,
+                               ws.w_buf)
+    lay = train_buffers(net, ws, step)
     forward_pass(lay, m)
-    a_out = _block(act, sizes, a_off, L, m)
+    a_out = _block(ws.act, sizes, ws.a_off, L, m)
     e = output_delta_weighted(
-        _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
-        scale, _block(delta, sizes, a_off, L, m),
+        _view(ws.z_out, 0, m, n_out), a_out, t, w, net.loss_code, net.act_codes[L - 1],
+        scale, _block(ws.delta, sizes, ws.a_off, L, m),
     )
     totals[0] += e / scale
     totals[1] += wsum
-    totals[2] += count_correct(a_out, t, loss_code)
+    totals[2] += count_correct(a_out, t, net.loss_code)
     backward_pass(lay, m, rt(False))
 
 
 @njit(cache=True, nogil=True)
-def apply_step(params, grads, state, opt_kind, hyper, counters, lr, l2, clip_norm, sizes,
-               w_off, b_off):
-    """Clip (if ``clip_norm > 0``) and apply the optimizer to the averaged gradient.
+def apply_step(net, opt, lr, l2, clip_norm):
+    """Clip (if ``clip_norm > 0``) and apply the optimizer to the averaged gradient in
+    ``net.grads`` (``apply_update``, with ``Model``'s L2 convention).
 
-    ``counters[0]`` (the step number ``t``) is incremented first, as in ``train_epoch``.
+    ``opt.counters[0]`` (the step number ``t``) is incremented first, as in ``train_epoch``.
     Returns False, and changes nothing, when the gradient is not finite.
     """
-    if not all_finite(grads):
+    if not all_finite(net.grads):
         return False
-    if clip_norm > 0:
-        clip_grad_norm(grads, clip_norm)
-    step = counters[0] + 1
-    counters[0] = step
-    optimizer_step(params, grads, state, opt_kind, hyper, lr, step, l2, sizes, w_off, b_off)
+    apply_update(net, opt, lr, l2, clip_norm, opt.counters[0] + 1, 1.0, rt(False))
     return True

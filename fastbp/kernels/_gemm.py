@@ -26,6 +26,8 @@ product's shape only. The only fast-math flag is ``contract`` (the fused multipl
 no reassociation, so the rounding does not depend on how LLVM optimises a caller.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import carray, types
 from numba.extending import overload
@@ -62,7 +64,8 @@ NARROW_BYTES = 64
 
 _a_stack = stack(A_PACK_BYTES)
 _b_stack = stack(B_PACK_BYTES)
-_acc_stack = stack(MR * WIDE_BYTES)
+_acc_stack = stack(MR * WIDE_BYTES)  # also the narrow kernel's 2 MR x 1 vector
+
 
 
 @njit(cache=True, nogil=True)
@@ -79,14 +82,16 @@ def nr_cols(itemsize, wide):
 
 def _make_micro(nr):
     """The ``MR x nr`` micro-kernel (``nr`` a compile-time constant: the accumulators then
-    stay in registers). Row ``r`` of the packed A block, step ``k``, is
-    ``Ap[ap0 + r * a_rs + k * a_ks]`` (rows, or MR-interleaved columns, as packed)."""
+    stay in registers). Row ``r`` of the A block, step ``k``, is
+    ``Ap[ap0 + r * a_rs + k * a_ks]`` (packed rows or MR-interleaved columns, or A itself
+    when its rows are contiguous). Rows past ``rows`` repeat the last valid row (computed,
+    never stored), so nothing past A's last row is read."""
 
     @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
     def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate):
         wide_vectors()
         acc = carray(_acc_stack(C.dtype), (MR, nr))
-        a_ = carray(ptr_at(Ap, ap0), ((MR - 1) * a_rs + (kc - 1) * a_ks + 1,))
+        a_ = carray(ptr_at(Ap, ap0), ((rows - 1) * a_rs + (kc - 1) * a_ks + 1,))
         b_ = carray(ptr_at(Bp, 0), (kc, nr))
         c_ = carray(ptr_at(C, c0), (MR, ldc))
         z = C.dtype.type(0)
@@ -95,11 +100,18 @@ def _make_micro(nr):
             acc[1, j] = z
             acc[2, j] = z
             acc[3, j] = z
-        for k in range(kc):
-            a0 = a_[k * a_ks]
-            a1 = a_[a_rs + k * a_ks]
-            a2 = a_[2 * a_rs + k * a_ks]
-            a3 = a_[3 * a_rs + k * a_ks]
+        # unsigned indices: no negative-index wraparound code in the loop (it doubled the
+        # integer instructions beside the 16 fused multiply-adds of each step)
+        ks, last = np.uint64(a_ks), rows - 1
+        r1 = np.uint64(min(1, last) * a_rs)
+        r2 = np.uint64(min(2, last) * a_rs)
+        r3 = np.uint64(min(3, last) * a_rs)
+        for k in range(np.uint64(kc)):
+            o = k * ks
+            a0 = a_[o]
+            a1 = a_[r1 + o]
+            a2 = a_[r2 + o]
+            a3 = a_[r3 + o]
             for j in range(nr):
                 q = b_[k, j]
                 acc[0, j] += a0 * q
@@ -126,93 +138,69 @@ def _make_micro(nr):
     return micro
 
 
-@njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
-def _dot_tail(res, x0, x1, x2, x3, y0, y1, y2, y3, k0, K):
-    """The steps ``k0 .. K`` (fewer than one pass) of ``_make_dot``'s kernel, in order."""
-    for k in range(k0, K):
-        p = (x0[k], x1[k], x2[k], x3[k])
-        q = (y0[k], y1[k], y2[k], y3[k])
-        for r in range(MR):
-            for j in range(MR):
-                res[r * MR + j] += p[r] * q[j]
+@njit(inline="always", cache=True, nogil=True)
+def _row_offset(r, last, block_stride, a_rs):
+    """Offset of row ``r`` (at most ``last``) of a two-block register block."""
+    q = min(r, last)
+    return np.uint64((q // MR) * block_stride + (q % MR) * a_rs)
 
 
-def _make_dot(lanes):
-    """The dot-product micro-kernel: ``C[r, j] (+)= sum_k A[r, k] * B[j, k]`` for a 4 x 4
-    block whose rows of A and B are contiguous along ``k`` (the forward product
-    ``a_in @ W.T``, with no packing). Each of the 16 sums keeps ``lanes`` partial sums (one
-    512-bit vector), added pairwise in a fixed order at the end."""
+def _make_narrow(nr):
+    """The ``2 MR x nr`` micro-kernel for panels of one vector (``nr`` values): two packed
+    blocks of ``MR`` rows at once (the second ``MR * kc`` values after the first), so that
+    eight independent sums keep both fused multiply-add units busy (a single block's four
+    sums wait on each other's latency). Each sum is formed as in ``micro``."""
 
     @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
-    def dotk(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate):
+    def narrow(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate):
         wide_vectors()
-        acc = carray(_dot_stack(C.dtype), (MR * MR, lanes))
-        res = carray(_res_stack(C.dtype), (MR * MR,))
+        acc = carray(_acc_stack(C.dtype), (2 * MR, nr))
+        b_ = carray(ptr_at(Bp, 0), (kc, nr))
+        c_ = carray(ptr_at(C, c0), (2 * MR, ldc))
         z = C.dtype.type(0)
-        for q in range(MR * MR):
-            for u in range(lanes):
-                acc[q, u] = z
-        # rows past the block's edge repeat its last row (computed, never stored)
-        x0 = carray(ptr_at(A, a0), (K,))
-        x1 = carray(ptr_at(A, a0 + min(1, rows - 1) * lda), (K,))
-        x2 = carray(ptr_at(A, a0 + min(2, rows - 1) * lda), (K,))
-        x3 = carray(ptr_at(A, a0 + min(3, rows - 1) * lda), (K,))
-        y0 = carray(ptr_at(B, b0), (K,))
-        y1 = carray(ptr_at(B, b0 + min(1, cols - 1) * ldb), (K,))
-        y2 = carray(ptr_at(B, b0 + min(2, cols - 1) * ldb), (K,))
-        y3 = carray(ptr_at(B, b0 + min(3, cols - 1) * ldb), (K,))
-        kv = K - K % lanes
-        for k in range(0, kv, lanes):
-            for u in range(lanes):
-                p0, p1, p2, p3 = x0[k + u], x1[k + u], x2[k + u], x3[k + u]
-                q0, q1, q2, q3 = y0[k + u], y1[k + u], y2[k + u], y3[k + u]
-                acc[0, u] += p0 * q0
-                acc[1, u] += p0 * q1
-                acc[2, u] += p0 * q2
-                acc[3, u] += p0 * q3
-                acc[4, u] += p1 * q0
-                acc[5, u] += p1 * q1
-                acc[6, u] += p1 * q2
-                acc[7, u] += p1 * q3
-                acc[8, u] += p2 * q0
-                acc[9, u] += p2 * q1
-                acc[10, u] += p2 * q2
-                acc[11, u] += p2 * q3
-                acc[12, u] += p3 * q0
-                acc[13, u] += p3 * q1
-                acc[14, u] += p3 * q2
-                acc[15, u] += p3 * q3
-        # the lane sums added pairwise (a fixed order), then the tail of < lanes steps
-        if lanes >= 16:
-            for q in range(MR * MR):
-                for u in range(8):
-                    acc[q, u] += acc[q, u + 8]
-        for q in range(MR * MR):
-            for u in range(4):
-                acc[q, u] += acc[q, u + 4]
-        for q in range(MR * MR):
-            for u in range(2):
-                acc[q, u] += acc[q, u + 2]
-        for q in range(MR * MR):
-            res[q] = acc[q, 0] + acc[q, 1]
-        if kv < K:
-            _dot_tail(res, x0, x1, x2, x3, y0, y1, y2, y3, kv, K)
-        c_ = carray(ptr_at(C, c0), ((rows - 1) * ldc + cols,))
-        for r in range(rows):
+        for r in range(2 * MR):
+            for j in range(nr):
+                acc[r, j] = z
+        # row r of the block: (r // MR) blocks of MR rows on, row r % MR within its block;
+        # rows past ``rows`` repeat the last valid one (computed, never stored)
+        bs = MR * (kc if a_rs == 1 else a_rs)  # interleaved packing, or rows
+        last = rows - 1
+        u0 = np.uint64(0)
+        u1 = _row_offset(1, last, bs, a_rs)
+        u2 = _row_offset(2, last, bs, a_rs)
+        u3 = _row_offset(3, last, bs, a_rs)
+        u4 = _row_offset(4, last, bs, a_rs)
+        u5 = _row_offset(5, last, bs, a_rs)
+        u6 = _row_offset(6, last, bs, a_rs)
+        u7 = _row_offset(7, last, bs, a_rs)
+        a_ = carray(ptr_at(Ap, ap0), (np.int64(u7) + (kc - 1) * a_ks + 1,))
+        ks = np.uint64(a_ks)
+        for k in range(np.uint64(kc)):
+            o = k * ks
+            a0, a1, a2, a3 = a_[u0 + o], a_[u1 + o], a_[u2 + o], a_[u3 + o]
+            a4, a5, a6, a7 = a_[u4 + o], a_[u5 + o], a_[u6 + o], a_[u7 + o]
+            for j in range(nr):
+                q = b_[k, j]
+                acc[0, j] += a0 * q
+                acc[1, j] += a1 * q
+                acc[2, j] += a2 * q
+                acc[3, j] += a3 * q
+                acc[4, j] += a4 * q
+                acc[5, j] += a5 * q
+                acc[6, j] += a6 * q
+                acc[7, j] += a7 * q
+        for r in range(rows):  # padded rows and columns are computed, not stored
             for j in range(cols):
                 if accumulate:
-                    c_[r * ldc + j] += res[r * MR + j]
+                    c_[r, j] += acc[r, j]
                 else:
-                    c_[r * ldc + j] = res[r * MR + j]
+                    c_[r, j] = acc[r, j]
 
-    return dotk
+    return narrow
 
 
 _micro32_wide, _micro64_wide = _make_micro(64), _make_micro(32)
-_micro32_narrow, _micro64_narrow = _make_micro(16), _make_micro(8)
-_dot32, _dot64 = _make_dot(16), _make_dot(8)
-_dot_stack = stack(MR * MR * 64)
-_res_stack = stack(MR * MR * 8)
+_micro32_narrow, _micro64_narrow = _make_narrow(16), _make_narrow(8)
 
 
 def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, wide):
@@ -234,45 +222,17 @@ def _micro_for_dtype(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumu
     return impl
 
 
-def dot_block(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate):
-    """``C[r, j] (+)= sum_k A[a0 + r*lda + k] * B[b0 + j*ldb + k]`` for ``r < rows <= 4``,
-    ``j < cols <= 4`` (the dot-product kernel for C's dtype)."""
-
-
-@overload(dot_block, inline="always")
-def _dot_for_dtype(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate):
-    k = _dot32 if C.dtype == types.float32 else _dot64
-
-    def impl(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate):
-        k(A, a0, lda, B, b0, ldb, K, C, c0, ldc, rows, cols, accumulate)
-
-    return impl
-
-
 @njit(error_model="numpy", cache=True, nogil=True)
 def pack_a(A, off, rs, cs, i0, mc, k0, kc, Ap):
-    """Rows ``i0 .. i0 + mc`` of ``A`` (element ``(i, k)`` at ``A[off + i*rs + k*cs]``),
-    reduction steps ``k0 .. k0 + kc``, into ``Ap``, in blocks of ``MR`` rows (block ``b``
-    at ``b * MR * kc``), rows past ``mc`` zero. Returns the layout inside a block,
-    ``(a_rs, a_ks)``: rows one after the other when A's rows are contiguous (a plain copy),
-    else MR-interleaved steps (four contiguous values per step, e.g. of ``delta.T``)."""
+    """Rows ``i0 .. i0 + mc`` of ``A`` (element ``(i, k)`` at ``A[off + i*rs + k*cs]``, the
+    columns contiguous, e.g. ``delta.T``), reduction steps ``k0 .. k0 + kc``, into ``Ap`` in
+    blocks of ``MR`` rows (block ``b`` at ``b * MR * kc``, rows past ``mc`` zero),
+    MR-interleaved: the block's ``MR`` values of a step are contiguous.
+    Returns the layout inside a block, ``(a_rs, a_ks) = (1, MR)``. (An A whose rows are
+    contiguous is read in place.)"""
     wide_vectors()
     z = Ap.dtype.type(0)
-    n_blocks = (mc + MR - 1) // MR
-    if cs == 1:
-        for b in range(n_blocks):
-            for r in range(MR):
-                dst = carray(ptr_at(Ap, (b * MR + r) * kc), (kc,))
-                i = b * MR + r
-                if i < mc:
-                    src = carray(ptr_at(A, off + (i0 + i) * rs + k0), (kc,))
-                    for k in range(kc):
-                        dst[k] = src[k]
-                else:
-                    for k in range(kc):
-                        dst[k] = z
-        return kc, 1
-    for b in range(n_blocks):
+    for b in range((mc + MR - 1) // MR):
         dst = carray(ptr_at(Ap, b * MR * kc), (kc, MR))
         n_valid = min(MR, mc - b * MR)
         src = carray(ptr_at(A, off + (i0 + b * MR) * rs + k0 * cs),
@@ -314,58 +274,55 @@ def pack_b(B, off, rs, cs, k0, kc, j0, nc, nr, Bp):
                     dst[k, j] = z
 
 
+class Operand(NamedTuple):
+    """A matrix operand of ``gemm_tile``: element ``(i, j)`` is ``buf[off + i * rs + j * cs]``.
+
+    Build it in compiled code with run-time strides (``rt(1)``, not ``1``: a literal would
+    make a separate compiled ``gemm_tile``).
+    """
+
+    buf: np.ndarray
+    off: int
+    rs: int
+    cs: int
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
-def gemm_tile(A, a_off, a_rs, a_cs, B, b_off, b_rs, b_cs, C, c_off, ldc, i0, i1, j0, j1, K,
-              accumulate, wide):
+def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, wide):
     """``C[i, j] (+)= sum_k A[i, k] * B[k, j]`` for ``i0 <= i < i1`` (at most ``mc_rows``
-    rows) and ``j0 <= j < j1``; element ``(i, j)`` of C is ``C[c_off + i*ldc + j]``."""
+    rows) and ``j0 <= j < j1``, with ``A``, ``B`` and ``C`` the ``Operand`` s ``a``, ``b``,
+    ``c`` (``C``'s rows contiguous: ``c.cs`` is 1)."""
     wide_vectors()
-    A, B, C = borrowed(A), borrowed(B), borrowed(C)  # no reference counting per block
+    A, B, C = borrowed(a.buf), borrowed(b.buf), borrowed(c.buf)  # no reference counting
     Ap = carray(_a_stack(C.dtype), (A_PACK_BYTES // elem_bytes(C),))
     Bp = carray(_b_stack(C.dtype), (B_PACK_BYTES // elem_bytes(C),))
     nr = (WIDE_BYTES if wide else NARROW_BYTES) // elem_bytes(C)
     mc = i1 - i0
+    ldc = c.rs
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         acc = accumulate or k0 > 0
-        ars, aks = pack_a(A, a_off, a_rs, a_cs, i0, mc, k0, kc, Ap)
+        ars, aks = a.rs, a.cs
+        if a.cs != 1:  # A's columns contiguous (delta.T): packed, MR-interleaved
+            ars, aks = pack_a(A, a.off, a.rs, a.cs, i0, mc, k0, kc, Ap)
         for j in range(j0, j1, nr):
             nc = min(nr, j1 - j)
-            pack_b(B, b_off, b_rs, b_cs, k0, kc, j, nc, nr, Bp)
-            for ib in range(0, mc, MR):
-                micro(Ap, ib * kc, ars, aks, Bp, kc, C, c_off + (i0 + ib) * ldc + j, ldc,
-                      min(MR, mc - ib), nc, acc, wide)
-
-
-#: reduction steps per pass of the dot-product tiles (the 4 rows of B stay in L1)
-DOT_KC = 1024
-
-#: forward products with shorter reductions transpose W into the packed panels and use the
-#: rank-update kernel instead: the dot-product kernel's 16 lane sums per block cost more
-#: than such a reduction
-DOT_MIN_K = 256
-
-
-@njit(error_model="numpy", cache=True, nogil=True)
-def dot_tile(A, a_off, lda, B, b_off, ldb, C, c_off, ldc, i0, i1, j0, j1, K):
-    """``C[i, j] = sum_k A[i, k] * B[j, k]`` (rows of A and B contiguous along ``k``) for
-    ``i0 <= i < i1``, ``j0 <= j < j1``: 4 x 4 dot blocks, in passes of ``DOT_KC`` steps
-    during which 4 rows of B serve every row block of the tile."""
-    wide_vectors()
-    A, B, C = borrowed(A), borrowed(B), borrowed(C)  # no reference counting per block
-    for k0 in range(0, K, DOT_KC):
-        kc = min(DOT_KC, K - k0)
-        for j in range(j0, j1, MR):
-            cols = min(MR, j1 - j)
-            for i in range(i0, i1, MR):
-                dot_block(A, a_off + i * lda + k0, lda, B, b_off + j * ldb + k0, ldb, kc, C,
-                          c_off + i * ldc + j, ldc, min(MR, i1 - i), cols, k0 > 0)
+            pack_b(B, b.off, b.rs, b.cs, k0, kc, j, nc, nr, Bp)
+            step = MR if wide else 2 * MR  # rows per register block
+            for ib in range(0, mc, step):
+                rows = min(step, mc - ib)
+                c0 = c.off + (i0 + ib) * ldc + j
+                if a.cs == 1:  # rows contiguous: read in place, no copy
+                    micro(A, a.off + (i0 + ib) * a.rs + k0, a.rs, a.cs, Bp, kc, C, c0, ldc,
+                          rows, nc, acc, wide)
+                else:
+                    micro(Ap, ib * kc, ars, aks, Bp, kc, C, c0, ldc, rows, nc, acc, wide)
 
 
 # ------------------------------------------------------------------ one row (online learning)
 # With one row the products are matrix-vector work, and packing would cost as much as the
 # product: these loops skip it. Each computes every element with the same operations in the
-# same order as the tile kernels above (the same chunks, lane sums and fused multiply-adds),
+# same order as the tile kernels above (the same chunks and fused multiply-adds),
 # so a row's result does not depend on how many rows share its batch: ``predict(X[:1])`` is
 # ``predict(X)[:1]`` bit for bit.
 _ROW_BYTES = 1 << 12
@@ -374,48 +331,12 @@ _lanes_stack = stack(64)
 _wt_stack = stack(KC * 64)
 
 
-@njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True, inline="always")
-def _dot(x, x0, y, y0, n):
-    """``sum_k x[x0 + k] * y[y0 + k]`` over ``k < n`` as ``dot_block`` computes one of its
-    sums: one 512-bit vector of lane sums, added pairwise, then the tail in order."""
-    wide_vectors()
-    lanes = 64 // elem_bytes(x)
-    s = carray(_lanes_stack(x.dtype), (lanes,))
-    xs = carray(ptr_at(x, x0), (n,))
-    ys = carray(ptr_at(y, y0), (n,))
-    z = x.dtype.type(0)
-    for u in range(lanes):
-        s[u] = z
-    m = n - n % lanes
-    for k in range(0, m, lanes):
-        for u in range(lanes):
-            s[u] += xs[k + u] * ys[k + u]
-    if lanes >= 16:
-        for u in range(8):
-            s[u] += s[u + 8]
-    for u in range(4):
-        s[u] += s[u + 4]
-    for u in range(2):
-        s[u] += s[u + 2]
-    total = s[0] + s[1]
-    for k in range(m, n):
-        total += xs[k] * ys[k]
-    return total
-
-
 @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
 def row_times_transposed(x, x0, W, w0, ldw, C, c0, N, K):
     """``C[c0 + j] = sum_k x[x0 + k] * W[w0 + j*ldw + k]`` for ``j < N``: one row of the
-    forward product, as ``dot_tile`` (``K >= DOT_MIN_K``) or ``gemm_tile`` computes it."""
+    forward product, as ``gemm_tile`` computes it."""
     wide_vectors()
     x, W, C = borrowed(x), borrowed(W), borrowed(C)
-    if K >= DOT_MIN_K:
-        for k0 in range(0, K, DOT_KC):
-            kc = min(DOT_KC, K - k0)
-            for j in range(N):
-                r = _dot(x, x0 + k0, W, w0 + j * ldw + k0, kc)
-                C[c0 + j] = r if k0 == 0 else C[c0 + j] + r
-        return
     # gemm_tile's order: per KC chunk a chain of fused multiply-adds from zero, chunks added.
     # A panel of v rows of W is first copied transposed (in-register block transposes), so
     # that each step is one vector multiply-add over v outputs. (Unsigned loop indices over

@@ -175,14 +175,13 @@ class OptimizerArgs(NamedTuple):
     counters: np.ndarray
 
 
-def chunk_rows(layer_sizes, itemsize: int) -> int:
-    """Rows per chunk of whole-data-set passes for a network (see ``CHUNK_ROWS``)."""
-    per_row = int(sum(int(s) for s in layer_sizes)) * int(itemsize)
-    return max(CHUNK_ROWS, min(CHUNK_ROWS_MAX, CHUNK_BYTES // per_row))
-
-
 class CSRRows(NamedTuple):
-    """A CSR matrix as the kernels take it.
+    """A CSR matrix as the kernels take it (the CSR kernels' ``X``).
+
+    ``fastbp`` builds one from any SciPy sparse input
+    (``fastbp._validation.arrays.check_csr``); from your own code:
+    ``CSRRows(X.data.astype(dtype), X.indices.astype(np.int64), X.indptr.astype(np.int64),
+    X.shape[1])`` for a SciPy CSR ``X``.
 
     Attributes
     ----------
@@ -221,6 +220,12 @@ class CSRRows(NamedTuple):
         rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
         np.add.at(out, (rows, self.indices[: self.nnz]), self.data[: self.nnz])
         return out
+
+
+def chunk_rows(layer_sizes, itemsize: int) -> int:
+    """Rows per chunk of whole-data-set passes for a network (see ``CHUNK_ROWS``)."""
+    per_row = int(sum(int(s) for s in layer_sizes)) * int(itemsize)
+    return max(CHUNK_ROWS, min(CHUNK_ROWS_MAX, CHUNK_BYTES // per_row))
 
 
 class Workspace:

@@ -5,24 +5,29 @@ layer's ``z``/``a`` and the targets into the loss and ``delta^L = dE/dz^L``; ``b
 the dynamic-programming sweep ``delta^(l-1) = (W^l)^T delta^l * f'(z^(l-1))`` and writes every
 layer's gradient. See ``fastbp.kernels._layout`` for the buffer layout.
 
-Training variants: ``output_delta_weighted`` folds a per-row weight into each row's scale;
-``forward_train``/``backward_train`` add inverted dropout on hidden layers, with masks drawn
-from a counter-based hash (``dropout_uniform``) so that the backward pass regenerates them
-instead of storing them.
+The kernels take a network as a ``KernelArgs`` bundle (``net``) and a workspace as a
+``WorkspaceArrays`` bundle (``ws``, see ``fastbp.kernels._layout``); ``check_workspace``
+checks that the two fit together before any loop runs. Training variants:
+``output_delta_weighted`` folds a per-row weight into each row's scale; the training
+buffers (``train_buffers``) add inverted dropout on hidden layers, with masks drawn from a
+counter-based hash (``dropout_uniform``) so that the backward pass regenerates them instead
+of storing them.
 """
 
 import numpy as np
+from numba import carray
 
 from ._activations import multiply_derivative
 from ._cache import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, POISSON, SOFTMAX
 from ._dense import OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op
-from ._llvm import rt
+from ._llvm import rt, stack
 from ._llvm import view2d as _view2d
 from ._vmath import vexp, vlog, vlog1p
 
-__all__ = ["backward", "backward_pass", "backward_train", "batch_loss", "dropout_uniform",
-           "forward", "forward_pass", "forward_train", "output_delta", "output_delta_weighted"]
+__all__ = ["backward", "backward_pass", "batch_loss", "check_workspace", "dropout_uniform",
+           "forward", "forward_pass", "inference_buffers", "no_dropout_buffers", "output_delta",
+           "output_delta_weighted", "train_buffers"]
 
 
 @njit(inline="always", cache=True)
@@ -39,40 +44,74 @@ def _block(ws, sizes, a_off, l, n):
 
 
 @njit(cache=True, nogil=True)
-def _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, n):
-    """Raise ``ValueError`` unless the buffers hold the layout for ``n`` rows (so that no
-    kernel below reads or writes outside them)."""
+def check_workspace(net, ws, n, first):
+    """Raise ``ValueError`` unless the network ``net`` (``KernelArgs``) and the workspace
+    ``ws`` (``WorkspaceArrays``) describe the same layers and ``ws`` holds ``n`` rows, so
+    that no kernel below reads or writes outside a buffer.
+
+    ``first`` is the first unit layer with a block in ``ws``: 0, or 1 for a sparse
+    workspace (no input block: ``Network.workspace(cap, sparse=True)``).
+    """
+    sizes, w_off, b_off, a_off, act = net.sizes, net.w_off, net.b_off, ws.a_off, ws.act
     L = sizes.shape[0] - 1
-    if L < 1 or w_off.shape[0] != L or b_off.shape[0] != L or a_off.shape[0] != L + 1:
-        raise ValueError("sizes, w_off, b_off and a_off do not describe the same layers")
-    if b_off[L - 1] + sizes[L] > params.shape[0]:
+    if L < 1 or w_off.shape[0] != L or b_off.shape[0] != L or a_off.shape[0] != L + 1 or \
+            net.act_codes.shape[0] != L:
+        raise ValueError("sizes, w_off, b_off, act_codes and a_off do not describe the same "
+                         "layers")
+    if b_off[L - 1] + sizes[L] > net.params.shape[0]:
         raise ValueError("params is shorter than the layout needs")
-    if n < 0 or a_off[L] + n * sizes[L] > act.shape[0] or n * sizes[L] > z_out.shape[0]:
+    if net.grads.shape[0] != net.params.shape[0] or ws.delta.shape[0] < act.shape[0]:
+        raise ValueError("grads must match params and delta must match act")
+    if n < 0 or a_off[first] < 0 or a_off[L] + n * sizes[L] > act.shape[0] or \
+            n * sizes[L] > ws.z_out.shape[0]:
         raise ValueError("the workspace holds fewer rows than the batch (n)")
-    for l in range(L):
+    for l in range(first, L):
         if a_off[l] + n * sizes[l] > a_off[l + 1]:
             raise ValueError("the workspace holds fewer rows than the batch (n)")
 
 
+@njit(inline="always", cache=True, nogil=True)
+def train_buffers(net, ws, step):
+    """``layer_op``'s buffers for training step ``step``: hidden layers drop units as
+    ``net.drop_rates`` says, with the masks of ``(net.drop_seed, step)`` (``ws.raw`` keeps
+    the undropped activations; it may be ``ws.act`` when no rate is positive)."""
+    return (net.params, net.grads, ws.act, ws.delta, ws.raw, ws.z_out, net.sizes, net.w_off,
+            net.b_off, ws.a_off, net.act_codes, net.drop_rates, net.drop_seed, step)
+
+
+@njit(inline="always", cache=True, nogil=True)
+def no_dropout_buffers(net, ws):
+    """``layer_op``'s buffers without dropout (no check: see ``inference_buffers``)."""
+    zero = net.sizes[0] * 0
+    return (net.params, net.grads, ws.act, ws.delta, ws.act, ws.z_out, net.sizes, net.w_off,
+            net.b_off, ws.a_off, net.act_codes, np.empty(0), zero, zero)
+
+
 @njit(cache=True, nogil=True)
-def forward(params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n):
-    """Forward pass of the ``n`` input rows already stored in the layer-0 block of ``act``.
+def inference_buffers(net, ws, n, first):
+    """``layer_op``'s buffers (no dropout) for a whole-data-set pass over ``n`` rows in
+    chunks of ``ws.capacity`` rows, after checking (``check_workspace``, same ``first``)
+    that ``ws`` holds a chunk."""
+    if ws.capacity < 1:
+        raise ValueError("the workspace holds no rows (capacity < 1)")
+    check_workspace(net, ws, min(ws.capacity, n), first)
+    return no_dropout_buffers(net, ws)
+
+
+@njit(cache=True, nogil=True)
+def forward(net, ws, n):
+    """Forward pass of the ``n`` input rows already stored in the layer-0 block of ``ws.act``.
 
     Parameters
     ----------
-    params : (n_params,) float array
-    sizes : (L + 1,) int64 array, units per layer
-    w_off, b_off : (L,) int64 arrays, parameter offsets (``fastbp.kernels._layout.param_offsets``)
-    act_codes : (L,) int64 array, activation code of each layer (last: output activation)
-    act : float array, activation workspace (``fastbp.kernels._layout.workspace_offsets``)
-    a_off : (L + 1,) int64 array, workspace offsets
-    z_out : float array of at least ``n * sizes[L]`` elements, receives the output layer's z
+    net : KernelArgs, the network (``params``, ``sizes``, ``w_off``, ``b_off``,
+        ``act_codes``); no dropout
+    ws : WorkspaceArrays, its ``act`` receives every layer's activations and ``z_out`` the
+        output layer's ``z``
     n : int, rows in the batch
     """
-    _check_workspace(params, sizes, w_off, b_off, act, a_off, z_out, n)
-    zero = n * 0
-    forward_pass((params, params, act, act, act, z_out, sizes, w_off, b_off, a_off,
-                  act_codes, np.empty(0), zero, zero), n)
+    check_workspace(net, ws, n, rt(0))
+    forward_pass(no_dropout_buffers(net, ws), n)
 
 
 @njit(inline="always", cache=True, nogil=True)
@@ -93,6 +132,10 @@ def backward_pass(lay, n, accumulate):
             layer_op(rt(OP_DELTA), lay, p, n, rt(False))
 
 
+#: exponentials of a row's logits computed per chunk (on the stack) before they are summed
+_EXP_CHUNK = 64
+_exp_stack = stack(_EXP_CHUNK * 8)
+
 #: largest logit (in magnitude) for which the cross-entropy is summed as ``lse - z``
 CE_FAR_LOGIT = 2.0**24
 
@@ -108,8 +151,14 @@ def _row_loss(z, a, t, loss_code, i):
             if z[i, j] > mx:
                 mx = z[i, j]
         s = 0.0
-        for j in range(m):
-            s += vexp(np.float64(z[i, j]) - mx)
+        e = carray(_exp_stack(np.float64), (_EXP_CHUNK,))
+        for c0 in range(0, m, _EXP_CHUNK):
+            cl = np.uint64(min(_EXP_CHUNK, m - c0))
+            zr = z[i, c0:]
+            for j in range(cl):  # the exponentials vectorised (no reduction in this loop)
+                e[j] = vexp(np.float64(zr[j]) - mx)
+            for j in range(cl):  # then summed in order
+                s += e[j]
         log_s = vlog(s)
         lse = mx + log_s
         # (mx + log s) - z rounds log s away once ulp(mx) is not small beside it (to 0.0 for
@@ -250,64 +299,21 @@ def batch_loss(z, a, t, loss_code):
 
 
 @njit(cache=True, nogil=True)
-def backward(params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n, accumulate):
-    """Backward sweep from the output delta (already in ``delta``'s last block) to all gradients.
+def backward(net, ws, n, accumulate):
+    """Backward sweep from the output delta (already in ``ws.delta``'s last block) to all
+    gradients.
 
-    Writes ``delta`` for every hidden layer and the weight and bias gradients of every layer
-    into ``grads`` (same layout as ``params``), added to the existing values when
+    Writes ``ws.delta`` for every hidden layer and the weight and bias gradients of every
+    layer into ``net.grads`` (same layout as ``params``), added to the existing values when
     ``accumulate`` is true. The gradient is a sum over the batch rows; the averaging factor
     is carried by the output delta (``output_delta``'s ``scale``).
 
     Parameters
     ----------
-    params, grads : (n_params,) float arrays
-    sizes, w_off, b_off, act_codes, a_off : int64 layout arrays (see ``forward``)
-    act, delta : float workspaces holding this batch's activations and output delta
+    net : KernelArgs (no dropout)
+    ws : WorkspaceArrays holding this batch's activations (``forward``) and output delta
     n : int, rows in the batch
     accumulate : bool
     """
-    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0]:
-        raise ValueError("grads must match params and delta must match act")
-    _check_workspace(params, sizes, w_off, b_off, act, a_off, act, n)
-    zero = n * 0
-    backward_pass((params, grads, act, delta, act, act, sizes, w_off, b_off, a_off,
-                   act_codes, np.empty(0), zero, zero), n, accumulate)
-
-
-# ------------------------------------------------------------------ training passes
-@njit(cache=True, nogil=True)
-def forward_train(
-    params, sizes, w_off, b_off, act_codes, act, a_off, z_out, n, drop_rates, raw, seed, step,
-):
-    """``forward`` with inverted dropout on hidden layers (the training-time pass).
-
-    Hidden layer ``h`` (unit layer ``h + 1``) drops each unit with probability
-    ``drop_rates[h]`` and scales kept units by ``1 / (1 - rate)``; the mask of row ``i`` is
-    ``dropout_uniform(seed, step, i, unit) < rate``. ``act`` receives the dropped activations
-    (what the next layer and the weight gradient see), ``raw`` (same layout as ``act``) the
-    undropped ones (what ``f'`` needs in the backward pass). With all rates 0 this is
-    ``forward`` and ``raw`` is not touched.
-
-    Parameters
-    ----------
-    drop_rates : (L - 1,) float64 array, dropout rate of each hidden layer, in [0, 1)
-    raw : float array, same length as ``act``
-    seed : int, >= 0
-    step : int, the step counter (the mask changes every step)
-    """
-    forward_pass((params, params, act, act, raw, z_out, sizes, w_off, b_off, a_off,
-                  act_codes, drop_rates, seed, step), n)
-
-
-@njit(cache=True, nogil=True)
-def backward_train(
-    params, grads, sizes, w_off, b_off, act_codes, act, delta, a_off, n, accumulate,
-    drop_rates, raw, seed, step,
-):
-    """``backward`` through the dropout masks of ``forward_train`` (same arguments).
-
-    For a hidden layer with dropout, ``delta = ((W^T delta_next) * f'(raw)) * mask/(1-rate)``
-    and the weight gradient of the next layer uses the dropped activations in ``act``.
-    """
-    backward_pass((params, grads, act, delta, raw, act, sizes, w_off, b_off, a_off,
-                   act_codes, drop_rates, seed, step), n, accumulate)
+    check_workspace(net, ws, n, rt(0))
+    backward_pass(no_dropout_buffers(net, ws), n, accumulate)

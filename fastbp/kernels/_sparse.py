@@ -1,8 +1,9 @@
 """Sparse inputs: the first layer over CSR rows, and the drivers that use it.
 
-A CSR matrix reaches the kernels as its three arrays: ``Xd`` (values, the model's dtype),
-``Xi`` (column of each value, int64) and ``Xp`` (row ``r`` holds ``Xd[Xp[r]:Xp[r + 1]]``,
-int64, ``n + 1`` entries). The input layer is never stored dense: a batch is read from the
+A CSR matrix reaches the drivers as a ``CSRRows`` bundle (``fastbp.kernels._layout``) and
+the layer-0 kernels as its three arrays: ``Xd`` (values, the model's dtype), ``Xi``
+(column of each value, int64) and ``Xp`` (row ``r`` holds ``Xd[Xp[r]:Xp[r + 1]]``, int64,
+``n + 1`` entries). The input layer is never stored dense: a batch is read from the
 CSR arrays directly through the epoch's row order (no gather, no per-step allocation), and
 
 - forward of weight layer 0: ``z[r, o] = b[o] + sum_k x_k W[o, j_k]`` over the non-zeros
@@ -43,10 +44,18 @@ from ._dense import (
     _forward_epilogue,
     layer_op,
 )
-from ._drivers import account_batch, all_finite, apply_update, gather_targets
+from ._drivers import (
+    account_batch,
+    all_finite,
+    apply_update,
+    borrow,
+    borrow_opt,
+    check_batch,
+    gather_targets,
+)
 from ._llvm import borrowed as _borrowed
 from ._llvm import ptr_at, rt, view2d
-from ._network import _view, batch_loss, output_delta_weighted
+from ._network import _view, batch_loss, inference_buffers, output_delta_weighted, train_buffers
 
 #: chunks of units the parallel layer-0 gradient is cut into (a constant, not the thread
 #: count; the results do not depend on it)
@@ -58,32 +67,18 @@ __all__ = ["csr_forward", "csr_weight_grad", "loss_and_gradient_csr", "loss_csr"
 
 # ------------------------------------------------------------------ checks
 @njit(cache=True, nogil=True)
-def _check_csr(Xd, Xi, Xp, sizes, n_rows_T):
+def _check_csr(X, sizes, n_rows_T):
+    """The CSR bundle ``X`` against the network's input width and the targets' rows
+    (``n_rows_T < 0``: no targets). Its column indices are checked as the rows are read."""
+    Xd, Xi, Xp = X.data, X.indices, X.indptr
     if Xp.shape[0] < 1 or Xd.shape[0] != Xi.shape[0]:
         raise ValueError("CSR arrays: indptr needs n + 1 entries and data/indices one length")
     if n_rows_T >= 0 and Xp.shape[0] - 1 != n_rows_T:
         raise ValueError("T must have one row per CSR row (indptr has n + 1 entries)")
     if Xp[0] != 0 or Xp[Xp.shape[0] - 1] > Xi.shape[0]:
         raise ValueError("CSR indptr must start at 0 and end at most at len(indices)")
-    if sizes[0] < 1:
-        raise ValueError("sizes[0] (the input width) must be >= 1")
-
-
-@njit(cache=True, nogil=True)
-def _check_sparse_workspace(params, sizes, w_off, b_off, act, a_off, z_out, n):
-    """As ``_network._check_workspace`` for a workspace without an input block: the
-    blocks of unit layers ``1 .. L`` hold ``n`` rows."""
-    L = sizes.shape[0] - 1
-    if L < 1 or w_off.shape[0] != L or b_off.shape[0] != L or a_off.shape[0] != L + 1:
-        raise ValueError("sizes, w_off, b_off and a_off do not describe the same layers")
-    if b_off[L - 1] + sizes[L] > params.shape[0]:
-        raise ValueError("params is shorter than the layout needs")
-    if n < 0 or a_off[1] < 0 or a_off[L] + n * sizes[L] > act.shape[0] or \
-            n * sizes[L] > z_out.shape[0]:
-        raise ValueError("the workspace holds fewer rows than the batch (n)")
-    for l in range(1, L):
-        if a_off[l] + n * sizes[l] > a_off[l + 1]:
-            raise ValueError("the workspace holds fewer rows than the batch (n)")
+    if sizes[0] < 1 or X.n_cols != sizes[0]:
+        raise ValueError("the CSR's n_cols must equal sizes[0] (the input width, >= 1)")
 
 
 @njit(inline="always", cache=True, nogil=True)
@@ -203,137 +198,120 @@ def csr_backward(Xd, Xi, Xp, order, row0, lay, n, accumulate):
 
 # ------------------------------------------------------------------ drivers
 @njit(cache=True, nogil=True)
-def train_steps_csr(Xd, Xi, Xp, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size,
+def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size,
                     norm_weights, start_batch, stop_batch, acc, check):
-    """``_drivers.train_steps`` with CSR inputs ``(Xd, Xi, Xp)`` (see the module doc).
+    """``_drivers.train_steps`` with a ``CSRRows`` ``X`` (see the module doc).
 
     The batch's rows are read from the CSR arrays through ``order``; targets and weights
     are gathered into ``ws``'s ``t_buf``/``w_buf`` as in the dense driver. ``ws`` is a
     sparse workspace (no input block). Same arguments and results otherwise.
     """
-    params, grads, sizes, w_off, b_off, act_codes, loss_code, _, drop_rates, drop_seed = net
-    act, delta, a_off, z_out, t_buf, raw, w_buf, _ = ws
-    opt_kind, hyper, state, counters = opt
-    Xd, Xi, Xp, T, SW = _borrowed(Xd), _borrowed(Xi), _borrowed(Xp), _borrowed(T), \
-        _borrowed(SW)
-    order, params, grads, state = _borrowed(order), _borrowed(params), _borrowed(grads), \
-        _borrowed(state)
-    hyper, counters, drop_rates = _borrowed(hyper), _borrowed(counters), _borrowed(drop_rates)
-    sizes, w_off, b_off = _borrowed(sizes), _borrowed(w_off), _borrowed(b_off)
-    act_codes, a_off = _borrowed(act_codes), _borrowed(a_off)
-    act, delta, raw, z_out = _borrowed(act), _borrowed(delta), _borrowed(raw), _borrowed(z_out)
-    t_buf, w_buf, acc = _borrowed(t_buf), _borrowed(w_buf), _borrowed(acc)
+    sizes = net.sizes
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    n_rows = Xp.shape[0] - 1
-    _check_csr(Xd, Xi, Xp, sizes, T.shape[0])
+    n_rows = X.indptr.shape[0] - 1
+    _check_csr(X, sizes, T.shape[0])
     if T.shape[1] != n_out or (SW.shape[0] != 0 and SW.shape[0] != n_rows):
         raise ValueError("T must have sizes[-1] columns and SW be empty or one per row")
     for i in range(order.shape[0]):
         if order[i] < 0 or order[i] >= n_rows:
             raise ValueError("order holds a row index outside 0 .. n - 1")
-    _check_sparse_workspace(params, sizes, w_off, b_off, act, a_off, z_out, batch_size)
-    if batch_size < 1 or grads.shape[0] != params.shape[0] or \
-            delta.shape[0] < act.shape[0] or raw.shape[0] < act.shape[0] or \
-            w_buf.shape[0] < batch_size or t_buf.shape[0] < batch_size * n_out or \
-            counters.shape[0] < 1 or acc.shape[0] < 5:
-        raise ValueError("batch_size, grads, delta, raw, t_buf, w_buf, counters or acc "
-                         "do not fit the layout")
+    check_batch(net, ws, batch_size, rt(1))
+    if opt.counters.shape[0] < 1 or acc.shape[0] < 5:
+        raise ValueError("counters needs one entry and acc five")
+    # borrowed arrays: no reference counting in the step loop (see ``_borrowed``)
+    net, ws = borrow(net, ws)
+    opt = borrow_opt(opt)
+    Xd, Xi, Xp = _borrowed(X.data), _borrowed(X.indices), _borrowed(X.indptr)
+    T, SW, order, acc = _borrowed(T), _borrowed(SW), _borrowed(order), _borrowed(acc)
+    act, delta, a_off = ws.act, ws.delta, ws.a_off
     n = order.shape[0]
     for b in range(start_batch, stop_batch):
         start = b * batch_size
         m = min(batch_size, n - start)
-        t, w, wsum = gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf)
-        step = counters[0] + 1
-        lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, act_codes,
-               drop_rates, drop_seed, step)
+        t, w, wsum = gather_targets(T, SW, order, start, m, n_out, ws.t_buf, ws.w_buf)
+        step = opt.counters[0] + 1
+        lay = train_buffers(net, ws, step)
         csr_forward(Xd, Xi, Xp, order, start, lay, m)
         a_out = view2d(act, a_off[L], m, n_out)
         scale = 1.0 / wsum if norm_weights else 1.0 / m
         batch_loss_value = output_delta_weighted(
-            _view(z_out, 0, m, n_out), a_out, t, w, loss_code, act_codes[L - 1],
+            _view(ws.z_out, 0, m, n_out), a_out, t, w, net.loss_code, net.act_codes[L - 1],
             scale, view2d(delta, a_off[L], m, n_out), norm_weights,
         )
         if check and not np.isfinite(batch_loss_value):
             return STATUS_NONFINITE_LOSS, b
-        account_batch(acc, m, wsum, batch_loss_value, a_out, t, loss_code, norm_weights)
+        account_batch(acc, m, wsum, batch_loss_value, a_out, t, net.loss_code, norm_weights)
         csr_backward(Xd, Xi, Xp, order, start, lay, m, rt(False))
-        apply_update(params, grads, state, opt_kind, hyper, lr, step, l2, scale, sizes, w_off,
-                     b_off, clip_norm, counters, acc, m, norm_weights)
-    if check and not (all_finite(params) and all_finite(state)):
+        penalty = apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights)
+        if norm_weights:
+            acc[4] += penalty * m
+    if check and not (all_finite(net.params) and all_finite(opt.state)):
         return STATUS_NONFINITE_PARAMS, stop_batch
     return STATUS_OK, stop_batch
 
 
 @njit(cache=True, nogil=True)
-def _inference_csr(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out, grads,
-                   Xp, cap):
-    n = Xp.shape[0] - 1
-    _check_sparse_workspace(params, sizes, w_off, b_off, act, a_off, z_out, min(cap, n))
-    zero = sizes[0] * 0
-    return (params, grads, act, delta, act, z_out, sizes, w_off, b_off, a_off, act_codes,
-            np.empty(0), zero, zero)
-
-
-@njit(cache=True, nogil=True)
-def predict_csr(Xd, Xi, Xp, params, sizes, w_off, b_off, act_codes, act, a_off, z_out, cap,
-                out):
-    """Output activations of all CSR rows into ``out`` (n, n_out), ``cap`` rows at a time
-    (``cap``: the sparse workspace's capacity)."""
-    _check_csr(Xd, Xi, Xp, sizes, -1)
+def predict_csr(X, net, ws, out):
+    """Output activations of all rows of the ``CSRRows`` ``X`` into ``out`` (n, n_out),
+    ``ws.capacity`` rows at a time (``ws``: a sparse workspace)."""
+    sizes = net.sizes
+    _check_csr(X, sizes, rt(-1))
+    Xd, Xi, Xp = X.data, X.indices, X.indptr
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    if out.shape[0] != n or out.shape[1] != n_out or cap < 1:
+    if out.shape[0] != n or out.shape[1] != n_out:
         raise ValueError("out must have one row per CSR row and sizes[-1] columns")
-    lay = _inference_csr(params, sizes, w_off, b_off, act_codes, act, act, a_off, z_out,
-                         params, Xp, cap)
+    lay = inference_buffers(net, ws, n, rt(1))
+    cap = ws.capacity
     for start in range(0, n, cap):
         m = min(cap, n - start)
         csr_forward(Xd, Xi, Xp, Xp[:0], start, lay, m)
-        a = view2d(act, a_off[L], m, n_out)
+        a = view2d(ws.act, ws.a_off[L], m, n_out)
         for r in range(m):
             for c in range(n_out):
                 out[start + r, c] = a[r, c]
 
 
 @njit(cache=True, nogil=True)
-def loss_csr(Xd, Xi, Xp, T, params, sizes, w_off, b_off, act_codes, loss_code, act, a_off,
-             z_out, cap):
-    """Mean loss over all CSR rows (float64), ``cap`` rows at a time."""
-    _check_csr(Xd, Xi, Xp, sizes, T.shape[0])
+def loss_csr(X, T, net, ws):
+    """Mean loss over all rows of the ``CSRRows`` ``X`` (float64), ``ws.capacity`` rows at
+    a time."""
+    sizes = net.sizes
+    _check_csr(X, sizes, T.shape[0])
+    Xd, Xi, Xp = X.data, X.indices, X.indptr
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    if T.shape[1] != n_out or cap < 1:
+    if T.shape[1] != n_out:
         raise ValueError("T must have sizes[-1] columns")
-    lay = _inference_csr(params, sizes, w_off, b_off, act_codes, act, act, a_off, z_out,
-                         params, Xp, cap)
+    lay = inference_buffers(net, ws, n, rt(1))
+    cap = ws.capacity
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
         csr_forward(Xd, Xi, Xp, Xp[:0], start, lay, m)
-        total += batch_loss(_view(z_out, 0, m, n_out), view2d(act, a_off[L], m, n_out),
-                            T[start : start + m], loss_code)
+        total += batch_loss(_view(ws.z_out, 0, m, n_out), view2d(ws.act, ws.a_off[L], m, n_out),
+                            T[start : start + m], net.loss_code)
     return total / n
 
 
 @njit(cache=True, nogil=True)
-def loss_and_gradient_csr(Xd, Xi, Xp, T, SW, params, grads, sizes, w_off, b_off, act_codes,
-                          loss_code, act, delta, a_off, z_out, cap, row_scaled):
-    """``_drivers.loss_and_gradient_weighted`` over CSR rows: loss
-    ``sum_i w_i E_i / sum_i w_i`` (mean without weights) and its gradient into ``grads``,
-    chunks of ``cap`` rows accumulated in order."""
-    _check_csr(Xd, Xi, Xp, sizes, T.shape[0])
+def loss_and_gradient_csr(X, T, SW, net, ws, row_scaled):
+    """``_drivers.loss_and_gradient_weighted`` over the rows of the ``CSRRows`` ``X``: loss
+    ``sum_i w_i E_i / sum_i w_i`` (mean without weights) and its gradient into
+    ``net.grads``, chunks of ``ws.capacity`` rows accumulated in order."""
+    sizes = net.sizes
+    _check_csr(X, sizes, T.shape[0])
+    Xd, Xi, Xp = X.data, X.indices, X.indptr
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    if T.shape[1] != n_out or cap < 1 or (SW.shape[0] != 0 and SW.shape[0] != n):
+    if T.shape[1] != n_out or (SW.shape[0] != 0 and SW.shape[0] != n):
         raise ValueError("T must have sizes[-1] columns and SW be empty or one per row")
-    if grads.shape[0] != params.shape[0] or delta.shape[0] < act.shape[0]:
-        raise ValueError("grads must match params and delta must match act")
-    lay = _inference_csr(params, sizes, w_off, b_off, act_codes, act, delta, a_off, z_out,
-                         grads, Xp, cap)
+    lay = inference_buffers(net, ws, n, rt(1))
+    act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
     weighted = SW.shape[0] > 0
     wsum = 0.0
     for i in range(SW.shape[0]):
@@ -344,9 +322,9 @@ def loss_and_gradient_csr(Xd, Xi, Xp, T, SW, params, grads, sizes, w_off, b_off,
         m = min(cap, n - start)
         csr_forward(Xd, Xi, Xp, Xp[:0], start, lay, m)
         total += output_delta_weighted(
-            _view(z_out, 0, m, n_out), view2d(act, a_off[L], m, n_out),
-            T[start : start + m], SW[start : start + m] if weighted else SW, loss_code,
-            act_codes[L - 1], scale, view2d(delta, a_off[L], m, n_out), row_scaled,
+            _view(ws.z_out, 0, m, n_out), view2d(act, a_off[L], m, n_out),
+            T[start : start + m], SW[start : start + m] if weighted else SW, net.loss_code,
+            net.act_codes[L - 1], scale, view2d(delta, a_off[L], m, n_out), row_scaled,
         )
         csr_backward(Xd, Xi, Xp, Xp[:0], start, lay, m, start > 0)
     return total

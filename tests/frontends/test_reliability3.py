@@ -4,7 +4,6 @@ files are read or cleaned up, assigned weights that overflow, fork while another
 trains, and the smaller ones (cross-entropy of huge logits, sparse targets, directory-like
 file names)."""
 
-import gc
 import os
 import sys
 
@@ -16,11 +15,25 @@ import fastbp
 
 # ------------------------------------------------------------ read-only inputs, warm-up forms
 def _fastbp_signatures() -> dict:
-    from numba.core.registry import CPUDispatcher
+    """``{kernel: its compiled signatures}`` for every compiled function of fastbp."""
+    from numba.core.dispatcher import Dispatcher
 
-    # type(), not isinstance(): a dead weak proxy among the objects raises on isinstance
-    return {o.py_func.__qualname__: set(o.signatures) for o in gc.get_objects()
-            if issubclass(type(o), CPUDispatcher) and o.py_func.__module__.startswith("fastbp")}
+    out = {}
+    for name, module in list(sys.modules.items()):
+        if name == "fastbp" or name.startswith("fastbp."):
+            for obj in list(vars(module).values()):
+                if isinstance(obj, Dispatcher):
+                    out[f"{obj.py_func.__module__}.{obj.py_func.__qualname__}"] = set(
+                        obj.signatures)
+    return out
+
+
+def _read_only_signatures() -> list:
+    """fastbp's compiled signatures that take a read-only array (none should exist)."""
+    from numba import types
+
+    return [(name, sig) for name, sigs in _fastbp_signatures().items() for sig in sigs
+            if any(isinstance(t, types.Array) and not t.mutable for t in sig)]
 
 
 def _read_only(a):
@@ -70,6 +83,7 @@ def test_read_only_inputs_reach_the_kernels_in_the_compiled_forms():
     read_only = _everything(_read_only(X), _read_only(Y), _read_only(y), _read_only(sw),
                             Xs_ro)
     assert _fastbp_signatures() == before  # nothing compiled for the read-only arrays
+    assert _read_only_signatures() == []
     for a, b in zip(writable, read_only, strict=True):
         assert np.array_equal(a, b)
 
@@ -105,6 +119,7 @@ def test_pandas_frames_reach_the_kernels_in_the_compiled_forms():
     m2.fit(df, pd.Series(y), epochs=1, batch_size=8)
     assert np.array_equal(m2.predict(df), m.predict(X))
     assert _fastbp_signatures() == before
+    assert _read_only_signatures() == []
 
 
 # ------------------------------------------------------------ warm starts honour activation

@@ -160,8 +160,8 @@ def test_nan_stays_visible(dtype):
 def test_one_row_gives_the_bits_of_the_tiles(dtype, shape):
     """The matrix-vector loops of a one-row batch compute what the tiles compute: a row's
     result does not depend on the size of its batch (chunked predict, online learning).
-    The shapes reach the dot-product form (K >= DOT_MIN_K, one and two DOT_KC passes),
-    the rank-update form with one and two KC chunks, and delta reductions beyond KC."""
+    The shapes reach the rank-update form with one and several KC chunks (forward
+    reductions up to 1100 steps), narrow and wide panels, and delta reductions beyond KC."""
     n, n_in, n_out = shape
     mr = _gemm.MR
     for op, key in ((_dense.OP_FORWARD, "a_out"), (_dense.OP_DELTA, "d_in"),
@@ -178,3 +178,24 @@ def test_one_row_gives_the_bits_of_the_tiles(dtype, shape):
                     _op(op, lay, 1, n, accumulate)
                 outs.append(v[key].tobytes() + v["z"].tobytes() + v["gb"].tobytes())
             assert outs[0] == outs[1], (op, accumulate)
+
+
+@pytest.mark.parametrize("M,N,K,target", [(128, 256, 784, 8), (256, 784, 128, 8),
+                                          (1024, 2048, 1024, 8), (128, 10, 128, 4),
+                                          (10, 2048, 256, 8), (4, 16, 3, 64), (300, 70, 9, 16)])
+def test_tile_grid_packs_the_least(M, N, K, target):
+    """The tile grid has legal tiles (whole register blocks tall, whole panels wide, at most
+    ``mc`` rows), reaches the target count where the shape allows, and packs no more than
+    any other such grid."""
+    mc, nr, mr = 128, 64, _gemm.MR
+    tm, tn = _dense.tile_grid(M, N, K, target, mc, nr)
+    assert tm % mr == 0 and 0 < tm <= mc and tn % nr == 0 and tn > 0
+
+    def grid(tm, tn):
+        rows, cols = -(-M // tm), -(-N // tn)
+        return min(rows * cols, target), cols * M * K + rows * K * N
+
+    tiles, cost = grid(tm, tn)
+    legal = [grid(a, b) for a in range(mr, mc + 1, mr) for b in range(nr, N + nr, nr)]
+    assert tiles == max(t for t, _ in legal)
+    assert cost == min(c for t, c in legal if t == tiles)

@@ -32,9 +32,7 @@ SCRIPT = textwrap.dedent("""
         k, ws = m.kernel_args(), m.allocate_workspace(256)
         X32 = X.astype(np.float32)
         T = np.eye(10, dtype=np.float32)[y]
-        value = K.loss_and_gradient(X32, T, k.params, k.grads, k.sizes, k.w_off, k.b_off,
-                                    k.act_codes, k.loss_code, ws.act, ws.delta, ws.a_off,
-                                    ws.z_out)
+        value = K.loss_and_gradient(X32, T, k, ws)
         return m.params.copy(), m.predict(X), np.array([value]), k.grads.copy()
 
     if __name__ == "__main__":

@@ -43,30 +43,27 @@ def _model(case, dtype, seed=3):
 # --------------------------------------------------------------------- user-style functions
 @njit
 def user_predict(X, k, ws, out):
-    K.predict(X, k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off, ws.z_out, out)
+    K.predict(X, k, ws, out)
 
 
 @njit
 def user_forward(X, k, ws, out):
     n = X.shape[0]
     K.input_block(ws.act, k.sizes, ws.a_off, n)[:, :] = X
-    K.forward(k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off, ws.z_out, n)
+    K.forward(k, ws, n)
     out[:, :] = K.output_block(ws.act, k.sizes, ws.a_off, n)
 
 
 @njit
 def user_loss(X, T, k, ws):
-    return K.loss(
-        X, T, k.params, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code,
-        ws.act, ws.a_off, ws.z_out,
-    )
+    return K.loss(X, T, k, ws)
 
 
 @njit
 def user_batch_loss(X, T, k, ws):
     n = X.shape[0]
     K.input_block(ws.act, k.sizes, ws.a_off, n)[:, :] = X
-    K.forward(k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off, ws.z_out, n)
+    K.forward(k, ws, n)
     z = K.output_z(ws.z_out, k.sizes, n)
     a = K.output_block(ws.act, k.sizes, ws.a_off, n)
     return K.batch_loss(z, a, T, k.loss_code) / n
@@ -77,24 +74,18 @@ def user_manual_gradient(X, T, k, ws):
     """forward -> output_delta -> backward, written out step by step."""
     n = X.shape[0]
     K.input_block(ws.act, k.sizes, ws.a_off, n)[:, :] = X
-    K.forward(k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off, ws.z_out, n)
+    K.forward(k, ws, n)
     value = K.output_delta(
         K.output_z(ws.z_out, k.sizes, n), K.output_block(ws.act, k.sizes, ws.a_off, n), T,
         k.loss_code, k.out_code, 1.0 / n, K.output_block(ws.delta, k.sizes, ws.a_off, n),
     )
-    K.backward(
-        k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.delta, ws.a_off,
-        n, False,
-    )
+    K.backward(k, ws, n, False)
     return value
 
 
 @njit
 def user_loss_and_gradient(X, T, k, ws):
-    return K.loss_and_gradient(
-        X, T, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code,
-        ws.act, ws.delta, ws.a_off, ws.z_out,
-    )
+    return K.loss_and_gradient(X, T, k, ws)
 
 
 @njit
@@ -105,10 +96,7 @@ def user_sgd_loop(X, T, k, ws, batch_size, lr):
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
-        total += m * K.loss_and_gradient(
-            X[start:stop], T[start:stop], k.params, k.grads, k.sizes, k.w_off, k.b_off,
-            k.act_codes, k.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out,
-        )
+        total += m * K.loss_and_gradient(X[start:stop], T[start:stop], k, ws)
         K.sgd_step(k.params, k.grads, lr)
     return total / n
 
@@ -119,10 +107,7 @@ def user_train_step_loop(X, T, k, ws, batch_size, lr):
     total = 0.0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        total += (stop - start) * K.train_step(
-            X[start:stop], T[start:stop], k.params, k.grads, k.sizes, k.w_off, k.b_off,
-            k.act_codes, k.loss_code, lr, ws.act, ws.delta, ws.a_off, ws.z_out,
-        )
+        total += (stop - start) * K.train_step(X[start:stop], T[start:stop], k, ws, lr)
     return total / n
 
 
@@ -130,10 +115,7 @@ def user_train_step_loop(X, T, k, ws, batch_size, lr):
 def user_train_epochs(X, T, k, ws, order, epochs, batch_size, lr):
     last = 0.0
     for _ in range(epochs):
-        last = K.train_epoch_sgd(
-            X, T, order, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes,
-            k.loss_code, batch_size, lr, ws.act, ws.delta, ws.a_off, ws.z_out, ws.t_buf,
-        )
+        last = K.train_epoch_sgd(X, T, order, k, ws, batch_size, lr)
     return last
 
 
@@ -289,10 +271,7 @@ from fastbp import kernels as K
 
 @njit(cache=True)
 def user_step(X, T, k, ws, lr):
-    return K.train_step(
-        X, T, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code, lr,
-        ws.act, ws.delta, ws.a_off, ws.z_out,
-    )
+    return K.train_step(X, T, k, ws, lr)
 
 
 model = fastbp.Model([2, 3, 1], activation="tanh", dtype="float64", seed=0)
@@ -337,12 +316,7 @@ def user_train_epochs_opt(X, T, SW, k, ws, o, epochs, batch_size, lr, l2, clip):
     order = np.arange(X.shape[0])
     last = 0.0
     for _ in range(epochs):
-        last, _acc = K.train_epoch(
-            X, T, SW, order, k.params, k.grads, o.state, o.kind, o.hyper, o.counters, lr, l2,
-            clip, k.drop_rates, k.drop_seed, k.sizes, k.w_off, k.b_off, k.act_codes,
-            k.loss_code, batch_size, ws.act, ws.delta, ws.raw, ws.a_off, ws.z_out, ws.t_buf,
-            ws.w_buf,
-        )
+        last, _acc = K.train_epoch(X, T, SW, order, k, ws, o, lr, l2, clip, batch_size)
     return last
 
 
@@ -350,8 +324,7 @@ def user_train_epochs_opt(X, T, SW, k, ws, o, epochs, batch_size, lr, l2, clip):
 def user_full_batch_steps(X, T, k, ws, state, hyper, kind, steps, lr, l2, clip):
     """Hand-written full-batch loop: gradient, clipping, the named step of each optimizer."""
     for t in range(1, steps + 1):
-        K.loss_and_gradient(X, T, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes,
-                            k.loss_code, ws.act, ws.delta, ws.a_off, ws.z_out)
+        K.loss_and_gradient(X, T, k, ws)
         if clip > 0:
             K.clip_grad_norm(k.grads, clip)
         if kind == K.OPT_SGD:
@@ -469,10 +442,7 @@ def test_optimizer_args_rejects_lbfgs():
 
 @njit
 def user_weighted_l2_gradient(X, T, SW, k, ws, l2):
-    value = K.loss_and_gradient_weighted(
-        X, T, SW, k.params, k.grads, k.sizes, k.w_off, k.b_off, k.act_codes, k.loss_code,
-        ws.act, ws.delta, ws.a_off, ws.z_out,
-    )
+    value = K.loss_and_gradient_weighted(X, T, SW, k, ws)
     return value + K.add_l2(k.params, k.grads, l2, k.sizes, k.w_off)
 
 
@@ -544,8 +514,7 @@ def test_layer_block_views():
     def hidden_of(X, k, ws):
         n = X.shape[0]
         K.layer_block(ws.act, k.sizes, ws.a_off, 0, n)[:, :] = X
-        K.forward(k.params, k.sizes, k.w_off, k.b_off, k.act_codes, ws.act, ws.a_off,
-                  ws.z_out, n)
+        K.forward(k, ws, n)
         return K.layer_block(ws.act, k.sizes, ws.a_off, 1, n).copy()
 
     expected = np.tanh(X @ model.weights[0].T + model.biases[0])
@@ -584,3 +553,29 @@ def test_train_epoch_with_dropout_matches_fit():
                                 model.optimizer_args("adam"), 2, 4, 0.05, 0.0, 0.0)
     assert got == pytest.approx(reference.history["loss"][-1], rel=1e-6)
     np.testing.assert_array_equal(model.params, reference.params)
+
+
+def test_bundles_that_do_not_fit_raise():
+    """Bundles that do not fit together raise ValueError before any loop reads or writes
+    outside a buffer."""
+    model = _model(CASES[0], "float64")
+    X, T = _data(CASES[0][0], CASES[0][2], "float64", n=9)
+    k, ws = model.kernel_args(), model.allocate_workspace(4)
+    out = np.empty((9, 2))
+    other = fastbp.Model([3, 5, 2], dtype="float64", seed=0).allocate_workspace(4)
+    with pytest.raises(ValueError, match="same layers"):
+        K.predict(X, k, other, out)  # a workspace of another network
+    with pytest.raises(ValueError, match="act_codes"):
+        K.loss(X, T, k._replace(act_codes=k.act_codes[:1]), ws)
+    with pytest.raises(ValueError, match="fewer rows"):
+        K.predict(X, k, ws._replace(capacity=5), out)  # claims more rows than it holds
+    with pytest.raises(ValueError, match="grads"):
+        K.loss_and_gradient(X, T, k._replace(grads=k.grads[:-1]), ws)
+    with pytest.raises(ValueError, match="fewer rows"):
+        K.forward(k, ws, 5)
+    with pytest.raises(ValueError, match="batch_size"):
+        K.train_epoch_sgd(X, T, np.arange(9), k, ws, 5, 0.1)
+    with pytest.raises(ValueError, match="t_buf"):
+        K.train_epoch(X, T, X[:0, 0], np.arange(9), k, ws._replace(t_buf=ws.t_buf[:3]),
+                      model.optimizer_args(), 0.1, 0.0, 0.0, 4)
+    np.testing.assert_array_equal(k.params, _model(CASES[0], "float64").params)  # untouched

@@ -99,11 +99,8 @@ def test_plain_sgd_driver_matches_core_train_epoch_sgd_bitwise():
     a.fit(X, y, epochs=1, batch_size=6, shuffle=False, learning_rate=0.1)
     Xc = X.astype(b.dtype)
     T = check_targets(y, 20, "cross_entropy", 2, b.dtype)
-    ws = b.network.workspace(6)
-    net = b.network
-    train_epoch_sgd(Xc, T, np.arange(20), b.params, b.grads, b.layer_sizes, net.w_off,
-                    net.b_off, net.act_codes, net.loss_code, 6, 0.1, ws.act, ws.delta, ws.a_off,
-                    ws.z_out, ws.t_buf)
+    ws = b.network.workspace(6).arrays(dropout=False)
+    train_epoch_sgd(Xc, T, np.arange(20), b.network.args(), ws, 6, 0.1)
     assert np.array_equal(a.params, b.params)
 
 

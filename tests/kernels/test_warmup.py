@@ -130,8 +130,6 @@ def test_stopping_warmup_stops_its_compile_processes(tmp_path, sig):
         assert len(pids) == 2, parent.communicate(timeout=10)
         parent.send_signal(getattr(signal, sig))
         _, err = parent.communicate(timeout=60)
-        assert parent.returncode == 128 + getattr(signal, sig), err
-        assert "compile processes were stopped" in err
 
         def alive(pid):
             try:
@@ -140,7 +138,9 @@ def test_stopping_warmup_stops_its_compile_processes(tmp_path, sig):
                 return False
             return True
 
-        assert not [pid for pid in pids if alive(pid)]
+        assert not [pid for pid in pids if alive(pid)], err  # they used to compile on
+        assert parent.returncode == 128 + getattr(signal, sig), err
+        assert "compile processes were stopped" in err
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -6,9 +6,16 @@ import pytest
 from naive_train import loss_grad, weight_mask
 
 from fastbp import Model
+from fastbp import kernels as K
 from fastbp._validation.arrays import check_targets
-from fastbp.kernels._drivers import batch_gradient_dropout
-from fastbp.kernels._network import dropout_uniform
+from fastbp.kernels._network import (
+    backward_pass,
+    check_workspace,
+    dropout_uniform,
+    forward_pass,
+    output_delta,
+    train_buffers,
+)
 from fastbp.kernels._updates import clip_grad_norm, grad_norm
 
 SIZES = [3, 5, 4, 2]
@@ -95,6 +102,24 @@ def test_dropout_is_off_at_predict_and_evaluate():
     assert m.evaluate(X, y) == ref.evaluate(X, y)
 
 
+@numba.njit
+def batch_gradient_dropout(X, T, net, ws, step):
+    """Mean loss of one batch (all rows of ``X``) and its gradient into ``net.grads`` under
+    the dropout mask of step ``step``: what the epoch drivers differentiate."""
+    n = X.shape[0]
+    sizes, a_off = net.sizes, ws.a_off
+    check_workspace(net, ws, n, 0)
+    K.input_block(ws.act, sizes, a_off, n)[:, :] = X
+    lay = train_buffers(net, ws, step)
+    forward_pass(lay, n)
+    value = output_delta(
+        K.output_z(ws.z_out, sizes, n), K.output_block(ws.act, sizes, a_off, n), T,
+        net.loss_code, net.out_code, 1.0 / n, K.output_block(ws.delta, sizes, a_off, n),
+    )
+    backward_pass(lay, n, False)
+    return value
+
+
 def _masks(model, n, step):
     """The masks the kernel uses, rebuilt from ``dropout_uniform`` (scaled 0 or 1/(1-p))."""
     masks, unit0 = [], 0
@@ -113,17 +138,13 @@ def test_dropout_mask_rate_and_gradient_against_numpy_with_fixed_mask():
     m = Model(SIZES, seed=6, activation="tanh", loss="cross_entropy", dtype="float64",
               dropout=[0.25, 0.5])
     T = check_targets(y, 12, "cross_entropy", 2, np.float64)
-    net = m.network
-    ws = net.workspace(12)
+    net = m.kernel_args()
+    ws = m.allocate_workspace(12)
     step = 7
 
     def kernel_loss_grad(params):
         grads = np.zeros_like(params)
-        loss = batch_gradient_dropout(
-            X, T, params, grads, m.layer_sizes, net.w_off, net.b_off, net.act_codes,
-            net.loss_code, net.drop_rates, net.drop_seed, step, ws.act, ws.delta, ws.raw,
-            ws.a_off, ws.z_out,
-        )
+        loss = batch_gradient_dropout(X, T, net._replace(params=params, grads=grads), ws, step)
         return loss, grads
 
     masks = _masks(m, 12, step)

@@ -10,7 +10,7 @@ sp = pytest.importorskip("scipy.sparse")
 
 import fastbp  # noqa: E402
 from fastbp._validation.arrays import check_csr  # noqa: E402
-from fastbp.kernels._layout import CSRRows, workspace_offsets  # noqa: E402
+from fastbp.kernels._layout import CSRRows  # noqa: E402
 from fastbp.kernels._sparse import predict_csr  # noqa: E402
 
 
@@ -180,24 +180,26 @@ def test_bad_sparse_input_is_refused_clearly():
 def test_compiled_kernel_checks_the_csr_it_reads():
     """User code calling the CSR kernel with inconsistent arrays gets ValueError."""
     m = fastbp.Model([5, 3, 2], dtype="float64", seed=0)
-    net = m.network
-    sizes0 = net.sizes.copy()
-    sizes0[0] = 0
-    a_off, total = workspace_offsets(sizes0, 4)
-    act = np.zeros(total)
-    z_out = np.zeros(4 * 2)
+    net, ws = m.kernel_args(), m.allocate_workspace(4, sparse=True)
     out = np.zeros((2, 2))
     data = np.ones(3)
     indptr = np.array([0, 2, 3], dtype=np.int64)
-    for indices, ptr, match in [
-        (np.array([0, 5, 1], dtype=np.int64), indptr, "column index"),
-        (np.array([0, -1, 1], dtype=np.int64), indptr, "column index"),
-        (np.array([0, 1, 1], dtype=np.int64), np.array([0, 3, 2], dtype=np.int64), "indptr"),
-        (np.array([0, 1, 1], dtype=np.int64), np.array([0, 2, 9], dtype=np.int64), "indptr"),
+    for indices, ptr, n_cols, match in [
+        (np.array([0, 5, 1], dtype=np.int64), indptr, 5, "column index"),
+        (np.array([0, -1, 1], dtype=np.int64), indptr, 5, "column index"),
+        (np.array([0, 1, 1], dtype=np.int64), np.array([0, 3, 2], dtype=np.int64), 5,
+         "indptr"),
+        (np.array([0, 1, 1], dtype=np.int64), np.array([0, 2, 9], dtype=np.int64), 5,
+         "indptr"),
+        (np.array([0, 1, 1], dtype=np.int64), indptr, 6, "n_cols"),
     ]:
         with pytest.raises(ValueError, match=match):
-            predict_csr(data, indices, ptr, net.params, net.sizes, net.w_off, net.b_off,
-                        net.act_codes, act, a_off, z_out, 4, out)
+            predict_csr(CSRRows(data, indices, ptr, n_cols), net, ws, out)
+    # a workspace that claims more rows than its buffers hold
+    small = m.allocate_workspace(1, sparse=True)._replace(capacity=2)
+    rows = CSRRows(data, np.array([0, 1, 1], dtype=np.int64), indptr, 5)
+    with pytest.raises(ValueError, match="fewer rows"):
+        predict_csr(rows, net, small, out)
 
 
 def test_csr_rows_take_and_check():
@@ -260,6 +262,7 @@ def test_sklearn_estimators_take_csr_without_densifying():
 def test_csr_kernels_from_user_code():
     """The public CSR drivers with the model's arguments and a sparse workspace."""
     from fastbp import kernels as K
+    from fastbp.kernels._codes import STATUS_OK
 
     X, y = _data(n=60)
     m = fastbp.Model([40, 5, 3], loss="cross_entropy", dtype="float64", seed=0)
@@ -267,15 +270,30 @@ def test_csr_kernels_from_user_code():
     assert ws.act.shape[0] == 16 * (5 + 3)  # no input block
     rows = check_csr(X, np.float64, 40)
     out = np.empty((60, 3))
-    K.predict_csr(rows.data, rows.indices, rows.indptr, m.params, m.network.sizes,
-                  m.network.w_off, m.network.b_off, m.network.act_codes, ws.act, ws.a_off,
-                  ws.z_out, ws.capacity, out)
+    assert isinstance(rows, K.CSRRows)
+    K.predict_csr(rows, m.kernel_args(), ws, out)
     np.testing.assert_array_equal(out, m.predict(X))
     T = np.eye(3)[y]
-    E = K.loss_csr(rows.data, rows.indices, rows.indptr, T, m.params, m.network.sizes,
-                   m.network.w_off, m.network.b_off, m.network.act_codes,
-                   m.network.loss_code, ws.act, ws.a_off, ws.z_out, ws.capacity)
+    E = K.loss_csr(rows, T, m.kernel_args(), ws)
     np.testing.assert_allclose(E, m.loss_value(X, y), rtol=1e-12)
+    grads = np.zeros_like(m.params)
+    E2 = K.loss_and_gradient_csr(rows, T, T[:0, 0], m.kernel_args()._replace(grads=grads),
+                                 m.allocate_workspace(60, sparse=True), False)  # one chunk
+    E_ref, g_ref = m.gradient(X, y)
+    assert E2 == E_ref
+    np.testing.assert_array_equal(grads, g_ref)
+
+    # an epoch of Adam steps, as Model.fit runs it
+    ref = fastbp.Model([40, 5, 3], loss="cross_entropy", dtype="float64", seed=0)
+    ref.fit(X, y, epochs=1, batch_size=16, shuffle=False, optimizer="adam", learning_rate=0.01)
+    acc = np.zeros(5)
+    acc[3] = np.nan
+    status, reached = K.train_steps_csr(
+        rows, T, T[:0, 0], np.arange(60), m.kernel_args(), ws, m.optimizer_args("adam"),
+        0.01, 0.0, 0.0, 16, False, 0, 4, acc, True)
+    assert (status, reached) == (STATUS_OK, 4)
+    np.testing.assert_array_equal(m.params, ref.params)
+    assert acc[0] / acc[1] == ref.history["loss"][-1]
 
 
 def test_distributed_fit_refuses_sparse_shards_clearly():

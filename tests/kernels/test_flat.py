@@ -1,0 +1,96 @@
+"""Flat kernels (fastbp.kernels._flat): compiled once, called through a pointer."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from numba import njit, types
+
+from fastbp.kernels import _flat
+
+
+def _scaled_sum(a, k):
+    if k < 0:
+        raise ValueError("k must be >= 0")
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += a[i] * k
+    return s
+
+
+_kernel = njit(_scaled_sum)
+scaled_sum = _flat.flat(_kernel, lambda dtype: types.float64(types.Array(dtype, 1, "C"),
+                                                             types.int64))
+
+
+def _bundle_sum(ref, k):
+    a, b = _flat.deref(ref)
+    return a.sum() * k + b.sum()
+
+
+_bundle_kernel = njit(_bundle_sum)
+bundle_sum = _flat.flat(_bundle_kernel, lambda dtype: types.float64(
+    types.CPointer(types.UniTuple(types.Array(dtype, 1, "C"), 2)), types.int64))
+
+
+@njit
+def call_scaled_sum(a, k):
+    return scaled_sum(a, k) + 1.0
+
+
+@njit
+def call_bundle_sum(a, b, k):
+    return bundle_sum((a, b), k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flat_call_returns_the_kernels_value(dtype):
+    a = np.arange(5, dtype=dtype)
+    assert call_scaled_sum(a, 3) == 31.0
+    assert len(_kernel.overloads) >= 1
+
+
+def test_exceptions_propagate_to_the_caller():
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        call_scaled_sum(np.arange(3.0), -1)
+
+
+def test_bundle_by_reference_keeps_reference_counts():
+    a, b = np.arange(4.0), np.ones(3)
+    ra, rb = sys.getrefcount(a), sys.getrefcount(b)
+    for _ in range(1000):
+        assert call_bundle_sum(a, b, 2) == 15.0
+    assert (sys.getrefcount(a), sys.getrefcount(b)) == (ra, rb)
+
+
+def test_a_call_with_other_types_names_the_kernel():
+    @njit
+    def bad(a):
+        return scaled_sum(a, 1)
+
+    with pytest.raises(Exception, match="_scaled_sum.*takes"):
+        bad(np.arange(6.0)[::2])  # a strided view: layout "A"
+
+
+def test_cached_callers_find_their_kernels_in_a_new_process(tmp_path):
+    """A driver loaded from the cache reaches the flat kernels it calls (compiled or loaded
+    on first use in that process) and computes the same bits."""
+    code = textwrap.dedent("""
+        import numpy as np, fastbp
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(300, 6)).astype(np.float32)
+        y = rng.integers(0, 3, 300)
+        m = fastbp.Model([6, 8, 3], loss="cross_entropy", seed=0, dtype="float32")
+        m.fit(X, y, epochs=2, batch_size=16)
+        print(m.params.tobytes().hex()[:64], m.predict(X[:5]).tobytes().hex()[:64])
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), FASTBP_COMPILE_NOTICE="1")
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=600) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    assert "compiling" in runs[0].stderr and "compiling" not in runs[1].stderr
+    assert runs[0].stdout == runs[1].stdout
