@@ -39,7 +39,36 @@ class StoppingRule:
         raise NotImplementedError
 
 
-class EarlyStopping(StoppingRule):
+class _BestValue:
+    """The best value so far of a monitored metric (``self.monitor``, ``self.min_delta``):
+    what ``EarlyStopping`` and ``ModelCheckpoint`` both track."""
+
+    @property
+    def higher_is_better(self) -> bool:
+        return MONITORS[self.monitor]
+
+    def forget_best(self) -> None:
+        self.best = -math.inf if self.higher_is_better else math.inf
+        self.best_epoch = None
+
+    def record_best(self, epoch: int, value: float) -> bool:
+        """Whether ``value`` improves on the best by more than ``min_delta`` (the first
+        finite value always does; NaN never); if it does, it becomes the best."""
+        if self.higher_is_better:
+            improved = value > self.best + self.min_delta
+        else:
+            improved = value < self.best - self.min_delta
+        if improved or self.best_epoch is None and math.isfinite(value):
+            self.best, self.best_epoch = value, epoch
+            return True
+        return False
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class EarlyStopping(_BestValue, StoppingRule):
     """Stop when a monitored metric stops improving, and optionally restore the best weights.
 
     An epoch improves on the best so far when ``metric < best - min_delta`` (losses) or
@@ -76,13 +105,8 @@ class EarlyStopping(StoppingRule):
         self.__dict__.update(checked)
         self.reset()
 
-    @property
-    def higher_is_better(self) -> bool:
-        return MONITORS[self.monitor]
-
     def reset(self) -> None:
-        self.best = -math.inf if self.higher_is_better else math.inf
-        self.best_epoch = None
+        self.forget_best()
         self.stopped_epoch = None
         self.wait = 0
 
@@ -93,14 +117,7 @@ class EarlyStopping(StoppingRule):
 
     def update(self, epoch: int, logs: dict) -> tuple[bool, bool]:
         """Record one epoch; returns ``(improved, stop)``."""
-        value = logs[self.monitor]
-        if self.higher_is_better:
-            improved = value > self.best + self.min_delta
-        else:
-            improved = value < self.best - self.min_delta
-        if improved or self.best_epoch is None and math.isfinite(value):
-            self.best = value
-            self.best_epoch = epoch
+        if self.record_best(epoch, logs[self.monitor]):
             self.wait = 0
             return True, False
         self.wait += 1
@@ -113,12 +130,8 @@ class EarlyStopping(StoppingRule):
         return {"patience": self.patience, "min_delta": self.min_delta,
                 "restore_best": self.restore_best, "monitor": self.monitor}
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"EarlyStopping({args})"
 
-
-class ModelCheckpoint:
+class ModelCheckpoint(_BestValue):
     """Save the model while it trains: after every epoch, or when the monitored metric
     improves (Keras's ``ModelCheckpoint``).
 
@@ -182,14 +195,9 @@ class ModelCheckpoint:
         self.last_saved = None
         self.reset()
 
-    @property
-    def higher_is_better(self) -> bool:
-        return MONITORS[self.monitor]
-
     def reset(self) -> None:
         """Forget the best value (the next epoch with a finite value is the best)."""
-        self.best = -math.inf if self.higher_is_better else math.inf
-        self.best_epoch = None
+        self.forget_best()
 
     def fields(self) -> set:
         """The names of the format fields in ``path``."""
@@ -234,14 +242,7 @@ class ModelCheckpoint:
         if owner is not model:
             self._model = weakref.ref(model)
             self.reset()
-        value = logs.get(self.monitor, math.nan)
-        if self.higher_is_better:
-            improved = value > self.best + self.min_delta
-        else:
-            improved = value < self.best - self.min_delta
-        if improved or (self.best_epoch is None and math.isfinite(value)):
-            self.best, self.best_epoch = value, epoch
-            improved = True
+        improved = self.record_best(epoch, logs.get(self.monitor, math.nan))
         if self.save_best_only and not improved:
             return False
         path = self.path.format(epoch=epoch + 1, **logs)
@@ -256,10 +257,6 @@ class ModelCheckpoint:
     def get_config(self) -> dict:
         return {"path": self.path, "monitor": self.monitor,
                 "save_best_only": self.save_best_only, "min_delta": self.min_delta}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"ModelCheckpoint({args})"
 
 
 class _BoundCheckpoint:

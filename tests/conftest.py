@@ -19,6 +19,40 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # make tests/naive.py importable as `naive`
 
+#: set by the README's test command (CI): a test skipped because an optional package could
+#: not be imported fails instead, so the comparisons with PyTorch, JAX, onnxruntime, MPI,
+#: Dask, pandas and matplotlib cannot silently stop running
+REQUIRE_PEERS = os.environ.get("FASTBP_REQUIRE_PEERS", "").strip() == "1"
+
+
+def _missing_peer(report) -> str | None:
+    """The skip reason of ``report`` when an import of an optional package failed."""
+    if not (REQUIRE_PEERS and report.skipped):
+        return None
+    longrepr = report.longrepr
+    reason = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
+    return reason if "could not import" in reason else None
+
+
+def _fail_missing_peer(report) -> None:
+    reason = _missing_peer(report)
+    if reason is not None:
+        report.outcome = "failed"
+        report.longrepr = (f"FASTBP_REQUIRE_PEERS=1 and an optional package is missing: "
+                           f"{reason}. Install what the README's test command installs.")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_missing_peer(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_missing_peer(outcome.get_result())
+
 
 def make_targets(rng, loss, n, n_out, labels=True):
     """Random targets valid for ``loss``: labels or one-hot for CE, 0/1 for BCE, reals for SE."""

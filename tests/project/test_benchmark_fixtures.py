@@ -34,8 +34,8 @@ def test_probe(benchmark, workload_data, timing):
 def _run(tmp_path, *options):
     (tmp_path / "bench_probe.py").write_text(PROBE)
     out = tmp_path / "probe.json"
-    # not a worker of this suite's xdist run (pytest-benchmark reads PYTEST_XDIST_WORKER)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    # not inside this run's xdist worker (pytest-benchmark disables timing there)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "XDIST_"))}
     env.update(PROBE_OUT=str(out),
                PYTHONPATH=os.pathsep.join([str(BENCHMARKS), os.environ.get("PYTHONPATH", "")]))
     # the suite's addopts first, as pyproject.toml gives them, then the command line's
@@ -48,7 +48,8 @@ def _run(tmp_path, *options):
 
 
 def test_benchmark_enable_times_the_full_workload(tmp_path):
-    got, stdout = _run(tmp_path, "--benchmark-enable")
+    json_path = tmp_path / "bench.json"
+    got, stdout = _run(tmp_path, "--benchmark-enable", f"--benchmark-json={json_path}")
     assert got["enabled"] and got["timing"]
     assert got["rows"] == 20_000 and got["sizes"] == [16, 32, 1]  # the full workload
     assert got["group"] == "tiny_online (16-32-1) predict: predict on 20,000 rows"
@@ -56,6 +57,8 @@ def test_benchmark_enable_times_the_full_workload(tmp_path):
                             "operation": "predict", "timed": "predict on 20,000 rows",
                             "samples": 20_000, "full_size": True}
     assert "benchmark 'tiny_online (16-32-1) predict: predict on 20,000 rows'" in stdout
+    (bench,) = json.loads(json_path.read_text())["benchmarks"]  # the JSON report too
+    assert bench["group"] == got["group"] and bench["extra_info"] == got["extra"]
 
 
 def test_without_benchmark_enable_the_stand_in_runs_untimed(tmp_path):
@@ -83,11 +86,3 @@ def test_every_profile_is_labelled_and_grouped_by_workload_and_operation():
                 body = text.split(f"def test_{path.stem[6:]}_{op}(")[1].split("\ndef ")[0]
                 assert f'label(benchmark, w, "{op}",' in body, (path.name, op)
         assert 'extra_info["samples"]' not in text, path.name
-
-
-def test_json_report_carries_the_labels(tmp_path):
-    json_path = tmp_path / "bench.json"
-    _run(tmp_path, "--benchmark-enable", f"--benchmark-json={json_path}")
-    (bench,) = json.loads(json_path.read_text())["benchmarks"]
-    assert bench["group"].startswith("tiny_online (16-32-1) predict")
-    assert bench["extra_info"]["timed"] == "predict on 20,000 rows"

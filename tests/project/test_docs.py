@@ -61,3 +61,26 @@ def test_sklearn_equality_claims_are_made_per_dtype():
         assert claim in doc, claim
     with open(os.path.join(ROOT, "README.md")) as f:
         assert "weights up to rounding" not in f.read()
+
+
+def _ci_command() -> str:
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    block = text.split("<!-- ci:test-command -->", 1)[1].split("```bash", 1)[1]
+    return block.split("```", 1)[0].strip()
+
+
+def test_ci_installs_the_oracles_and_requires_them():
+    """CI (README's test command) runs the PyTorch and JAX comparisons: it installs the CPU
+    build of PyTorch by name and JAX through the `oracles` extra, and fails a test that
+    skips for a missing package; no extra names torch (PyPI's Linux torch is the CUDA
+    build)."""
+    import re
+
+    cmd = _ci_command()
+    assert "torch==2.13.0" in cmd and ".[test,oracles," in cmd
+    assert "FASTBP_REQUIRE_PEERS=1 python -m pytest" in cmd
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        pyproject = f.read()  # (tomllib is Python >= 3.11)
+    assert re.search(r'^oracles = \["jax\[cpu\]', pyproject, re.M)
+    assert not re.search(r'^\s*"torch\b', pyproject, re.M)  # no extra names torch
