@@ -33,7 +33,7 @@ def test_torch_is_the_cpu_build_and_jax_runs_on_the_cpu():
 
 def test_a_missing_peer_fails_a_test_that_would_skip(tmp_path):
     (tmp_path / "conftest.py").write_text(
-        open(os.path.join(os.path.dirname(__file__), os.pardir, "conftest.py")).read())
+        open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "conftest.py")).read())
     (tmp_path / "test_probe.py").write_text(
         "import pytest\n\n"
         "def test_needs_a_peer():\n"
