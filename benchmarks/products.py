@@ -189,7 +189,6 @@ def step_totals(rows, thread_counts):
     for r in rows:
         if r["product"].endswith("pred"):
             continue
-        w = WORKLOADS[r["workload"]]
         flops = 2.0 * r["M"] * r["N"] * r["K"]
         for t in thread_counts:
             for system in ("fastbp", "openblas"):
