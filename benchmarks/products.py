@@ -47,7 +47,13 @@ from numba import njit  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 import fastbp  # noqa: E402, F401  (starts the threading layer)
-from fastbp.kernels._dense import OP_DELTA, OP_FORWARD, OP_GRAD, layer_op  # noqa: E402
+from fastbp.kernels._dense import (  # noqa: E402
+    OP_DELTA,
+    OP_FORWARD,
+    OP_GRAD,
+    layer_op,
+    op_shape,
+)
 from fastbp.kernels._layout import (  # noqa: E402
     chunk_rows,
     param_offsets,
@@ -144,15 +150,6 @@ def products(sizes, batch):
     return out
 
 
-def shape(op, p, n, sizes):
-    n_in, n_out = sizes[p], sizes[p + 1]
-    if op == OP_FORWARD:
-        return n, n_out, n_in
-    if op == OP_DELTA:
-        return n, n_in, n_out
-    return n_out, n_in, n
-
-
 def measure(names, thread_counts, repeats, target_s=0.02):
     from _workloads import WORKLOADS
 
@@ -164,7 +161,7 @@ def measure(names, thread_counts, repeats, target_s=0.02):
             if n not in bufs:
                 bufs[n] = Layers(w.sizes, n)
             lay = bufs[n]
-            M, N, K = shape(op, p, n, w.sizes)
+            M, N, K = op_shape(op, p, n, lay.sizes)
             flops = 2.0 * M * N * K
             reps = max(1, int(target_s * 50e9 / flops))
             row = {"workload": name, "product": label, "M": int(M), "N": int(N), "K": int(K)}
