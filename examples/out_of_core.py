@@ -90,17 +90,16 @@ def limit_private_memory(budget: int) -> int | None:
 
 
 def feature_stats(X, train_rows: int, chunk: int):
-    """Per-feature mean and standard deviation of the training rows, in one pass (float64
-    sums of each chunk, then Chan et al.'s pairwise update)."""
-    n, mean, m2 = 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    """Per-feature mean and standard deviation of the training rows, in one pass: float64
+    sums of each chunk by ``einsum``, which makes no float64 copy of the chunk."""
+    s1, s2 = np.zeros(X.shape[1]), np.zeros(X.shape[1])
     for i in range(0, train_rows, chunk):
-        block = np.asarray(X[i:min(i + chunk, train_rows)], dtype=np.float64)
-        k, bm = len(block), block.mean(axis=0)
-        delta = bm - mean
-        m2 += ((block - bm) ** 2).sum(axis=0) + delta**2 * n * k / (n + k)
-        mean += delta * k / (n + k)
-        n += k
-    return mean.astype(np.float32), np.sqrt(m2 / n).astype(np.float32)
+        block = X[i:min(i + chunk, train_rows)]
+        s1 += np.einsum("ij->j", block, dtype=np.float64)
+        s2 += np.einsum("ij,ij->j", block, block, dtype=np.float64)
+    mean = s1 / train_rows
+    std = np.sqrt(np.maximum(s2 / train_rows - mean**2, 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-12).astype(np.float32)
 
 
 def main(argv=None) -> dict:

@@ -84,3 +84,10 @@ def test_ci_installs_the_oracles_and_requires_them():
         pyproject = f.read()  # (tomllib is Python >= 3.11)
     assert re.search(r'^oracles = \["jax\[cpu\]', pyproject, re.M)
     assert not re.search(r'^\s*"torch\b', pyproject, re.M)  # no extra names torch
+
+
+def test_readme_says_how_long_the_test_command_takes():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = " ".join(f.read().split())
+    after = text.split("<!-- ci:test-command -->", 1)[1]
+    assert "the command took" in after and "CPU-seconds" in after and "minutes" in after

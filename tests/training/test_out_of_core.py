@@ -14,7 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def test_example_trains_on_a_file_larger_than_its_memory_budget(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "out_of_core.py"), "--rows", "200000",
-         "--budget", "16", "--epochs", "1", "--dir", str(tmp_path)],
+         "--budget", "32", "--epochs", "1", "--dir", str(tmp_path)],
         capture_output=True, text=True, timeout=600)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
