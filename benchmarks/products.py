@@ -37,6 +37,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 BLAS_PIN_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
+#: seconds of pause before each side is timed (worker threads stop spinning)
+SETTLE_S = 0.3
+
 if __name__ == "__main__" and any(v in os.environ for v in BLAS_PIN_VARS):
     env = {k: v for k, v in os.environ.items() if k not in BLAS_PIN_VARS}
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
@@ -167,9 +170,13 @@ def measure(names, thread_counts, repeats, target_s=0.02):
             row = {"workload": name, "product": label, "M": int(M), "N": int(N), "K": int(K)}
             for t in thread_counts:
                 numba.set_num_threads(t)
+                # each side after a pause: OpenBLAS's and OpenMP's worker threads spin for a
+                # while after a call, and would take a core from the other side's threads
+                time.sleep(SETTLE_S)
+                tf = _time(lay.fastbp(op, p), reps, repeats)
+                time.sleep(SETTLE_S)
                 with threadpool_limits(limits=t, user_api="blas"):
                     tb = _time(lay.openblas(op, p), reps, repeats)
-                tf = _time(lay.fastbp(op, p), reps, repeats)
                 row[f"openblas_{t}"] = flops / tb / 1e9
                 row[f"fastbp_{t}"] = flops / tf / 1e9
             rows.append(row)
