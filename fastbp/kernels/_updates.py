@@ -59,7 +59,7 @@ scikit-learn Adam (``hyper = [beta1, beta2, eps, 0]``, rows ``m``, ``u``)::
 """
 
 import numpy as np
-from numba import prange
+from numba import carray, prange
 
 from ._cache import njit
 from ._codes import (
@@ -70,7 +70,7 @@ from ._codes import (
     OPT_SKLEARN_ADAM,
     OPT_SKLEARN_SGD,
 )
-from ._llvm import rt, threads, wide_vectors
+from ._llvm import ptr_at, rt, stack, threads, wide_vectors
 
 # No fast-math flags here: an update like ``momentum * b + (1 - dampening) * g`` could be
 # fused into a multiply-add in two ways, and which one LLVM picks depended on the code the
@@ -236,24 +236,55 @@ def _segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)
         _update_parallel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)
 
 
+#: lanes of ``_sum_squares``' partial sums (a fixed number: the order of the sum does not
+#: depend on the machine or the thread count)
+_SQ_LANES = 64
+_sq_stack = stack(_SQ_LANES * 8)
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def _sum_squares(params, lo, hi):
+    """``sum params[lo:hi] ** 2`` in float64, as ``_SQ_LANES`` partial sums (lane ``j`` adds
+    the elements ``lo + j (mod _SQ_LANES)`` in order) added in lane order at the end: a
+    fixed order that vectorises (one running sum is a chain of dependent additions). Not
+    inlined: its stack array kept the caller's update loop from vectorising."""
+    wide_vectors()
+    acc = carray(_sq_stack(np.float64), (_SQ_LANES,))
+    for j in range(_SQ_LANES):
+        acc[j] = 0.0
+    n = hi - lo
+    body = n - n % _SQ_LANES
+    for k0 in range(np.uint64(0), np.uint64(body), np.uint64(_SQ_LANES)):
+        blk = carray(ptr_at(params, lo + np.int64(k0)), (_SQ_LANES,))
+        for j in range(np.uint64(_SQ_LANES)):
+            w = np.float64(blk[j])
+            acc[j] += w * w
+    for k in range(body, n):
+        w = np.float64(params[lo + k])
+        acc[k - body] += w * w
+    s = 0.0
+    for j in range(_SQ_LANES):
+        s += acc[j]
+    return s
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
 def _sklearn_segment(params, grads, state, kind, hyper, lr, step, l2, lo, hi, sq):
     """scikit-learn's update of ``params[lo:hi]`` (no fastmath: the same rounding as
-    scikit-learn's NumPy code). Returns ``sq`` plus the sum of the squared parameters
-    before the update when ``l2 != 0`` (the L2 term of the reported loss), else ``sq``."""
+    scikit-learn's NumPy code, element by element; the loops vectorise). Returns ``sq`` plus
+    the sum of the squared parameters before the update when ``l2 != 0`` (the L2 term of
+    the reported loss, ``_sum_squares``), else ``sq``."""
+    wide_vectors()
     ft = params.dtype.type
     c = ft(l2)
-    penalised = l2 != 0
+    if l2 != 0:
+        sq += _sum_squares(params, lo, hi)
     if kind == OPT_SKLEARN_SGD:
         lr_ = ft(lr)
         mu = ft(hyper[0])
         nesterov = hyper[1] != 0
-        for k in range(lo, hi):
-            g = grads[k]
-            if penalised:
-                w = params[k]
-                sq += np.float64(w) * w
-                g = g + c * w
+        for k in range(np.uint64(lo), np.uint64(hi)):
+            g = grads[k] + c * params[k] if l2 != 0 else grads[k]
             v = mu * state[0, k] - lr_ * g
             state[0, k] = v
             if nesterov:
@@ -268,12 +299,8 @@ def _sklearn_segment(params, grads, state, kind, hyper, lr, step, l2, lo, hi, sq
         b2c = ft(1.0) - b2
         eps = ft(hyper[2])
         lr_t = ft(lr * np.sqrt(1.0 - beta2**step) / (1.0 - beta1**step))
-        for k in range(lo, hi):
-            g = grads[k]
-            if penalised:
-                w = params[k]
-                sq += np.float64(w) * w
-                g = g + c * w
+        for k in range(np.uint64(lo), np.uint64(hi)):
+            g = grads[k] + c * params[k] if l2 != 0 else grads[k]
             m = b1 * state[0, k] + b1c * g
             u = b2 * state[1, k] + b2c * (g * g)
             state[0, k] = m
