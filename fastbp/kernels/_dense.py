@@ -45,6 +45,8 @@ from ._llvm import elem_bytes, ptr_at, rt, threads, view2d, wide_vectors
 OP_FORWARD = 0
 OP_DELTA = 1
 OP_GRAD = 2
+#: the backward sweep of one row (``row_ops`` only): every layer's gradient and delta
+OP_BACKWARD = 3
 
 #: multiply-adds below which a product runs serially (no parallel-region launch). A launch
 #: costs ~2-5 us (much more when the cores are shared); 2^19 multiply-adds take ~5-10 us.
@@ -270,23 +272,40 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
-def _row(op, lay_ref, p, accumulate):
-    """Product ``op`` of a batch of one row (online learning), then its epilogue: the
-    matrix-vector loops of ``_gemm``, which compute what the tiles would, without packing."""
+def _row_kernel(op, lay_ref, p0, p1, accumulate):
+    """Products of a batch of one row (online learning) with their epilogues, for the
+    weight layers ``p0 .. p1 - 1``: ``OP_FORWARD`` upwards (softmax included), ``OP_GRAD`` or
+    ``OP_DELTA`` of each layer downwards, or ``OP_BACKWARD``, the backward sweep (each
+    layer's gradient, then its delta below it if ``p > 0``). The matrix-vector loops of
+    ``_gemm`` compute what the tiles would, without packing; one call runs a whole pass, so
+    that a step of a small network costs a few calls, not a few per layer."""
     lay = deref(lay_ref)
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
-    n_in, n_out = sizes[p], sizes[p + 1]
     if op == OP_FORWARD:
-        row_times_transposed(act, a_off[p], params, w_off[p], n_in, act, a_off[p + 1], n_out,
-                             n_in)
-        _epilogue(op, lay_ref, p, 1, 0, 1, 0, n_out, accumulate)
-    elif op == OP_DELTA:
-        row_times(delta, a_off[p + 1], params, w_off[p], n_in, delta, a_off[p], n_in, n_out)
-        _epilogue(op, lay_ref, p, 1, 0, 1, 0, n_in, accumulate)
-    else:
-        outer(delta, a_off[p + 1], n_out, act, a_off[p], n_in, grads, w_off[p], accumulate)
-        _epilogue(op, lay_ref, p, 1, 0, n_out, 0, 1, accumulate)
+        for p in range(p0, p1):
+            n_in, n_out = sizes[p], sizes[p + 1]
+            row_times_transposed(act, a_off[p], params, w_off[p], n_in, act, a_off[p + 1],
+                                 n_out, n_in)
+            _forward_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_out)
+            if codes[p] == SOFTMAX:
+                activate(view2d(act, a_off[p + 1], 1, n_out), rt(0), rt(1), rt(0), n_out,
+                         codes[p])
+        return
+    for p in range(p1 - 1, p0 - 1, -1):
+        n_in, n_out = sizes[p], sizes[p + 1]
+        if op != OP_DELTA:
+            outer(delta, a_off[p + 1], n_out, act, a_off[p], n_in, grads, w_off[p], accumulate)
+            _bias_grad(lay, p, rt(1), rt(0), n_out, accumulate)
+        if op == OP_DELTA or (op == OP_BACKWARD and p > 0):
+            row_times(delta, a_off[p + 1], params, w_off[p], n_in, delta, a_off[p], n_in, n_out)
+            _delta_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_in)
+
+
+#: ``_row_kernel`` compiled once per dtype and called through a pointer (see ``_flat``):
+#: ``layer_op`` on one row and the whole passes of ``_network`` share it
+row_ops = flat(_row_kernel, lambda dtype: types.none(
+    _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean))
 
 
 # the tile kernel, compiled once per dtype and called through a pointer (``_flat``): the
@@ -320,20 +339,20 @@ def _layer_op(op, lay_ref, p, n, accumulate):
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
     M, N, K = op_shape(op, p, n, sizes)
-    if n == 1:
-        _row(op, lay_ref, p, accumulate)
+    if n == 1:  # the softmax included
+        row_ops(op, lay, p, p + 1, accumulate)
+        return
+    mc = mc_rows(elem_bytes(act))
+    work = M * N * K
+    if work < PARALLEL_MIN_WORK or threads() == 1:
+        for t in range((M + mc - 1) // mc):
+            _tile(op, t, mc, N, lay, p, n, accumulate)
     else:
-        mc = mc_rows(elem_bytes(act))
-        work = M * N * K
-        if work < PARALLEL_MIN_WORK or threads() == 1:
-            for t in range((M + mc - 1) // mc):
-                _tile(op, t, mc, N, lay, p, n, accumulate)
-        else:
-            target = max(1, min(TILES_PER_THREAD * threads(), work // TILE_WORK))
-            nr = nr_cols(elem_bytes(act), N >= nr_cols(elem_bytes(act), rt(True)))
-            tm, tn = tile_grid(M, N, K, target, mc, nr)
-            n_tiles = ((M + tm - 1) // tm) * ((N + tn - 1) // tn)
-            _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate)
+        target = max(1, min(TILES_PER_THREAD * threads(), work // TILE_WORK))
+        nr = nr_cols(elem_bytes(act), N >= nr_cols(elem_bytes(act), rt(True)))
+        tm, tn = tile_grid(M, N, K, target, mc, nr)
+        n_tiles = ((M + tm - 1) // tm) * ((N + tn - 1) // tn)
+        _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate)
     if op == OP_FORWARD and codes[p] == SOFTMAX:
         n_out = sizes[p + 1]
         activate(view2d(act, a_off[p + 1], n, n_out), rt(0), n, rt(0), n_out, codes[p])
@@ -344,5 +363,5 @@ layer_op = flat(_layer_op, lambda dtype: types.none(
     _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean))
 
 
-__all__ = ["MR", "OP_DELTA", "OP_FORWARD", "OP_GRAD", "PARALLEL_MIN_WORK", "dropout_uniform",
-           "layer_op", "op_shape", "unit0"]
+__all__ = ["MR", "OP_BACKWARD", "OP_DELTA", "OP_FORWARD", "OP_GRAD", "PARALLEL_MIN_WORK",
+           "dropout_uniform", "layer_op", "op_shape", "row_ops", "unit0"]

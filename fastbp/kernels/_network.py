@@ -20,7 +20,7 @@ from numba import carray
 from ._activations import multiply_derivative
 from ._cache import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, POISSON, SOFTMAX
-from ._dense import OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op
+from ._dense import OP_BACKWARD, OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op, row_ops
 from ._llvm import rt, stack
 from ._llvm import view2d as _view2d
 from ._vmath import vexp, vlog, vlog1p
@@ -117,7 +117,10 @@ def forward(net, ws, n):
 @njit(inline="always", cache=True, nogil=True)
 def forward_pass(lay, n):
     """The forward pass of ``n`` rows over the buffers of ``lay`` (see ``layer_op``):
-    dropout when ``lay``'s rates say so."""
+    dropout when ``lay``'s rates say so. One row: one call (``row_ops``)."""
+    if n == 1:
+        row_ops(rt(OP_FORWARD), lay, rt(0), lay[6].shape[0] - 1, rt(False))
+        return
     for p in range(lay[6].shape[0] - 1):
         layer_op(rt(OP_FORWARD), lay, p, n, rt(False))
 
@@ -125,7 +128,11 @@ def forward_pass(lay, n):
 @njit(inline="always", cache=True, nogil=True)
 def backward_pass(lay, n, accumulate):
     """The backward sweep over the buffers of ``lay``, from the output delta already in
-    ``delta``'s last block: every hidden delta and every layer's gradient."""
+    ``delta``'s last block: every hidden delta and every layer's gradient. One row: one
+    call (``row_ops``)."""
+    if n == 1:
+        row_ops(rt(OP_BACKWARD), lay, rt(0), lay[6].shape[0] - 1, accumulate)
+        return
     for p in range(lay[6].shape[0] - 2, -1, -1):
         layer_op(rt(OP_GRAD), lay, p, n, accumulate)
         if p > 0:
