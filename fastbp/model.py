@@ -469,13 +469,10 @@ class Model:
               else check_sample_weight(sample_weight, X.shape[0], self.dtype))
         net = self._net
         with net.lock, kernel_threads(n_threads):
-            if SW is None:
-                value = passes.mean_loss(net, X, T)
-            else:
-                value = self._weighted_loss(X, T, SW, np.empty_like(net.grads))
-            out = {"loss": float(value)}
-            if self.loss in ("cross_entropy", "binary_cross_entropy"):
-                out["accuracy"] = passes.accuracy(net, X, T)
+            value, acc = passes.loss_and_accuracy(net, X, T, SW)
+        out = {"loss": value}
+        if self.loss in ("cross_entropy", "binary_cross_entropy"):
+            out["accuracy"] = acc
         return out
 
     # ---------------------------------------------------------------- persistence

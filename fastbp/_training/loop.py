@@ -322,9 +322,10 @@ class Trainer:
         if plan.validate is not None:
             return plan.validate()
         Xv, Tv = plan.Xv, plan.Tv
-        logs = {"val_loss": float(passes.mean_loss(net, Xv, Tv))}
+        value, acc = passes.loss_and_accuracy(net, Xv, Tv)
+        logs = {"val_loss": value}
         if self.classification:
-            logs["val_accuracy"] = self.accuracy(Xv, Tv)
+            logs["val_accuracy"] = acc
         return logs
 
     def accuracy(self, X: np.ndarray, T: np.ndarray) -> float:

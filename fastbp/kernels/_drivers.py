@@ -156,6 +156,86 @@ def train_epoch_sgd(X, T, order, net, ws, batch_size, learning_rate):
     return total / n
 
 
+#: the passes of ``data_pass``
+PASS_PREDICT = 0
+PASS_LOSS = 1
+PASS_GRADIENT = 2
+
+
+@njit(cache=True, nogil=True)
+def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
+    """One pass over every row of ``X`` in chunks of ``ws.capacity`` rows (a number fixed by
+    the caller, not by the thread count), with no dropout: the kernel behind ``predict``,
+    ``loss`` and ``loss_and_gradient_weighted``, so that a model's predictions, losses and
+    gradients all run one compiled function (compiled once per dtype).
+
+    Parameters
+    ----------
+    mode : int
+        ``PASS_PREDICT``: the output activations into ``out``. ``PASS_LOSS``: the loss.
+        ``PASS_GRADIENT``: the loss and its gradient, written into ``net.grads`` (chunks
+        accumulated in order).
+    X : (n, n_in) float array
+    T : (n, n_out) float array of targets; for ``PASS_PREDICT`` it may have no rows
+    SW : (n,) float array of sample weights, or empty for unit weights
+    net : KernelArgs (its dropout is not applied)
+    ws : WorkspaceArrays, any capacity
+    out : (n, n_out) float array, written by ``PASS_PREDICT`` (else it may have no rows)
+    row_scaled : bool, the loss summed as ``output_delta_weighted`` does with ``row_scaled``
+
+    Returns
+    -------
+    (float, int)
+        The loss (``PASS_PREDICT``: 0): ``sum_i w_i E_i / sum_i w_i``, the mean for unit
+        weights; and the rows whose outputs match ``T`` (``count_correct``; 0 when ``T``
+        has no rows).
+    """
+    n = X.shape[0]
+    sizes = net.sizes
+    L = sizes.shape[0] - 1
+    n_out = sizes[L]
+    if X.shape[1] != sizes[0]:
+        raise ValueError("X must have sizes[0] columns (the input layer's width)")
+    if T.shape[1] != n_out or (T.shape[0] != n and (mode != PASS_PREDICT or T.shape[0] != 0)):
+        raise ValueError("T must have X's rows and sizes[-1] columns (one target per output)")
+    if mode == PASS_PREDICT and (out.shape[0] != n or out.shape[1] != n_out):
+        raise ValueError("out must have X's rows and sizes[-1] columns")
+    if SW.shape[0] != 0 and SW.shape[0] != n:
+        raise ValueError("SW must be empty or hold one weight per row of X")
+    lay = inference_buffers(net, ws, n, rt(0))
+    act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
+    weighted = SW.shape[0] > 0
+    wsum = 0.0
+    for i in range(SW.shape[0]):
+        wsum += np.float64(SW[i])
+    scale = 1.0 / wsum if weighted else 1.0 / n
+    total = 0.0
+    correct = 0
+    for start in range(0, n, cap):
+        m = min(cap, n - start)
+        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
+        forward_pass(lay, m)
+        a_out = _block(act, sizes, a_off, L, m)
+        if T.shape[0] == n:
+            correct += count_correct(a_out, T[start : start + m], net.loss_code)
+        if mode == PASS_PREDICT:
+            _copy_rows(a_out, rt(0), start, m, out)
+        elif mode == PASS_LOSS and not weighted:
+            total += batch_loss(_view(ws.z_out, 0, m, n_out), a_out, T[start : start + m],
+                                net.loss_code)
+        else:
+            total += output_delta_weighted(
+                _view(ws.z_out, 0, m, n_out), a_out, T[start : start + m],
+                SW[start : start + m] if weighted else SW, net.loss_code,
+                net.act_codes[L - 1], scale, _block(delta, sizes, a_off, L, m), row_scaled,
+            )
+            if mode == PASS_GRADIENT:
+                backward_pass(lay, m, start > 0)
+    if mode == PASS_LOSS and not weighted:
+        total /= n
+    return total, correct
+
+
 @njit(cache=True, nogil=True)
 def predict(X, net, ws, out):
     """Output activations of all rows of ``X`` into ``out``, in chunks of ``ws.capacity``
@@ -168,43 +248,14 @@ def predict(X, net, ws, out):
     ws : WorkspaceArrays, any capacity
     out : (n, n_out) float array, written
     """
-    n = X.shape[0]
-    sizes = net.sizes
-    L = sizes.shape[0] - 1
-    if X.shape[1] != sizes[0]:
-        raise ValueError("X must have sizes[0] columns (the input layer's width)")
-    if out.shape[0] != n or out.shape[1] != sizes[L]:
-        raise ValueError("out must have X's rows and sizes[-1] columns")
-    lay = inference_buffers(net, ws, n, rt(0))
-    act, a_off, cap = ws.act, ws.a_off, ws.capacity
-    for start in range(0, n, cap):
-        m = min(cap, n - start)
-        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
-        forward_pass(lay, m)
-        _copy_rows(_block(act, sizes, a_off, L, m), rt(0), start, m, out)
+    data_pass(PASS_PREDICT, X, out[:0], net.params[:0], net, ws, out, rt(False))
 
 
 @njit(cache=True, nogil=True)
 def loss(X, T, net, ws):
     """Mean loss over all rows of ``X`` (float64), evaluated in chunks of ``ws.capacity``
     rows (``net``: no dropout)."""
-    sizes = net.sizes
-    _check_data(X, T, sizes)
-    n = X.shape[0]
-    L = sizes.shape[0] - 1
-    n_out = sizes[L]
-    lay = inference_buffers(net, ws, n, rt(0))
-    act, a_off, cap = ws.act, ws.a_off, ws.capacity
-    total = 0.0
-    for start in range(0, n, cap):
-        m = min(cap, n - start)
-        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
-        forward_pass(lay, m)
-        total += batch_loss(
-            _view(ws.z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
-            T[start : start + m], net.loss_code,
-        )
-    return total / n
+    return data_pass(PASS_LOSS, X, T, net.params[:0], net, ws, T[:0], rt(False))[0]
 
 
 @njit(cache=True, nogil=True)
@@ -465,32 +516,7 @@ def loss_and_gradient_weighted(X, T, SW, net, ws, row_scaled=False):
     ``SW`` is an (n,) float array, or empty for unit weights (then identical to
     ``loss_and_gradient``). Chunks of ``ws.capacity`` rows, accumulated in chunk order.
     """
-    sizes = net.sizes
-    _check_data(X, T, sizes)
-    if SW.shape[0] != 0 and SW.shape[0] != X.shape[0]:
-        raise ValueError("SW must be empty or hold one weight per row of X")
-    n = X.shape[0]
-    L = sizes.shape[0] - 1
-    n_out = sizes[L]
-    lay = inference_buffers(net, ws, n, rt(0))
-    act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
-    weighted = SW.shape[0] > 0
-    wsum = 0.0
-    for i in range(SW.shape[0]):
-        wsum += np.float64(SW[i])
-    scale = 1.0 / wsum if weighted else 1.0 / n
-    total = 0.0
-    for start in range(0, n, cap):
-        m = min(cap, n - start)
-        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
-        forward_pass(lay, m)
-        total += output_delta_weighted(
-            _view(ws.z_out, 0, m, n_out), _block(act, sizes, a_off, L, m),
-            T[start : start + m], SW[start : start + m] if weighted else SW, net.loss_code,
-            net.act_codes[L - 1], scale, _block(delta, sizes, a_off, L, m), row_scaled,
-        )
-        backward_pass(lay, m, start > 0)
-    return total
+    return data_pass(PASS_GRADIENT, X, T, SW, net, ws, T[:0], row_scaled)[0]
 
 
 # ------------------------------------------------------------------ data-parallel steps

@@ -58,8 +58,8 @@ def _everything(X, Y, y, sw, Xs):
                 np.array(value), grad.copy()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for est, target in ((MLPRegressor(hidden_layer_sizes=(5,), max_iter=2, random_state=0), Y),
-                            (MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0), y)):
+        kw = dict(hidden_layer_sizes=(5,), max_iter=2, random_state=0)
+        for est, target in ((MLPRegressor(**kw), Y), (MLPClassifier(**kw), y)):
             est.fit(X, target, sample_weight=sw)
             out += [est.predict(X), est.model_.params.copy()]
     return out
@@ -294,7 +294,7 @@ def test_a_planted_fifo_never_hangs_save_to_onnx_or_load(tmp_path):
         fifo = tmp_path / ("." + name + _io.TMP_INFIX + "0123456789ab")
         os.mkfifo(fifo)
         os.utime(fifo, (1, 1))  # old enough to count as stale
-        out = _finishes(lambda: write(tmp_path / name), fifo)
+        out = _finishes(lambda write=write, name=name: write(tmp_path / name), fifo)
         assert "error" not in out, out
         assert (tmp_path / name).is_file() and fifo.exists()  # only regular files removed
     fifo = tmp_path / "model.fifo"

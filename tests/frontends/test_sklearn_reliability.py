@@ -167,16 +167,17 @@ def test_sigint_during_lbfgs_keeps_an_accepted_iterate_and_counts_it(monkeypatch
     loss_ describe it."""
     import fastbp._training.passes as lbfgs  # the dense objective L-BFGS evaluates
 
-    real = lbfgs.loss_and_gradient_weighted
+    real = lbfgs.data_pass
     calls = []
 
-    def wrapper(*args):
-        calls.append(1)
-        if len(calls) == 6:
-            signal.raise_signal(signal.SIGINT)
-        return real(*args)
+    def wrapper(mode, *args):
+        if mode == lbfgs.PASS_GRADIENT:
+            calls.append(1)
+            if len(calls) == 6:
+                signal.raise_signal(signal.SIGINT)
+        return real(mode, *args)
 
-    monkeypatch.setattr(lbfgs, "loss_and_gradient_weighted", wrapper)
+    monkeypatch.setattr(lbfgs, "data_pass", wrapper)
     X, y = _data()
     est = MLPClassifier((8,), solver="lbfgs", max_iter=100, random_state=0)
     with pytest.raises(KeyboardInterrupt):

@@ -115,10 +115,10 @@ def test_warmup_fails_when_a_save_fails(tmp_path, monkeypatch):
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 def test_stopping_warmup_stops_its_compile_processes(tmp_path, sig):
-    child = ("import os, time; open(%r + os.sep + str(os.getpid()), 'w').close(); "
-             "time.sleep(300)" % str(tmp_path))
-    code = ("import sys\nfrom fastbp import _warmup\n_warmup._CHILD = %r\n"
-            "sys.exit(_warmup.main(['warmup', '--jobs', '2']))\n" % child)
+    child = (f"import os, time; open({str(tmp_path)!r} + os.sep + str(os.getpid()), 'w')"
+             ".close(); time.sleep(300)")
+    code = (f"import sys\nfrom fastbp import _warmup\n_warmup._CHILD = {child!r}\n"
+            "sys.exit(_warmup.main(['warmup', '--jobs', '2']))\n")
     parent = subprocess.Popen([sys.executable, "-c", code], env=ENV, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pids = []
