@@ -26,7 +26,8 @@ any number of threads, and the tiling may follow the thread count.
 import numpy as np
 from numba import carray, prange, types
 
-from ._activations import activate, multiply_derivative
+from ._activations import activate_flat as activate
+from ._activations import multiply_derivative_flat as multiply_derivative
 from ._cache import njit
 from ._codes import SOFTMAX
 from ._flat import deref, flat
@@ -120,7 +121,7 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
             for j in range(np.uint64(j0), np.uint64(j1)):
                 Zk[i, j] = Z[i, j]
     code = codes[p]
-    if code != SOFTMAX:  # softmax needs whole rows: applied after all tiles
+    if code != SOFTMAX:  # softmax needs whole rows: at the end
         activate(Z, i0, i1, j0, j1, code)
     if p < L - 1 and p < drop.shape[0] and drop[p] > 0:
         rate = drop[p]
@@ -133,6 +134,8 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
                 R[i, j] = Z[i, j]
                 keep = dropout_uniform(seed, step, i, u0 + j) >= rate
                 Z[i, j] = Z[i, j] * s if keep else zero
+    if code == SOFTMAX and j0 == 0 and j1 == n_out:  # whole rows (else: ``_layer_op``)
+        activate(Z, i0, i1, j0, j1, code)
 
 
 @njit(inline="always", error_model="numpy", cache=True, nogil=True)
@@ -277,8 +280,9 @@ def _row_kernel(op, lay_ref, p0, p1, accumulate):
     weight layers ``p0 .. p1 - 1``: ``OP_FORWARD`` upwards (softmax included), ``OP_GRAD`` or
     ``OP_DELTA`` of each layer downwards, or ``OP_BACKWARD``, the backward sweep (each
     layer's gradient, then its delta below it if ``p > 0``). The matrix-vector loops of
-    ``_gemm`` compute what the tiles would, without packing; one call runs a whole pass, so
-    that a step of a small network costs a few calls, not a few per layer."""
+    ``_gemm`` compute what the tiles would, without packing, and the tiles' epilogue runs on
+    each whole row; one call runs a whole pass, so that a step of a small network costs a
+    few calls, not a few per layer."""
     lay = deref(lay_ref)
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
@@ -287,19 +291,16 @@ def _row_kernel(op, lay_ref, p0, p1, accumulate):
             n_in, n_out = sizes[p], sizes[p + 1]
             row_times_transposed(act, a_off[p], params, w_off[p], n_in, act, a_off[p + 1],
                                  n_out, n_in)
-            _forward_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_out)
-            if codes[p] == SOFTMAX:
-                activate(view2d(act, a_off[p + 1], 1, n_out), rt(0), rt(1), rt(0), n_out,
-                         codes[p])
+            _epilogue(op, lay_ref, p, rt(1), rt(0), rt(1), rt(0), n_out, accumulate)
         return
     for p in range(p1 - 1, p0 - 1, -1):
         n_in, n_out = sizes[p], sizes[p + 1]
         if op != OP_DELTA:
             outer(delta, a_off[p + 1], n_out, act, a_off[p], n_in, grads, w_off[p], accumulate)
-            _bias_grad(lay, p, rt(1), rt(0), n_out, accumulate)
+            _epilogue(rt(OP_GRAD), lay_ref, p, rt(1), rt(0), n_out, rt(0), rt(1), accumulate)
         if op == OP_DELTA or (op == OP_BACKWARD and p > 0):
             row_times(delta, a_off[p + 1], params, w_off[p], n_in, delta, a_off[p], n_in, n_out)
-            _delta_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_in)
+            _epilogue(rt(OP_DELTA), lay_ref, p, rt(1), rt(0), rt(1), rt(0), n_in, accumulate)
 
 
 #: ``_row_kernel`` compiled once per dtype and called through a pointer (see ``_flat``):
@@ -344,6 +345,7 @@ def _layer_op(op, lay_ref, p, n, accumulate):
         return
     mc = mc_rows(elem_bytes(act))
     work = M * N * K
+    whole_rows = True  # each tile's epilogue had whole rows (the softmax included)
     if work < PARALLEL_MIN_WORK or threads() == 1:
         for t in range((M + mc - 1) // mc):
             _tile(op, t, mc, N, lay, p, n, accumulate)
@@ -353,7 +355,8 @@ def _layer_op(op, lay_ref, p, n, accumulate):
         tm, tn = tile_grid(M, N, K, target, mc, nr)
         n_tiles = ((M + tm - 1) // tm) * ((N + tn - 1) // tn)
         _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate)
-    if op == OP_FORWARD and codes[p] == SOFTMAX:
+        whole_rows = tn >= N
+    if op == OP_FORWARD and codes[p] == SOFTMAX and not whole_rows:
         n_out = sizes[p + 1]
         activate(view2d(act, a_off[p + 1], n, n_out), rt(0), n, rt(0), n_out, codes[p])
 

@@ -20,16 +20,16 @@ from ._network import (
     _block,
     _view,
     backward_pass,
-    batch_loss,
     check_workspace,
     forward_pass,
     inference_buffers,
     no_dropout_buffers,
     output_delta,
+    output_delta_flat,
     output_delta_weighted,
     train_buffers,
 )
-from ._updates import clip_grad_norm, optimizer_step, sgd_step
+from ._updates import clip_grad_norm, optimizer_step_flat, sgd_step
 
 
 # ------------------------------------------------------------------ argument checks
@@ -202,6 +202,9 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
         raise ValueError("out must have X's rows and sizes[-1] columns")
     if SW.shape[0] != 0 and SW.shape[0] != n:
         raise ValueError("SW must be empty or hold one weight per row of X")
+    # C-contiguous views for the loss kernel (``output_delta_flat``); the facade's arrays
+    # are already, a strided array from user code is copied
+    T, SW = np.ascontiguousarray(T), np.ascontiguousarray(SW)
     lay = inference_buffers(net, ws, n, rt(0))
     act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
     weighted = SW.shape[0] > 0
@@ -220,14 +223,14 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
             correct += count_correct(a_out, T[start : start + m], net.loss_code)
         if mode == PASS_PREDICT:
             _copy_rows(a_out, rt(0), start, m, out)
-        elif mode == PASS_LOSS and not weighted:
-            total += batch_loss(_view(ws.z_out, 0, m, n_out), a_out, T[start : start + m],
-                                net.loss_code)
         else:
-            total += output_delta_weighted(
+            # the unweighted loss as a sum of row losses (scale 1: its delta is not used),
+            # divided by n at the end
+            total += output_delta_flat(
                 _view(ws.z_out, 0, m, n_out), a_out, T[start : start + m],
                 SW[start : start + m] if weighted else SW, net.loss_code,
-                net.act_codes[L - 1], scale, _block(delta, sizes, a_off, L, m), row_scaled,
+                net.act_codes[L - 1], scale if weighted or mode == PASS_GRADIENT else 1.0,
+                _block(delta, sizes, a_off, L, m), row_scaled,
             )
             if mode == PASS_GRADIENT:
                 backward_pass(lay, m, start > 0)
@@ -270,7 +273,7 @@ def loss_and_gradient(X, T, net, ws):
     float
         The mean loss (float64).
     """
-    return loss_and_gradient_weighted(X, T, X[:0, 0], net, ws, rt(False))
+    return loss_and_gradient_weighted(X, T, net.params[:0], net, ws, rt(False))
 
 
 @njit(cache=True, nogil=True)
@@ -416,8 +419,8 @@ def apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights):
         clip_grad_norm(net.grads, clip_norm)
     opt.counters[0] = step
     l2_step = l2 * scale if norm_weights else l2
-    sq = optimizer_step(net.params, net.grads, opt.state, opt.kind, opt.hyper, lr, step,
-                        l2_step, net.sizes, net.w_off, net.b_off)
+    sq = optimizer_step_flat(net.params, net.grads, opt.state, opt.kind, opt.hyper, lr, step,
+                             l2_step, net.sizes, net.w_off, net.b_off)
     return 0.5 * l2_step * sq if norm_weights else 0.0
 
 
@@ -490,7 +493,7 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         forward_pass(lay, m)
         a_out = _block(act, sizes, a_off, L, m)
         scale = 1.0 / wsum if norm_weights else 1.0 / m
-        batch_loss_value = output_delta_weighted(
+        batch_loss_value = output_delta_flat(
             _view(ws.z_out, 0, m, n_out), a_out, t, w, net.loss_code, net.act_codes[L - 1],
             scale, _block(delta, sizes, a_off, L, m), norm_weights,
         )
@@ -501,7 +504,7 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         penalty = apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights)
         if norm_weights:
             acc[4] += penalty * m
-    if check and not (all_finite(net.params) and all_finite(opt.state)):
+    if check and not (all_finite(net.params) and all_finite(opt.state.reshape(-1))):
         return STATUS_NONFINITE_PARAMS, stop_batch
     return STATUS_OK, stop_batch
 

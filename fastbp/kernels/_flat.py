@@ -158,6 +158,10 @@ _ARITIES = {
                                                                h),
     9: lambda t: lambda typingctx, a, b, c, d, e, f, g, h, i: t(typingctx, a, b, c, d, e, f,
                                                                   g, h, i),
+    10: lambda t: lambda typingctx, a, b, c, d, e, f, g, h, i, j: t(typingctx, a, b, c, d, e,
+                                                                      f, g, h, i, j),
+    11: lambda t: lambda typingctx, a, b, c, d, e, f, g, h, i, j, k: t(typingctx, a, b, c, d,
+                                                                         e, f, g, h, i, j, k),
 }
 
 

@@ -15,12 +15,13 @@ of storing them.
 """
 
 import numpy as np
-from numba import carray
+from numba import carray, types
 
 from ._activations import multiply_derivative
 from ._cache import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, POISSON, SOFTMAX
 from ._dense import OP_BACKWARD, OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op, row_ops
+from ._flat import flat
 from ._llvm import rt, stack
 from ._llvm import view2d as _view2d
 from ._vmath import vexp, vlog, vlog1p
@@ -288,6 +289,17 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta, row_sca
         else:
             total += row_e
     return total if weighted and row_scaled else total * scale
+
+
+def _c(dtype, ndim):
+    return types.Array(dtype, ndim, "C")
+
+
+#: ``output_delta_weighted`` compiled once per dtype and called through a pointer (see
+#: ``_flat``) by the drivers, whose arguments are C-contiguous arrays of the model's dtype
+output_delta_flat = flat(output_delta_weighted, lambda dtype: types.float64(
+    _c(dtype, 2), _c(dtype, 2), _c(dtype, 2), _c(dtype, 1), types.int64, types.int64,
+    types.float64, _c(dtype, 2), types.boolean))
 
 
 @njit(cache=True, nogil=True)

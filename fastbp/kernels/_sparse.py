@@ -32,7 +32,7 @@ A CSR with a column index outside ``[0, n_in)`` or a decreasing ``Xp`` raises
 import numpy as np
 from numba import carray, prange
 
-from ._activations import activate
+from ._activations import activate_flat as activate
 from ._cache import njit
 from ._codes import SOFTMAX, STATUS_NONFINITE_LOSS, STATUS_NONFINITE_PARAMS, STATUS_OK
 from ._dense import (
@@ -246,7 +246,7 @@ def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size
         penalty = apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights)
         if norm_weights:
             acc[4] += penalty * m
-    if check and not (all_finite(net.params) and all_finite(opt.state)):
+    if check and not (all_finite(net.params) and all_finite(opt.state.reshape(-1))):
         return STATUS_NONFINITE_PARAMS, stop_batch
     return STATUS_OK, stop_batch
 

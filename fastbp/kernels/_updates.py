@@ -59,7 +59,7 @@ scikit-learn Adam (``hyper = [beta1, beta2, eps, 0]``, rows ``m``, ``u``)::
 """
 
 import numpy as np
-from numba import carray, prange
+from numba import carray, prange, types
 
 from ._cache import njit
 from ._codes import (
@@ -70,6 +70,7 @@ from ._codes import (
     OPT_SKLEARN_ADAM,
     OPT_SKLEARN_SGD,
 )
+from ._flat import flat
 from ._llvm import ptr_at, rt, stack, threads, wide_vectors
 
 # No fast-math flags here: an update like ``momentum * b + (1 - dampening) * g`` could be
@@ -371,6 +372,19 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
         _segment(params, grads, state, kind, hyper, lr, step, rt(0.0), rt(0.0), b_off[p],
                  b_off[p] + sizes[p + 1])
     return sq
+
+
+def _c(dtype, ndim):
+    return types.Array(dtype, ndim, "C")
+
+
+_I64 = types.Array(types.int64, 1, "C")
+
+#: ``optimizer_step`` compiled once per dtype and called through a pointer (see ``_flat``)
+#: by the drivers, whose arguments are C-contiguous arrays
+optimizer_step_flat = flat(optimizer_step, lambda dtype: types.float64(
+    _c(dtype, 1), _c(dtype, 1), _c(dtype, 2), types.int64, _c(types.float64, 1),
+    types.float64, types.int64, types.float64, _I64, _I64, _I64))
 
 
 @njit(cache=True, nogil=True)
