@@ -90,6 +90,9 @@ def _workload(dtype: str, estimators: bool, sparse: bool) -> None:
             pass
         else:
             inputs.append(scipy.sparse.csr_matrix(X))
+    from .kernels._flat import compile_all
+
+    compile_all(dtype)  # the kernels compiled at their first call (one-row batches, threads)
     for data in inputs:
         m = Model([4, 5, 3], loss="cross_entropy", dtype=dtype, seed=0)
         m.fit(data, y, epochs=1, batch_size=8, validation_data=(data, y))

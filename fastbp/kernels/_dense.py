@@ -306,7 +306,7 @@ def _row_kernel(op, lay_ref, p0, p1, accumulate):
 #: ``_row_kernel`` compiled once per dtype and called through a pointer (see ``_flat``):
 #: ``layer_op`` on one row and the whole passes of ``_network`` share it
 row_ops = flat(_row_kernel, lambda dtype: types.none(
-    _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean))
+    _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean), lazy=True)
 
 
 # the tile kernel, compiled once per dtype and called through a pointer (``_flat``): the
@@ -316,10 +316,15 @@ _tile = flat(_tile_kernel, lambda dtype: types.none(
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate):
+def _tiles_parallel_kernel(op, n_tiles, tm, tn, lay_ref, p, n, accumulate):
     """All tiles of a product, one ``prange`` iteration each, handed out one at a time."""
     for t in prange(n_tiles):
-        _tile(op, np.int64(t), tm, tn, lay, p, n, accumulate)
+        _tile(op, np.int64(t), tm, tn, lay_ref, p, n, accumulate)
+
+
+#: compiled once per dtype, at the first product big enough for threads (``_flat``, lazy)
+_tiles_parallel = flat(_tiles_parallel_kernel, lambda dtype: types.none(
+    _I, _I, _I, _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean), lazy=True)
 
 
 @njit(cache=True, nogil=True)

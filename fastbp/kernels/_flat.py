@@ -97,11 +97,17 @@ def deref(typingctx, ref):
     return ref.dtype(ref), codegen
 
 
-def flat(kernel, signature_of):
+def flat(kernel, signature_of, lazy=False):
     """A function that calls ``kernel`` (an ``njit`` dispatcher) through a pointer.
 
     ``signature_of(dtype)`` returns the kernel's signature for a float dtype (the dtype is
     read from the first float array among the arguments).
+
+    The kernel is compiled (or loaded) when a caller is compiled, or, if ``lazy``, only at
+    its first call: a path that a run may never take (one-row batches, products big enough
+    for threads) then costs nothing until it is taken. A lazy kernel must only be called
+    from the thread that entered compiled code, never inside a parallel region: its first
+    call takes the GIL to compile.
     """
     ident = f"{kernel.py_func.__module__}:{kernel.py_func.__name__}"
     _KERNELS[ident] = (kernel, signature_of)
@@ -129,7 +135,8 @@ def flat(kernel, signature_of):
                                     and isinstance(want, types.Integer | types.Boolean)) \
                     and not (isinstance(want, types.CPointer) and want.dtype == got):
                 raise TypeError(f"{key} takes {sig.args}; called with {args}")
-        address(key)  # compile it now: the caller's first call then finds it at once
+        if not lazy:
+            address(key)  # compile it now: the caller's first call then finds it at once
 
         def codegen(context, builder, signature, llargs):
             return _call(context, builder, key, sig, signature, llargs)
@@ -210,3 +217,10 @@ def _call(context, builder, key, sig, caller_sig, llargs):
     with cgutils.if_unlikely(builder, status.is_error):
         context.call_conv.return_status_propagate(builder, status)
     return res
+
+
+def compile_all(dtype: str) -> None:
+    """Compile (or load) every flat kernel for ``dtype`` (``"float32"`` or ``"float64"``),
+    the lazy ones included: what ``python -m fastbp warmup`` needs."""
+    for ident in list(_KERNELS):
+        address(f"{ident}:{dtype}")

@@ -94,3 +94,31 @@ def test_cached_callers_find_their_kernels_in_a_new_process(tmp_path):
         assert r.returncode == 0, r.stderr
     assert "compiling" in runs[0].stderr and "compiling" not in runs[1].stderr
     assert runs[0].stdout == runs[1].stdout
+
+
+def _lazy_sum(a, k):
+    return a.sum() * k
+
+
+_lazy_kernel = njit(_lazy_sum)
+lazy_sum = _flat.flat(_lazy_kernel, lambda dtype: types.float64(types.Array(dtype, 1, "C"),
+                                                                types.int64), lazy=True)
+
+
+@njit
+def call_lazy_sum(a, k, take):
+    return lazy_sum(a, k) if take else 0.0
+
+
+def test_a_lazy_kernel_compiles_at_its_first_call_not_with_its_caller():
+    a = np.arange(4, dtype=np.float32)
+    assert call_lazy_sum(a, 2, False) == 0.0  # the caller compiled, the path not taken
+    assert len(_lazy_kernel.overloads) == 0
+    assert call_lazy_sum(a, 2, True) == 12.0
+    assert len(_lazy_kernel.overloads) == 1
+
+
+def test_compile_all_compiles_the_lazy_kernels_too():
+    _flat.compile_all("float64")
+    assert any(sig[0] == types.Array(types.float64, 1, "C")
+               for sig in _lazy_kernel.overloads)
