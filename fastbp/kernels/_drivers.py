@@ -93,7 +93,7 @@ def _gather(src, order, start, m, dst):
     n_cols = src.shape[1]
     for r in range(m):
         row = order[start + r]
-        for c in range(n_cols):
+        for c in range(np.uint64(n_cols)):  # unsigned: no wraparound, a vector copy
             dst[r, c] = src[row, c]
 
 

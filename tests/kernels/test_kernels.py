@@ -64,3 +64,49 @@ def test_layout_offsets():
     a_off, total = _layout.workspace_offsets(sizes, 5)
     assert list(a_off) == [0, 15, 35] and total == 45
     assert w_off.dtype == np.int64 and a_off.dtype == np.int64
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_cross_entropy_has_the_bits_of_the_row_by_row_loss(dtype):
+    """``_ce_total`` (up to ``CE_COLS`` classes, ``CE_ROWS`` rows at a time) sums each row's
+    loss bit for bit as ``_row_loss`` does: extreme, infinite and NaN logits, soft and
+    one-hot targets, weights, partial blocks, and wider rows (the row-by-row path)."""
+    from numba import njit
+
+    from fastbp.kernels._network import CE_COLS, _row_loss, output_delta_weighted
+
+    @njit
+    def row_by_row(z, a, t, w, scale, row_scaled):
+        total = 0.0
+        for i in range(z.shape[0]):
+            e = _row_loss(z, a, t, _codes.CROSS_ENTROPY, i)
+            if w.shape[0] > 0 and row_scaled:
+                total += e * (scale * np.float64(w[i]))
+            elif w.shape[0] > 0:
+                total += np.float64(w[i]) * e
+            else:
+                total += e
+        return total if w.shape[0] > 0 and row_scaled else total * scale
+
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n, m = int(rng.integers(1, 40)), int(rng.integers(1, CE_COLS + 12))
+        z = (rng.normal(size=(n, m)) * [1.0, 1e3, 1e9, 1e30][trial % 4]).astype(dtype)
+        if trial % 5 == 0:
+            z[rng.integers(n), rng.integers(m)] = [np.inf, -np.inf, np.nan][trial % 3]
+        a = np.full((n, m), 1.0 / m, dtype)
+        t = np.zeros((n, m), dtype)
+        t[np.arange(n), rng.integers(0, m, n)] = 1
+        if trial % 3 == 0:
+            t = (rng.random((n, m)) * (rng.random((n, m)) > 0.5)).astype(dtype)
+        w = rng.random(n).astype(dtype) if trial % 2 else np.zeros(0, dtype)
+        row_scaled = trial % 4 == 1
+        got = output_delta_weighted(z, a, t, w, _codes.CROSS_ENTROPY, _codes.SOFTMAX, 1.0 / n,
+                                    np.empty_like(z), row_scaled)
+        want = row_by_row(z, a, t, w, 1.0 / n, row_scaled)
+        assert np.float64(got).tobytes() == np.float64(want).tobytes() or (
+            np.isnan(got) and np.isnan(want)), (trial, n, m, got, want)
+        got_b = batch_loss(z, a, t, _codes.CROSS_ENTROPY)
+        want_b = row_by_row(z, a, t, np.zeros(0, dtype), 1.0, False)
+        assert np.float64(got_b).tobytes() == np.float64(want_b).tobytes() or (
+            np.isnan(got_b) and np.isnan(want_b))
