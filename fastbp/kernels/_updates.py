@@ -82,7 +82,7 @@ from ._llvm import ptr_at, rt, stack, threads, wide_vectors
 # branch out of every division, so that the loops vectorise.
 
 #: elements below which an update runs serially; larger ones in ``_PARALLEL_CHUNK`` pieces
-_PARALLEL_MIN_ELEMENTS = 1 << 18
+_PARALLEL_MIN_ELEMENTS = 1 << 16
 _PARALLEL_CHUNK = 1 << 16
 
 
