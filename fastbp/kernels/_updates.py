@@ -361,8 +361,7 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
         return sq
     if kind == OPT_SGD and hyper[0] == 0 and l2 == 0:
         # plain gradient descent treats weights and biases alike: one pass over the buffer
-        _segment(params, grads, state, rt(-1), hyper, lr, step, rt(0.0), rt(0.0), rt(0),
-                 params.shape[0])
+        sgd_step(params, grads, lr)
         return sq
     decoupled = hyper[3] if kind == OPT_ADAM else 0.0
     for p in range(sizes.shape[0] - 1):
