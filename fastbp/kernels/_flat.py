@@ -97,7 +97,12 @@ def deref(typingctx, ref):
     return ref.dtype(ref), codegen
 
 
-def flat(kernel, signature_of, lazy=False):
+def _where(kernel):
+    code = kernel.py_func.__code__
+    return code.co_filename, code.co_firstlineno
+
+
+def flat(kernel, signature_of, lazy=False, fallback=False):
     """A function that calls ``kernel`` (an ``njit`` dispatcher) through a pointer.
 
     ``signature_of(dtype)`` returns the kernel's signature for a float dtype (the dtype is
@@ -108,8 +113,16 @@ def flat(kernel, signature_of, lazy=False):
     for threads) then costs nothing until it is taken. A lazy kernel must only be called
     from the thread that entered compiled code, never inside a parallel region: its first
     call takes the GIL to compile.
+
+    With ``fallback``, a call whose argument types are not the flat signature's (a strided
+    array from user code, a float32 scalar) is an ordinary call of ``kernel`` instead of a
+    compile-time error.
     """
     ident = f"{kernel.py_func.__module__}:{kernel.py_func.__name__}"
+    if ident in _KERNELS and _where(_KERNELS[ident][0]) != _where(kernel):
+        # (the same function again, as after a reload, replaces its entry)
+        raise ValueError(f"a flat kernel named {ident} is already defined: name each "
+                         "kernel's function uniquely in its module")
     _KERNELS[ident] = (kernel, signature_of)
 
     def dtype_of(args):
@@ -134,6 +147,8 @@ def flat(kernel, signature_of, lazy=False):
             if got != want and not (isinstance(got, types.Integer | types.Boolean)
                                     and isinstance(want, types.Integer | types.Boolean)) \
                     and not (isinstance(want, types.CPointer) and want.dtype == got):
+                if fallback:
+                    return _direct(kernel, args)
                 raise TypeError(f"{key} takes {sig.args}; called with {args}")
         if not lazy:
             address(key)  # compile it now: the caller's first call then finds it at once
@@ -170,6 +185,20 @@ _ARITIES = {
     11: lambda t: lambda typingctx, a, b, c, d, e, f, g, h, i, j, k: t(typingctx, a, b, c, d,
                                                                          e, f, g, h, i, j, k),
 }
+
+
+def _direct(kernel, args):
+    """An ordinary call of ``kernel`` (compiled for ``args`` and linked into the caller)."""
+    plain = tuple(types.unliteral(a) for a in args)
+    kernel.compile(plain)
+    cres = kernel.overloads[plain]
+
+    def codegen(context, builder, signature, llargs):
+        context.active_code_library.add_linking_library(cres.library)
+        cast = [context.cast(builder, v, t, w) for v, t, w in zip(llargs, args, plain)]
+        return context.call_internal(builder, cres.fndesc, cres.signature, cast)
+
+    return cres.signature.return_type(*args), codegen
 
 
 def _without_owners(context, builder, ty, value):

@@ -219,7 +219,8 @@ def _update_range(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _update_parallel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
+def _update_parallel_kernel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo,
+                            hi):
     """``_update_range`` over ``[lo, hi)`` in pieces of ``_PARALLEL_CHUNK`` elements, handed
     out one at a time (each element is updated by exactly one piece)."""
     n_chunks = (hi - lo + _PARALLEL_CHUNK - 1) // _PARALLEL_CHUNK
@@ -227,6 +228,21 @@ def _update_parallel(params, grads, state, kind, hyper, lr, step, l2, decoupled,
         a = lo + c * _PARALLEL_CHUNK
         _update_range(params, grads, state, kind, hyper, lr, step, l2, decoupled, a,
                       min(hi, a + _PARALLEL_CHUNK))
+
+
+def _c(dtype, ndim):
+    return types.Array(dtype, ndim, "C")
+
+
+_I64 = types.Array(types.int64, 1, "C")
+_F64 = types.Array(types.float64, 1, "C")
+
+#: the parallel update, compiled at its first call (lazy: a model with fewer than
+#: ``_PARALLEL_MIN_ELEMENTS`` parameters per segment, or one thread, never needs it)
+_update_parallel = flat(_update_parallel_kernel, lambda dtype: types.none(
+    _c(dtype, 1), _c(dtype, 1), _c(dtype, 2), types.int64, _F64, types.float64,
+    types.int64, types.float64, types.float64, types.int64, types.int64), lazy=True,
+    fallback=True)
 
 
 @njit(cache=True, nogil=True)
@@ -270,7 +286,7 @@ def _sum_squares(params, lo, hi):
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
-def _sklearn_segment(params, grads, state, kind, hyper, lr, step, l2, lo, hi, sq):
+def _sklearn_segment_kernel(params, grads, state, kind, hyper, lr, step, l2, lo, hi, sq):
     """scikit-learn's update of ``params[lo:hi]`` (no fastmath: the same rounding as
     scikit-learn's NumPy code, element by element; the loops vectorise). Returns ``sq`` plus
     the sum of the squared parameters before the update when ``l2 != 0`` (the L2 term of
@@ -308,6 +324,13 @@ def _sklearn_segment(params, grads, state, kind, hyper, lr, step, l2, lo, hi, sq
             state[1, k] = u
             params[k] -= lr_t * m / (np.sqrt(u) + eps)
     return sq
+
+
+#: scikit-learn's rules, compiled at their first call (lazy: only the estimators use them)
+_sklearn_segment = flat(_sklearn_segment_kernel, lambda dtype: types.float64(
+    _c(dtype, 1), _c(dtype, 1), _c(dtype, 2), types.int64, _F64, types.float64,
+    types.int64, types.float64, types.int64, types.int64, types.float64), lazy=True,
+    fallback=True)
 
 
 @njit(cache=True, nogil=True)
@@ -372,12 +395,6 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
                  b_off[p] + sizes[p + 1])
     return sq
 
-
-def _c(dtype, ndim):
-    return types.Array(dtype, ndim, "C")
-
-
-_I64 = types.Array(types.int64, 1, "C")
 
 #: ``optimizer_step`` compiled once per dtype and called through a pointer (see ``_flat``)
 #: by the drivers, whose arguments are C-contiguous arrays

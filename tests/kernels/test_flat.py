@@ -122,3 +122,37 @@ def test_compile_all_compiles_the_lazy_kernels_too():
     _flat.compile_all("float64")
     assert any(sig[0] == types.Array(types.float64, 1, "C")
                for sig in _lazy_kernel.overloads)
+
+
+def _checked_sum(a, k):
+    if k < 0:
+        raise ValueError("k must be >= 0")
+    return a.sum() * k
+
+
+_fallback_kernel = njit(_checked_sum)
+fallback_sum = _flat.flat(_fallback_kernel, lambda dtype: types.float64(
+    types.Array(dtype, 1, "C"), types.int64), lazy=True, fallback=True)
+
+
+@njit
+def call_fallback_sum(a, k):
+    return fallback_sum(a, k)
+
+
+def test_a_fallback_kernel_takes_other_argument_types_as_an_ordinary_call():
+    a = np.arange(8.0)
+    assert call_fallback_sum(a[::2], 2) == 24.0  # strided: not the flat signature
+    assert call_fallback_sum(a, 2) == 56.0  # the flat signature: through the pointer
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        call_fallback_sum(a[::2], -1)
+
+
+def test_two_flat_kernels_of_one_name_are_refused():
+    def other(a, k):
+        return 0.0
+
+    other.__name__ = "_scaled_sum"  # another function under a registered kernel's name
+    with pytest.raises(ValueError, match="already"):
+        _flat.flat(njit(other), lambda dtype: types.float64(types.Array(dtype, 1, "C"),
+                                                            types.int64))
