@@ -156,6 +156,16 @@ def train_epoch_sgd(X, T, order, net, ws, batch_size, learning_rate):
     return total / n
 
 
+@njit(inline="always", cache=True, nogil=True)
+def weights_scale(SW, n):
+    """``(weighted, scale)`` of a whole-data-set pass: ``scale = 1 / sum(SW)`` (summed in
+    float64, in order), or ``1 / n`` when ``SW`` is empty (unit weights)."""
+    wsum = 0.0
+    for i in range(SW.shape[0]):
+        wsum += np.float64(SW[i])
+    return SW.shape[0] > 0, (1.0 / wsum if SW.shape[0] > 0 else 1.0 / n)
+
+
 #: the passes of ``data_pass``
 PASS_PREDICT = 0
 PASS_LOSS = 1
@@ -207,11 +217,7 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
     T, SW = np.ascontiguousarray(T), np.ascontiguousarray(SW)
     lay = inference_buffers(net, ws, n, rt(0))
     act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
-    weighted = SW.shape[0] > 0
-    wsum = 0.0
-    for i in range(SW.shape[0]):
-        wsum += np.float64(SW[i])
-    scale = 1.0 / wsum if weighted else 1.0 / n
+    weighted, scale = weights_scale(SW, n)
     total = 0.0
     correct = 0
     for start in range(0, n, cap):

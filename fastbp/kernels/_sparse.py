@@ -52,6 +52,7 @@ from ._drivers import (
     borrow_opt,
     check_batch,
     gather_targets,
+    weights_scale,
 )
 from ._llvm import borrowed as _borrowed
 from ._llvm import ptr_at, rt, view2d
@@ -312,11 +313,7 @@ def loss_and_gradient_csr(X, T, SW, net, ws, row_scaled):
         raise ValueError("T must have sizes[-1] columns and SW be empty or one per row")
     lay = inference_buffers(net, ws, n, rt(1))
     act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
-    weighted = SW.shape[0] > 0
-    wsum = 0.0
-    for i in range(SW.shape[0]):
-        wsum += np.float64(SW[i])
-    scale = 1.0 / wsum if weighted else 1.0 / n
+    weighted, scale = weights_scale(SW, n)
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
