@@ -275,9 +275,12 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
-def _row_kernel(op, lay_ref, p0, p1, accumulate):
-    """Products of a batch of one row (online learning) with their epilogues, for the
-    weight layers ``p0 .. p1 - 1``: ``OP_FORWARD`` upwards (softmax included), ``OP_GRAD`` or
+def _row_kernel(op, lay_ref, p0, p1, n, accumulate):
+    """Matrix-vector products with their epilogues. ``n > 1``: the forward product of the
+    one-unit layer ``p0`` for ``n`` rows (``OP_FORWARD``; one fused multiply-add chain per
+    row, as the tiles compute it, without a 16-column panel for one column). ``n == 1``:
+    the products of a batch of one row (online learning), for the weight layers
+    ``p0 .. p1 - 1``: ``OP_FORWARD`` upwards (softmax included), ``OP_GRAD`` or
     ``OP_DELTA`` of each layer downwards, or ``OP_BACKWARD``, the backward sweep (each
     layer's gradient, then its delta below it if ``p > 0``). The matrix-vector loops of
     ``_gemm`` compute what the tiles would, without packing, and the tiles' epilogue runs on
@@ -286,6 +289,12 @@ def _row_kernel(op, lay_ref, p0, p1, accumulate):
     lay = deref(lay_ref)
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
+    if n > 1:  # C[i] = sum_k w[k] * a[i, k]: the rows of a are the "matrix"
+        n_in = sizes[p0]
+        row_times_transposed(params, w_off[p0], act, a_off[p0], n_in, act, a_off[p0 + 1], n,
+                             n_in)
+        _epilogue(op, lay_ref, p0, n, rt(0), n, rt(0), rt(1), accumulate)
+        return
     if op == OP_FORWARD:
         for p in range(p0, p1):
             n_in, n_out = sizes[p], sizes[p + 1]
@@ -306,7 +315,7 @@ def _row_kernel(op, lay_ref, p0, p1, accumulate):
 #: ``_row_kernel`` compiled once per dtype and called through a pointer (see ``_flat``):
 #: ``layer_op`` on one row and the whole passes of ``_network`` share it
 row_ops = flat(_row_kernel, lambda dtype: types.none(
-    _I, types.CPointer(lay_type(dtype)), _I, _I, types.boolean), lazy=True)
+    _I, types.CPointer(lay_type(dtype)), _I, _I, _I, types.boolean), lazy=True)
 
 
 # the tile kernel, compiled once per dtype and called through a pointer (``_flat``): the
@@ -345,8 +354,8 @@ def _layer_op(op, lay_ref, p, n, accumulate):
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
         step = lay
     M, N, K = op_shape(op, p, n, sizes)
-    if n == 1:  # the softmax included
-        row_ops(op, lay, p, p + 1, accumulate)
+    if n == 1 or (op == OP_FORWARD and N == 1):  # the softmax included
+        row_ops(op, lay, p, p + 1, n, accumulate)
         return
     mc = mc_rows(elem_bytes(act))
     work = M * N * K

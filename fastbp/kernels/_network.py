@@ -120,7 +120,7 @@ def forward_pass(lay, n):
     """The forward pass of ``n`` rows over the buffers of ``lay`` (see ``layer_op``):
     dropout when ``lay``'s rates say so. One row: one call (``row_ops``)."""
     if n == 1:
-        row_ops(rt(OP_FORWARD), lay, rt(0), lay[6].shape[0] - 1, rt(False))
+        row_ops(rt(OP_FORWARD), lay, rt(0), lay[6].shape[0] - 1, rt(1), rt(False))
         return
     for p in range(lay[6].shape[0] - 1):
         layer_op(rt(OP_FORWARD), lay, p, n, rt(False))
@@ -132,7 +132,7 @@ def backward_pass(lay, n, accumulate):
     ``delta``'s last block: every hidden delta and every layer's gradient. One row: one
     call (``row_ops``)."""
     if n == 1:
-        row_ops(rt(OP_BACKWARD), lay, rt(0), lay[6].shape[0] - 1, accumulate)
+        row_ops(rt(OP_BACKWARD), lay, rt(0), lay[6].shape[0] - 1, rt(1), accumulate)
         return
     for p in range(lay[6].shape[0] - 2, -1, -1):
         layer_op(rt(OP_GRAD), lay, p, n, accumulate)
