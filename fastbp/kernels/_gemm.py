@@ -37,6 +37,7 @@ from ._llvm import (
     borrowed,
     elem_bytes,
     panel_fma,
+    panel_fma2,
     ptr_at,
     stack,
     transpose_block,
@@ -327,8 +328,40 @@ def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, wide):
 # ``predict(X)[:1]`` bit for bit.
 _ROW_BYTES = 1 << 12
 _row_stack = stack(_ROW_BYTES)
-_lanes_stack = stack(64)
-_wt_stack = stack(KC * 64)
+_lanes_stack = stack(2 * 64)
+_wt_stack = stack(2 * KC * 64)
+
+
+@njit(inline="always", error_model="numpy", cache=True, nogil=True)
+def _fill_panel(W, w0, ldw, j, cols, k0, kc, Wt, off, v):
+    """``Wt[off + k*v + u] = W[w0 + (j + u)*ldw + k0 + k]`` for ``k < kc``, ``u < v``
+    (zeros past ``cols`` rows): a panel of ``cols`` rows of W, transposed."""
+    z = Wt.dtype.type(0)
+    kb = kc - kc % v if cols == v else 0
+    for k in range(0, kb, v):
+        transpose_block(W, w0 + j * ldw + k0 + k, ldw, Wt, off + k * v, v)
+    if kb < kc:  # the steps past the last whole block, or a panel's last rows
+        uv = np.uint64(v)
+        P = carray(ptr_at(Wt, off), (kc * v,))
+        if cols < v:
+            for e in range(np.uint64(kc * v)):
+                P[e] = z
+        for u in range(np.uint64(cols)):
+            src = carray(ptr_at(W, w0 + (j + np.int64(u)) * ldw + k0), (kc,))
+            for k in range(np.uint64(kb), np.uint64(kc)):
+                P[k * uv + u] = src[k]
+
+
+@njit(inline="always", error_model="numpy", cache=True, nogil=True)
+def _store_panel(acc, a0, C, c0, cols, first):
+    """``C[c0 + u] (+)= acc[a0 + u]`` for ``u < cols`` (``first``: the first chunk)."""
+    out = carray(ptr_at(C, c0), (cols,))
+    if first:
+        for u in range(np.uint64(cols)):
+            out[u] = acc[a0 + u]
+    else:
+        for u in range(np.uint64(cols)):
+            out[u] = out[u] + acc[a0 + u]
 
 
 @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
@@ -338,15 +371,17 @@ def row_times_transposed(x, x0, W, w0, ldw, C, c0, N, K):
     wide_vectors()
     x, W, C = borrowed(x), borrowed(W), borrowed(C)
     # gemm_tile's order: per KC chunk a chain of fused multiply-adds from zero, chunks added.
-    # A panel of v rows of W is first copied transposed (in-register block transposes), so
-    # that each step is one vector multiply-add over v outputs. (Unsigned loop indices over
-    # carray views: no negative-index wraparound, which would turn the loads into gathers.)
+    # Panels of v rows of W are first copied transposed (in-register block transposes), so
+    # that each step is one vector multiply-add over v outputs; two panels at a time, so
+    # that two independent chains share each step. (Unsigned loop indices over carray
+    # views: no negative-index wraparound, which would turn the loads into gathers.)
     v = 64 // elem_bytes(C)
-    acc = carray(_lanes_stack(C.dtype), (v,))
-    Wt1 = carray(_wt_stack(C.dtype), (KC * v,))  # KC x v, row-major
+    acc = carray(_lanes_stack(C.dtype), (2 * v,))
+    Wt = carray(_wt_stack(C.dtype), (2 * KC * v,))  # two KC x v panels, row-major
     z = C.dtype.type(0)
-    for j in range(0, N, v):
+    for j in range(0, N, 2 * v):
         cols = min(v, N - j)
+        cols2 = min(v, N - j - v)  # the second panel's rows (<= 0: none)
         if cols <= 2:  # one or two outputs: scalar chains beat packing a panel
             for jj in range(j, N):
                 r = carray(ptr_at(W, w0 + jj * ldw), (K,))
@@ -358,26 +393,14 @@ def row_times_transposed(x, x0, W, w0, ldw, C, c0, N, K):
             break
         for k0 in range(0, K, KC):
             kc = min(KC, K - k0)
-            kb = kc - kc % v if cols == v else 0
-            for k in range(0, kb, v):
-                transpose_block(W, w0 + j * ldw + k0 + k, ldw, Wt1, k * v, v)
-            if kb < kc:  # the steps past the last whole block, or a panel's last rows
-                uv = np.uint64(v)
-                if cols < v:
-                    for e in range(np.uint64(kc * v)):
-                        Wt1[e] = z
-                for u in range(np.uint64(cols)):
-                    src = carray(ptr_at(W, w0 + (j + np.int64(u)) * ldw + k0), (kc,))
-                    for k in range(np.uint64(kb), np.uint64(kc)):
-                        Wt1[k * uv + u] = src[k]
-            panel_fma(Wt1, x, x0 + k0, kc, acc, 0)
-            out = carray(ptr_at(C, c0 + j), (cols,))
-            if k0 == 0:
-                for u in range(np.uint64(cols)):
-                    out[u] = acc[u]
+            _fill_panel(W, w0, ldw, j, cols, k0, kc, Wt, 0, v)
+            if cols2 > 0:
+                _fill_panel(W, w0, ldw, j + v, cols2, k0, kc, Wt, KC * v, v)
+                panel_fma2(Wt, KC * v, x, x0 + k0, kc, acc, 0)
+                _store_panel(acc, v, C, c0 + j + v, cols2, k0 == 0)
             else:
-                for u in range(np.uint64(cols)):
-                    out[u] = out[u] + acc[u]
+                panel_fma(Wt, x, x0 + k0, kc, acc, 0)
+            _store_panel(acc, 0, C, c0 + j, cols, k0 == 0)
 
 
 @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)

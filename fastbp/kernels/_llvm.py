@@ -242,6 +242,52 @@ def elem_bytes(typingctx, arr):
 
 
 @intrinsic
+def panel_fma2(typingctx, P, p1, x, x0, kc, out, o0):
+    """``panel_fma`` of two panels at once, the second at ``P[p1:]``, its sums into
+    ``out[o0 + V + u]``: two independent chains per step, so that each waits half as long
+    on the multiply-add before it (the sums and their order are ``panel_fma``'s)."""
+    if not (isinstance(P, types.Array) and isinstance(x, types.Array)
+            and isinstance(out, types.Array) and P.dtype == x.dtype == out.dtype
+            and P.dtype in (types.float32, types.float64)):
+        return None
+    sig = types.none(P, types.intp, x, types.intp, types.intp, out, types.intp)
+
+    def codegen(context, builder, signature, args):
+        fty = context.get_data_type(P.dtype)
+        size = context.get_abi_sizeof(fty)
+        v = 64 // size
+        vty = ir.VectorType(fty, v)
+        i64 = ir.IntType(64)
+        p = make_array(P)(context, builder, args[0])
+        xa = make_array(x)(context, builder, args[2])
+        o = make_array(out)(context, builder, args[5])
+        p1, x0, kc, o0 = args[1], args[3], args[4], args[6]
+        name = f"llvm.fma.v{v}f{8 * size}"
+        fma = builder.module.globals.get(name) or ir.Function(
+            builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(2)]
+        with cgutils.for_range(builder, kc) as loop:
+            k = loop.index
+            xk = builder.load(builder.gep(xa.data, [builder.add(x0, k)]))
+            xs = builder.insert_element(ir.Constant(vty, ir.Undefined), xk,
+                                        ir.Constant(ir.IntType(32), 0))
+            xs = builder.shuffle_vector(xs, ir.Constant(vty, ir.Undefined),
+                                        ir.Constant(ir.VectorType(ir.IntType(32), v), [0] * v))
+            at = builder.mul(k, ir.Constant(i64, v))
+            for acc_ptr, base in zip(accs, (at, builder.add(at, p1))):
+                row = builder.gep(p.data, [base])
+                pv = builder.load(builder.bitcast(row, vty.as_pointer()), align=size)
+                builder.store(builder.call(fma, [xs, pv, builder.load(acc_ptr)]), acc_ptr)
+        for i, acc_ptr in enumerate(accs):
+            off = builder.add(o0, ir.Constant(i64, i * v))
+            dst = builder.bitcast(builder.gep(o.data, [off]), vty.as_pointer())
+            builder.store(builder.load(acc_ptr), dst, align=size)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def panel_fma(typingctx, P, x, x0, kc, out, o0):
     """``out[o0 + u] = sum_k x[x0 + k] * P[k*V + u]`` for ``u < V`` (``V`` values per
     512-bit vector), each sum a chain of fused multiply-adds from zero in the order of ``k``
