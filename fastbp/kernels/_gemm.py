@@ -10,13 +10,15 @@ weight gradient) need no copies and no separate kernels:
 - weight gradient: ``gW = delta.T @ a_in`` (``A[j, i] = delta[i, j]``: strides ``(1, n_out)``)
 
 ``gemm_tile`` computes a block of ``C`` the BLIS way: per chunk of ``KC`` reduction steps
-it copies its rows of ``A`` into a contiguous buffer, ``MR`` rows interleaved
-(``pack_a``), then each ``NR``-column panel of ``B`` (``pack_b``; zero-padded at the
-edges), and runs the ``MR x NR`` register-blocked micro-kernel over them. The accumulators
-are a fixed-size stack array that LLVM keeps in vector registers: ``4 x 64`` float32
-(``4 x 32`` float64), sixteen 512-bit registers, for wide products, and ``4 x 16``
-(``4 x 8``) for products of fewer than ``NR`` columns. The packing buffers live on the stack
-of the calling thread (96 KiB), so nothing is allocated.
+it copies each ``NR``-column panel of ``B`` into a contiguous buffer (``pack_b``;
+zero-padded at the edges) and runs the ``MR x NR`` register-blocked micro-kernel over it
+and ``A``: read in place when its rows are contiguous, or its columns (``delta.T``: a
+block's ``MR`` values of a step are adjacent) with steps at most ``A_INPLACE_STRIDE``
+bytes apart; otherwise its rows are first copied ``MR`` rows interleaved (``pack_a``).
+The accumulators are a fixed-size stack array that LLVM keeps in vector registers:
+``4 x 64`` float32 (``4 x 32`` float64), sixteen 512-bit registers, for wide products, and
+``4 x 16`` (``4 x 8``) for products of fewer than ``NR`` columns. The packing buffers
+live on the stack of the calling thread, so nothing is allocated.
 
 Every element of ``C`` is the same sum in the same order wherever it lies: per ``KC``
 chunk, a fused multiply-add per reduction step into its own accumulator lane, chunks added
@@ -39,6 +41,7 @@ from ._llvm import (
     panel_fma,
     panel_fma2,
     ptr_at,
+    rt,
     stack,
     transpose_block,
     wide_vectors,
@@ -53,8 +56,13 @@ MR = 4
 #: reduction steps per packed chunk (a float32 wide panel of B is then 32 KiB: L1-resident)
 KC = 128
 
-#: bytes of the stack buffer that holds packed rows of A: ``MC`` rows x ``KC`` steps
+#: bytes of a tile's rows of A for one chunk (``MC`` rows x ``KC`` steps): sets ``mc_rows``,
+#: and the stack buffer of a packed A
 A_PACK_BYTES = 1 << 16
+
+#: largest step (bytes) between a column-contiguous A's reduction steps read in place: wider
+#: steps put a chunk's cache lines in few L1 sets, and A is packed
+A_INPLACE_STRIDE = 1024
 
 #: bytes of the stack buffer that holds one packed panel of B (KC x NR)
 B_PACK_BYTES = 1 << 15
@@ -71,7 +79,8 @@ _acc_stack = stack(MR * WIDE_BYTES)  # also the narrow kernel's 2 MR x 1 vector
 
 @njit(cache=True, nogil=True)
 def mc_rows(itemsize):
-    """Most rows of C per tile (the packed rows of A fill ``A_PACK_BYTES``)."""
+    """Most rows of C per tile (a tile's rows of A, one chunk of steps, fill
+    ``A_PACK_BYTES``: they stay in L2 while the tile's panels pass)."""
     return A_PACK_BYTES // (KC * itemsize)
 
 
@@ -84,9 +93,9 @@ def nr_cols(itemsize, wide):
 def _make_micro(nr):
     """The ``MR x nr`` micro-kernel (``nr`` a compile-time constant: the accumulators then
     stay in registers). Row ``r`` of the A block, step ``k``, is
-    ``Ap[ap0 + r * a_rs + k * a_ks]`` (packed rows or MR-interleaved columns, or A itself
-    when its rows are contiguous). Rows past ``rows`` repeat the last valid row (computed,
-    never stored), so nothing past A's last row is read."""
+    ``Ap[ap0 + r * a_rs + k * a_ks]`` (A itself, its rows or its columns contiguous).
+    Rows past ``rows`` repeat the last valid row (computed, never stored), so nothing past
+    A's last row is read."""
 
     @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
     def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate):
@@ -147,8 +156,8 @@ def _row_offset(r, last, block_stride, a_rs):
 
 
 def _make_narrow(nr):
-    """The ``2 MR x nr`` micro-kernel for panels of one vector (``nr`` values): two packed
-    blocks of ``MR`` rows at once (the second ``MR * kc`` values after the first), so that
+    """The ``2 MR x nr`` micro-kernel for panels of one vector (``nr`` values): two blocks
+    of ``MR`` rows at once (the second ``MR`` rows after the first), so that
     eight independent sums keep both fused multiply-add units busy (a single block's four
     sums wait on each other's latency). Each sum is formed as in ``micro``."""
 
@@ -164,7 +173,9 @@ def _make_narrow(nr):
                 acc[r, j] = z
         # row r of the block: (r // MR) blocks of MR rows on, row r % MR within its block;
         # rows past ``rows`` repeat the last valid one (computed, never stored)
-        bs = MR * (kc if a_rs == 1 else a_rs)  # interleaved packing, or rows
+        # block b's rows start b * MR rows on: MR * kc values on when packed MR-interleaved
+        # (``pack_a``: rows 1 apart, steps MR apart), MR rows on when read in place
+        bs = MR * kc if a_rs == 1 and a_ks == MR else MR * a_rs
         last = rows - 1
         u0 = np.uint64(0)
         u1 = _row_offset(1, last, bs, a_rs)
@@ -303,9 +314,12 @@ def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, wide):
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         acc = accumulate or k0 > 0
-        ars, aks = a.rs, a.cs
-        if a.cs != 1:  # A's columns contiguous (delta.T): packed, MR-interleaved
-            ars, aks = pack_a(A, a.off, a.rs, a.cs, i0, mc, k0, kc, Ap)
+        # A is read in place when its rows are contiguous, or its columns (delta.T) with
+        # steps close enough that a chunk's cache lines stay apart in L1 (and not exactly
+        # MR apart, the packed layout); else packed, MR-interleaved
+        packed = a.cs != 1 and (a.cs == MR or a.cs * elem_bytes(C) > A_INPLACE_STRIDE)
+        if packed:
+            pack_a(A, a.off, a.rs, a.cs, i0, mc, k0, kc, Ap)
         for j in range(j0, j1, nr):
             nc = min(nr, j1 - j)
             pack_b(B, b.off, b.rs, b.cs, k0, kc, j, nc, nr, Bp)
@@ -313,11 +327,11 @@ def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, wide):
             for ib in range(0, mc, step):
                 rows = min(step, mc - ib)
                 c0 = c.off + (i0 + ib) * ldc + j
-                if a.cs == 1:  # rows contiguous: read in place, no copy
-                    micro(A, a.off + (i0 + ib) * a.rs + k0, a.rs, a.cs, Bp, kc, C, c0, ldc,
-                          rows, nc, acc, wide)
+                if packed:
+                    micro(Ap, ib * kc, rt(1), rt(MR), Bp, kc, C, c0, ldc, rows, nc, acc, wide)
                 else:
-                    micro(Ap, ib * kc, ars, aks, Bp, kc, C, c0, ldc, rows, nc, acc, wide)
+                    micro(A, a.off + (i0 + ib) * a.rs + k0 * a.cs, a.rs, a.cs, Bp, kc, C,
+                          c0, ldc, rows, nc, acc, wide)
 
 
 # ------------------------------------------------------------------ one row (online learning)
