@@ -199,15 +199,23 @@ def test_ctrl_c_stops_an_estimator_within_a_fraction_of_an_epoch():
     several seconds runs: fit returns within a fraction of that epoch, before its end."""
     rng = np.random.default_rng(0)
     n_features = 128
-    Xs = rng.normal(size=(2048, n_features)).astype(np.float32)
+    Xs = rng.normal(size=(8192, n_features)).astype(np.float32)
     ys = rng.integers(0, 10, len(Xs))
-    for hidden in (256, 1024, 4096):  # wider on fast machines: an epoch of about 3 s
+
+    def fit_seconds(hidden, rows):  # the faster of two one-epoch fits
         probe = MLPClassifier((hidden,), batch_size=32, max_iter=1, shuffle=False,
                               random_state=0)
-        _fit(probe, Xs, ys)  # compile / load the kernels
-        t = time.perf_counter()
-        _fit(probe, Xs, ys)
-        per_row = (time.perf_counter() - t) / len(Xs)
+        times = []
+        for _ in range(2):
+            t = time.perf_counter()
+            _fit(probe, Xs[:rows], ys[:rows])
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    for hidden in (256, 1024, 4096):  # wider on fast machines: an epoch of about 3 s
+        fit_seconds(hidden, 64)  # compile / load the kernels
+        # per row from two sizes: a fit's fixed costs (checks, initial weights) cancel
+        per_row = max(1e-9, (fit_seconds(hidden, 8192) - fit_seconds(hidden, 2048)) / 6144)
         n = int(max(len(Xs), 3.0 / per_row))
         if n <= 100_000:
             break
