@@ -110,3 +110,22 @@ def test_block_cross_entropy_has_the_bits_of_the_row_by_row_loss(dtype):
         want_b = row_by_row(z, a, t, np.zeros(0, dtype), 1.0, False)
         assert np.float64(got_b).tobytes() == np.float64(want_b).tobytes() or (
             np.isnan(got_b) and np.isnan(want_b))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_rows_four_at_a_time_keep_the_one_row_bits(dtype):
+    """``activate``'s softmax takes four rows at a time: every row has the bits it gets
+    alone (a one-row batch, or the last rows of a block), whatever its position."""
+    from fastbp.kernels._activations import activate
+
+    rng = np.random.default_rng(5)
+    for n, m in ((13, 10), (8, 1), (5, 70), (4, 3)):
+        z = (rng.normal(size=(n, m)) * 20).astype(dtype)
+        z[1, 0] = np.inf
+        z[2, -1] = np.nan
+        block = z.copy()
+        activate(block, 0, n, 0, m, _codes.SOFTMAX)
+        for i in range(n):
+            row = z[i : i + 1].copy()
+            activate(row, 0, 1, 0, m, _codes.SOFTMAX)
+            assert row.tobytes() == block[i : i + 1].tobytes(), (n, m, i)
