@@ -241,31 +241,27 @@ def elem_bytes(typingctx, arr):
     return sig, codegen
 
 
-@intrinsic
-def panel_fma2(typingctx, P, p1, x, x0, kc, out, o0):
-    """``panel_fma`` of two panels at once, the second at ``P[p1:]``, its sums into
-    ``out[o0 + V + u]``: two independent chains per step, so that each waits half as long
-    on the multiply-add before it (the sums and their order are ``panel_fma``'s)."""
-    if not (isinstance(P, types.Array) and isinstance(x, types.Array)
-            and isinstance(out, types.Array) and P.dtype == x.dtype == out.dtype
-            and P.dtype in (types.float32, types.float64)):
-        return None
-    sig = types.none(P, types.intp, x, types.intp, types.intp, out, types.intp)
+def _panel_fma_codegen(n_panels):
+    """Code of ``panel_fma`` (one panel) or ``panel_fma2`` (two): per step, one broadcast
+    of ``x[x0 + k]`` and one vector fused multiply-add per panel into its accumulator."""
 
     def codegen(context, builder, signature, args):
+        P, x, out = signature.args[0], signature.args[-5], signature.args[-2]
         fty = context.get_data_type(P.dtype)
         size = context.get_abi_sizeof(fty)
         v = 64 // size
         vty = ir.VectorType(fty, v)
         i64 = ir.IntType(64)
         p = make_array(P)(context, builder, args[0])
-        xa = make_array(x)(context, builder, args[2])
-        o = make_array(out)(context, builder, args[5])
-        p1, x0, kc, o0 = args[1], args[3], args[4], args[6]
+        xa = make_array(x)(context, builder, args[-5])
+        o = make_array(out)(context, builder, args[-2])
+        x0, kc, o0 = args[-4], args[-3], args[-1]
+        p1 = args[1] if n_panels == 2 else None  # the second panel's offset in P
         name = f"llvm.fma.v{v}f{8 * size}"
         fma = builder.module.globals.get(name) or ir.Function(
             builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
-        accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(2)]
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, None))
+                for _ in range(n_panels)]
         with cgutils.for_range(builder, kc) as loop:
             k = loop.index
             xk = builder.load(builder.gep(xa.data, [builder.add(x0, k)]))
@@ -274,7 +270,8 @@ def panel_fma2(typingctx, P, p1, x, x0, kc, out, o0):
             xs = builder.shuffle_vector(xs, ir.Constant(vty, ir.Undefined),
                                         ir.Constant(ir.VectorType(ir.IntType(32), v), [0] * v))
             at = builder.mul(k, ir.Constant(i64, v))
-            for acc_ptr, base in zip(accs, (at, builder.add(at, p1))):
+            bases = (at,) if n_panels == 1 else (at, builder.add(at, p1))
+            for acc_ptr, base in zip(accs, bases):
                 row = builder.gep(p.data, [base])
                 pv = builder.load(builder.bitcast(row, vty.as_pointer()), align=size)
                 builder.store(builder.call(fma, [xs, pv, builder.load(acc_ptr)]), acc_ptr)
@@ -284,7 +281,24 @@ def panel_fma2(typingctx, P, p1, x, x0, kc, out, o0):
             builder.store(builder.load(acc_ptr), dst, align=size)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+def _panel_operands(P, x, out):
+    return (isinstance(P, types.Array) and isinstance(x, types.Array)
+            and isinstance(out, types.Array) and P.dtype == x.dtype == out.dtype
+            and P.dtype in (types.float32, types.float64))
+
+
+@intrinsic
+def panel_fma2(typingctx, P, p1, x, x0, kc, out, o0):
+    """``panel_fma`` of two panels at once, the second at ``P[p1:]``, its sums into
+    ``out[o0 + V + u]``: two independent chains per step, so that each waits half as long
+    on the multiply-add before it (the sums and their order are ``panel_fma``'s)."""
+    if not _panel_operands(P, x, out):
+        return None
+    sig = types.none(P, types.intp, x, types.intp, types.intp, out, types.intp)
+    return sig, _panel_fma_codegen(2)
 
 
 @intrinsic
@@ -292,37 +306,7 @@ def panel_fma(typingctx, P, x, x0, kc, out, o0):
     """``out[o0 + u] = sum_k x[x0 + k] * P[k*V + u]`` for ``u < V`` (``V`` values per
     512-bit vector), each sum a chain of fused multiply-adds from zero in the order of ``k``
     (unchecked). One vector multiply-add per step, whatever LLVM's vectoriser decides."""
-    if not (isinstance(P, types.Array) and isinstance(x, types.Array)
-            and isinstance(out, types.Array) and P.dtype == x.dtype == out.dtype
-            and P.dtype in (types.float32, types.float64)):
+    if not _panel_operands(P, x, out):
         return None
     sig = types.none(P, x, types.intp, types.intp, out, types.intp)
-
-    def codegen(context, builder, signature, args):
-        fty = context.get_data_type(P.dtype)
-        size = context.get_abi_sizeof(fty)
-        v = 64 // size
-        vty = ir.VectorType(fty, v)
-        p = make_array(P)(context, builder, args[0])
-        xa = make_array(x)(context, builder, args[1])
-        o = make_array(out)(context, builder, args[4])
-        x0, kc, o0 = args[2], args[3], args[5]
-        name = f"llvm.fma.v{v}f{8 * size}"
-        fma = builder.module.globals.get(name) or ir.Function(
-            builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
-        acc_ptr = cgutils.alloca_once_value(builder, ir.Constant(vty, None))
-        with cgutils.for_range(builder, kc) as loop:
-            k = loop.index
-            xk = builder.load(builder.gep(xa.data, [builder.add(x0, k)]))
-            xs = builder.insert_element(ir.Constant(vty, ir.Undefined), xk,
-                                        ir.Constant(ir.IntType(32), 0))
-            xs = builder.shuffle_vector(xs, ir.Constant(vty, ir.Undefined),
-                                        ir.Constant(ir.VectorType(ir.IntType(32), v), [0] * v))
-            row = builder.gep(p.data, [builder.mul(k, ir.Constant(ir.IntType(64), v))])
-            pv = builder.load(builder.bitcast(row, vty.as_pointer()), align=size)
-            builder.store(builder.call(fma, [xs, pv, builder.load(acc_ptr)]), acc_ptr)
-        dst = builder.bitcast(builder.gep(o.data, [o0]), vty.as_pointer())
-        builder.store(builder.load(acc_ptr), dst, align=size)
-        return context.get_dummy_value()
-
-    return sig, codegen
+    return sig, _panel_fma_codegen(1)
