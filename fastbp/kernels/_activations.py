@@ -15,7 +15,7 @@ from numba import types
 
 from ._cache import njit
 from ._codes import EXP, IDENTITY, LEAKY_RELU, LEAKY_SLOPE, LOGISTIC, RELU, SOFTMAX, TANH
-from ._flat import flat
+from ._flat import c_array, flat
 from ._llvm import wide_vectors
 from ._vmath import vexp, vlogistic, vtanh
 
@@ -135,16 +135,12 @@ def multiply_derivative(d, a, i0, i1, k0, k1, code):
                 d[i, k] = d[i, k] * slope if a[i, k] <= 0 else d[i, k]
 
 
-
-def _c2(dtype):
-    return types.Array(dtype, 2, "C")
-
-
 _I = types.int64
 
 #: ``activate`` and ``multiply_derivative`` compiled once per dtype and called through a
 #: pointer (see ``_flat``) by the layer kernels (each activation's vectorised loops are
 #: then emitted once, not in every kernel and at every call site)
-activate_flat = flat(activate, lambda dtype: types.none(_c2(dtype), _I, _I, _I, _I, _I))
+activate_flat = flat(activate, lambda dtype: types.none(c_array(dtype, 2), _I, _I, _I, _I,
+                                                          _I))
 multiply_derivative_flat = flat(multiply_derivative, lambda dtype: types.none(
-    _c2(dtype), _c2(dtype), _I, _I, _I, _I, _I))
+    c_array(dtype, 2), c_array(dtype, 2), _I, _I, _I, _I, _I))

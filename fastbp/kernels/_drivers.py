@@ -198,7 +198,7 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
     (float, int)
         The loss (``PASS_PREDICT``: 0): ``sum_i w_i E_i / sum_i w_i``, the mean for unit
         weights; and the rows whose outputs match ``T`` (``count_correct``; 0 when ``T``
-        has no rows).
+        has no rows, and for ``PASS_GRADIENT``).
     """
     n = X.shape[0]
     sizes = net.sizes
@@ -225,7 +225,7 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
         _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
         forward_pass(lay, m)
         a_out = _block(act, sizes, a_off, L, m)
-        if T.shape[0] == n:
+        if T.shape[0] == n and mode != PASS_GRADIENT:
             correct += count_correct(a_out, T[start : start + m], net.loss_code)
         if mode == PASS_PREDICT:
             _copy_rows(a_out, rt(0), start, m, out)

@@ -97,6 +97,11 @@ def deref(typingctx, ref):
     return ref.dtype(ref), codegen
 
 
+def c_array(dtype, ndim):
+    """The Numba type of a C-contiguous ``ndim``-D array of ``dtype`` (flat signatures)."""
+    return types.Array(dtype, ndim, "C")
+
+
 def _where(kernel):
     code = kernel.py_func.__code__
     return code.co_filename, code.co_firstlineno

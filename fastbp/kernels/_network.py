@@ -21,7 +21,7 @@ from ._activations import multiply_derivative
 from ._cache import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, POISSON, SOFTMAX
 from ._dense import OP_BACKWARD, OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op, row_ops
-from ._flat import flat
+from ._flat import c_array, flat
 from ._llvm import rt, stack, wide_vectors
 from ._llvm import view2d as _view2d
 from ._vmath import vexp, vlog, vlog1p
@@ -148,6 +148,36 @@ _exp_stack = stack(_EXP_CHUNK * 8)
 CE_FAR_LOGIT = 2.0**24
 
 
+@njit(inline="always", cache=True, nogil=True)
+def _ce_row(z, t, i, mx, log_s):
+    """Cross-entropy of row ``i`` from its largest logit ``mx`` and ``log_s``, the log of
+    its sum of ``exp(z - mx)`` (both float64)."""
+    lse = mx + log_s
+    # (mx + log s) - z rounds log s away once ulp(mx) is not small beside it (to 0.0 for
+    # equal logits beyond ~1e16): there, (mx - z) + log s. Below 2**24 the usual form,
+    # so ordinary losses keep their bits.
+    far = abs(mx) >= CE_FAR_LOGIT
+    total = 0.0
+    for j in range(z.shape[1]):
+        if t[i, j] != 0:  # 0 * (lse - z) must not turn an infinite z into NaN
+            if far:
+                total += t[i, j] * ((mx - np.float64(z[i, j])) + log_s)
+            else:
+                total += t[i, j] * (lse - z[i, j])
+    return total
+
+
+@njit(inline="always", cache=True, nogil=True)
+def _add_row_loss(total, row_e, w, i, scale, row_scaled):
+    """``total`` plus row ``i``'s loss as ``output_delta_weighted`` sums it: ``row_e``
+    (``w`` empty), ``w_i * row_e``, or with ``row_scaled`` ``row_e * (scale * w_i)``."""
+    if w.shape[0] > 0 and row_scaled:  # each row's loss with the scale of its delta
+        return total + row_e * (scale * np.float64(w[i]))
+    if w.shape[0] > 0:
+        return total + np.float64(w[i]) * row_e
+    return total + row_e
+
+
 @njit(cache=True, nogil=True)
 def _row_loss(z, a, t, loss_code, i):
     """Loss of row ``i`` in float64; cross-entropies from z, so stable for any logits."""
@@ -167,18 +197,7 @@ def _row_loss(z, a, t, loss_code, i):
                 e[j] = vexp(np.float64(zr[j]) - mx)
             for j in range(cl):  # then summed in order
                 s += e[j]
-        log_s = vlog(s)
-        lse = mx + log_s
-        # (mx + log s) - z rounds log s away once ulp(mx) is not small beside it (to 0.0 for
-        # equal logits beyond ~1e16): there, (mx - z) + log s. Below 2**24 the usual form,
-        # so ordinary losses keep their bits.
-        far = abs(mx) >= CE_FAR_LOGIT
-        for j in range(m):
-            if t[i, j] != 0:  # 0 * (lse - z) must not turn an infinite z into NaN
-                if far:
-                    total += t[i, j] * ((np.float64(mx) - np.float64(z[i, j])) + log_s)
-                else:
-                    total += t[i, j] * (lse - z[i, j])
+        total = _ce_row(z, t, i, np.float64(mx), vlog(s))
     elif loss_code == BINARY_CROSS_ENTROPY:
         for j in range(m):
             x = np.float64(z[i, j])
@@ -214,7 +233,6 @@ def _ce_total(z, t, w, scale, row_scaled):
     bit ``_row_loss``'s: the same operations on each element, in the same order per row."""
     wide_vectors()
     n, m = z.shape
-    weighted = w.shape[0] > 0
     G = np.uint64(CE_ROWS)
     S = carray(_ce_stack(np.float64), (CE_ROWS * CE_COLS,))  # S[j * G + r], transposed
     mxs = carray(_ce_rows_stack(np.float64), (2 * CE_ROWS,))  # row maxima, then log sums
@@ -241,23 +259,8 @@ def _ce_total(z, t, w, scale, row_scaled):
         for r in range(G):
             sums[r] = vlog(sums[r])
         for r in range(g):
-            i = g0 + r
-            mx, log_s = mxs[r], sums[r]
-            lse = mx + log_s
-            far = abs(mx) >= CE_FAR_LOGIT
-            row_e = 0.0
-            for j in range(m):
-                if t[i, j] != 0:  # 0 * (lse - z) must not turn an infinite z into NaN
-                    if far:
-                        row_e += t[i, j] * ((mx - np.float64(z[i, j])) + log_s)
-                    else:
-                        row_e += t[i, j] * (lse - z[i, j])
-            if weighted and row_scaled:
-                total += row_e * (scale * np.float64(w[i]))
-            elif weighted:
-                total += np.float64(w[i]) * row_e
-            else:
-                total += row_e
+            row_e = _ce_row(z, t, g0 + r, mxs[r], sums[r])
+            total = _add_row_loss(total, row_e, w, g0 + r, scale, row_scaled)
     return total
 
 
@@ -315,11 +318,9 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta, row_sca
     block = loss_code == CROSS_ENTROPY and m <= CE_COLS  # the loss by blocks of rows
     sc = delta.dtype.type(scale)
     total = 0.0
-    row_scale = scale
     for i in range(n):
         if weighted:
-            row_scale = scale * np.float64(w[i])
-            sc = delta.dtype.type(row_scale)
+            sc = delta.dtype.type(scale * np.float64(w[i]))
         if loss_code == CROSS_ENTROPY:
             # d/dz_k sum_j t_j (lse(z) - z_j) = a_k sum_j t_j - t_k  (= a_k - t_k for one-hot)
             tsum = t.dtype.type(0)
@@ -346,27 +347,18 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta, row_sca
             for j in range(m):
                 delta[i, j] *= sc
         if not block:
-            row_e = _row_loss(z, a, t, loss_code, i)
-            if weighted and row_scaled:  # each row's loss with the scale of its delta
-                total += row_e * row_scale
-            elif weighted:
-                total += np.float64(w[i]) * row_e
-            else:
-                total += row_e
+            total = _add_row_loss(total, _row_loss(z, a, t, loss_code, i), w, i, scale,
+                                  row_scaled)
     if block:
         total = _ce_total(z, t, w, scale, row_scaled)
     return total if weighted and row_scaled else total * scale
 
 
-def _c(dtype, ndim):
-    return types.Array(dtype, ndim, "C")
-
-
 #: ``output_delta_weighted`` compiled once per dtype and called through a pointer (see
 #: ``_flat``) by the drivers, whose arguments are C-contiguous arrays of the model's dtype
 output_delta_flat = flat(output_delta_weighted, lambda dtype: types.float64(
-    _c(dtype, 2), _c(dtype, 2), _c(dtype, 2), _c(dtype, 1), types.int64, types.int64,
-    types.float64, _c(dtype, 2), types.boolean))
+    c_array(dtype, 2), c_array(dtype, 2), c_array(dtype, 2), c_array(dtype, 1), types.int64,
+    types.int64, types.float64, c_array(dtype, 2), types.boolean))
 
 
 @njit(cache=True, nogil=True)

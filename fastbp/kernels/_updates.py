@@ -70,7 +70,7 @@ from ._codes import (
     OPT_SKLEARN_ADAM,
     OPT_SKLEARN_SGD,
 )
-from ._flat import flat
+from ._flat import c_array, flat
 from ._llvm import ptr_at, rt, stack, threads, wide_vectors
 
 # No fast-math flags here: an update like ``momentum * b + (1 - dampening) * g`` could be
@@ -230,17 +230,13 @@ def _update_parallel_kernel(params, grads, state, kind, hyper, lr, step, l2, dec
                       min(hi, a + _PARALLEL_CHUNK))
 
 
-def _c(dtype, ndim):
-    return types.Array(dtype, ndim, "C")
-
-
 _I64 = types.Array(types.int64, 1, "C")
 _F64 = types.Array(types.float64, 1, "C")
 
 #: the parallel update, compiled at its first call (lazy: a model with fewer than
 #: ``_PARALLEL_MIN_ELEMENTS`` parameters per segment, or one thread, never needs it)
 _update_parallel = flat(_update_parallel_kernel, lambda dtype: types.none(
-    _c(dtype, 1), _c(dtype, 1), _c(dtype, 2), types.int64, _F64, types.float64,
+    c_array(dtype, 1), c_array(dtype, 1), c_array(dtype, 2), types.int64, _F64, types.float64,
     types.int64, types.float64, types.float64, types.int64, types.int64), lazy=True,
     fallback=True)
 
@@ -328,7 +324,7 @@ def _sklearn_segment_kernel(params, grads, state, kind, hyper, lr, step, l2, lo,
 
 #: scikit-learn's rules, compiled at their first call (lazy: only the estimators use them)
 _sklearn_segment = flat(_sklearn_segment_kernel, lambda dtype: types.float64(
-    _c(dtype, 1), _c(dtype, 1), _c(dtype, 2), types.int64, _F64, types.float64,
+    c_array(dtype, 1), c_array(dtype, 1), c_array(dtype, 2), types.int64, _F64, types.float64,
     types.int64, types.float64, types.int64, types.int64, types.float64), lazy=True,
     fallback=True)
 
@@ -399,7 +395,7 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
 #: ``optimizer_step`` compiled once per dtype and called through a pointer (see ``_flat``)
 #: by the drivers, whose arguments are C-contiguous arrays
 optimizer_step_flat = flat(optimizer_step, lambda dtype: types.float64(
-    _c(dtype, 1), _c(dtype, 1), _c(dtype, 2), types.int64, _c(types.float64, 1),
+    c_array(dtype, 1), c_array(dtype, 1), c_array(dtype, 2), types.int64, _F64,
     types.float64, types.int64, types.float64, _I64, _I64, _I64))
 
 
