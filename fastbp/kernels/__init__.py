@@ -174,7 +174,7 @@ OPT_STATE_ROWS = dict(_codes.OPT_STATE_ROWS)
 
 
 # ---------------------------------------------------------------------------- workspace views
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def layer_block(ws, sizes, a_off, l, n):
     """View of unit layer ``l``'s ``(n, sizes[l])`` block in ``ws`` (``act`` or ``delta``).
 
@@ -192,13 +192,13 @@ def layer_block(ws, sizes, a_off, l, n):
     return _block(ws, sizes, a_off, l, n)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def input_block(act, sizes, a_off, n):
     """``(n, sizes[0])`` view of the input rows in ``act`` (fill it before ``forward``)."""
     return _block(act, sizes, a_off, 0, n)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def output_block(act, sizes, a_off, n):
     """``(n, sizes[-1])`` view of the output activations in ``act`` (after ``forward``).
 
@@ -208,7 +208,7 @@ def output_block(act, sizes, a_off, n):
     return _block(act, sizes, a_off, sizes.shape[0] - 1, n)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def output_z(z_out, sizes, n):
     """``(n, sizes[-1])`` view of the output layer's pre-activation ``z`` (after ``forward``)."""
     m = sizes[sizes.shape[0] - 1]
@@ -218,7 +218,7 @@ def output_z(z_out, sizes, n):
 # ---------------------------------------------------------------------------- kernels
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def sgd_momentum_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
     """SGD with (Nesterov) momentum: ``optimizer_step`` with ``kind = OPT_SGD``.
 
@@ -227,7 +227,7 @@ def sgd_momentum_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b
     optimizer_step(params, grads, state, rt(OPT_SGD), hyper, lr, step, l2, sizes, w_off, b_off)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def adam_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
     """Adam / AdamW: ``optimizer_step`` with ``kind = OPT_ADAM``.
 
@@ -236,7 +236,7 @@ def adam_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
     optimizer_step(params, grads, state, rt(OPT_ADAM), hyper, lr, step, l2, sizes, w_off, b_off)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def rmsprop_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
     """RMSprop: ``optimizer_step`` with ``kind = OPT_RMSPROP``.
 
@@ -246,7 +246,7 @@ def rmsprop_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off)
                     b_off)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def adagrad_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off):
     """Adagrad: ``optimizer_step`` with ``kind = OPT_ADAGRAD``.
 
@@ -257,31 +257,31 @@ def adagrad_step(params, grads, state, hyper, lr, step, l2, sizes, w_off, b_off)
                     b_off)
 
 
-@njit(cache=True)
+@njit(cache=True, entry=True)
 def sgd_hyper(momentum=0.0, dampening=0.0, nesterov=False):
     """(4,) float64 hyperparameters of SGD: ``[momentum, dampening, nesterov, 0]``."""
     return np.array([momentum, dampening, 1.0 if nesterov else 0.0, 0.0])
 
 
-@njit(cache=True)
+@njit(cache=True, entry=True)
 def adam_hyper(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
     """(4,) float64 hyperparameters of Adam (``weight_decay > 0``: AdamW's decoupled decay)."""
     return np.array([beta1, beta2, eps, weight_decay])
 
 
-@njit(cache=True)
+@njit(cache=True, entry=True)
 def rmsprop_hyper(alpha=0.99, eps=1e-8, momentum=0.0, centered=False):
     """(4,) float64 hyperparameters of RMSprop: ``[alpha, eps, momentum, centered]``."""
     return np.array([alpha, eps, momentum, 1.0 if centered else 0.0])
 
 
-@njit(cache=True)
+@njit(cache=True, entry=True)
 def adagrad_hyper(lr_decay=0.0, eps=1e-10):
     """(4,) float64 hyperparameters of Adagrad: ``[lr_decay, eps, 0, 0]``."""
     return np.array([lr_decay, eps, 0.0, 0.0])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def train_step(X, T, net, ws, learning_rate):
     """One SGD step on one batch: mean loss and gradient of ``(X, T)``, then update
     ``net.params``.

@@ -1,7 +1,7 @@
 """fastbp's on-disk compile cache, and the ``njit`` every kernel is defined with.
 
 ``njit`` is Numba's ``njit`` whose ``cache=True`` uses fastbp's cache instead of Numba's
-``FunctionCache``. It differs from Numba's in four ways, all local to fastbp's functions
+``FunctionCache``. It differs from Numba's in five ways, all local to fastbp's functions
 (Numba's own cache and other packages' functions are untouched):
 
 **One stamp for the package.** Numba stamps a cached function with a hash of *its own*
@@ -29,6 +29,11 @@ unpicklable) is a miss: fastbp says once which file it was, compiles the kernel 
 replaces the entry. Cache files are opened without blocking and only if they are regular
 files, so a FIFO planted in the cache cannot hang a process.
 
+**Entry points only where Python calls.** A function is compiled for calls from compiled
+code only (no Python wrapper, no C callback: each costs about as much compile time as a
+small kernel), and calling it from Python is a ``TypeError`` naming it, unless it is
+declared ``njit(..., entry=True)``: the public kernels and the drivers the facade calls.
+
 **Says so.** When a kernel is about to be compiled rather than loaded, fastbp prints one
 line on stderr per dtype and process -- ``fastbp: compiling kernels for float32, once;
 cached in ...``, naming the directory the compiled code is actually saved in -- and nothing
@@ -50,6 +55,7 @@ import threading
 
 import numba
 from numba.core import caching, types
+from numba.core.registry import CPUDispatcher
 
 #: environment switches read when kernels are compiled; they are part of the stamp
 COMPILE_SWITCHES = ()
@@ -380,6 +386,18 @@ class Cache(caching.FunctionCache):
             self._record_unsaved(f"saving to {self.cache_path} failed: {exc}")
 
 
+class InternalDispatcher(CPUDispatcher):
+    """A dispatcher compiled without a Python entry point (``njit`` without ``entry``):
+    callable from compiled code as any other, refused with a clear error from Python
+    (where Numba alone would jump to the missing wrapper and crash the interpreter)."""
+
+    def __call__(self, *args, **kwargs):
+        func = self.py_func
+        raise TypeError(f"{func.__module__}.{func.__qualname__} is an internal compiled kernel: "
+                        "call it from an @njit function, or use the public kernels of "
+                        "fastbp.kernels from Python")
+
+
 def jit_for_package(package_dir: str):
     """An ``njit`` decorator whose ``cache=True`` caches with ``package_dir``'s stamp.
 
@@ -397,10 +415,23 @@ def jit_for_package(package_dir: str):
     cache_cls = type("PackageCache", (Cache,), {"_impl_class": impl,
                                                  "_writable_class": writable_cls})
 
-    def njit(*args, cache: bool = False, **options):
-        """``numba.njit`` whose ``cache=True`` uses the package's ``Cache``."""
+    def njit(*args, cache: bool = False, entry: bool = False, **options):
+        """``numba.njit`` whose ``cache=True`` uses the package's ``Cache``.
+
+        Without ``entry``, the function is an internal kernel: compiled for calls from
+        compiled code only, with neither of the two entry points Numba otherwise builds for
+        each signature (the wrapper that unboxes Python arguments and the C callback), which
+        cost about as much compile time as a small kernel itself. Calling it from Python
+        raises ``TypeError``. ``entry=True``: the function can also be called from Python
+        (the public kernels, the drivers the facade calls).
+        """
         def decorate(func):
+            if not entry:
+                options.setdefault("no_cpython_wrapper", True)
+                options.setdefault("no_cfunc_wrapper", True)
             dispatcher = numba.njit(**options)(func)
+            if not entry:
+                dispatcher.__class__ = InternalDispatcher
             if cache:
                 dispatcher._cache = cache_cls(dispatcher.py_func)
             return dispatcher

@@ -107,7 +107,7 @@ def _copy_rows(src, s0, d0, m, dst):
             dst[d0 + r, c] = src[s0 + r, c]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def train_epoch_sgd(X, T, order, net, ws, batch_size, learning_rate):
     """One epoch of minibatch SGD over the rows ``X[order]``.
 
@@ -172,7 +172,7 @@ PASS_LOSS = 1
 PASS_GRADIENT = 2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
     """One pass over every row of ``X`` in chunks of ``ws.capacity`` rows (a number fixed by
     the caller, not by the thread count), with no dropout: the kernel behind ``predict``,
@@ -245,7 +245,7 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
     return total, correct
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def predict(X, net, ws, out):
     """Output activations of all rows of ``X`` into ``out``, in chunks of ``ws.capacity``
     rows.
@@ -260,14 +260,14 @@ def predict(X, net, ws, out):
     data_pass(PASS_PREDICT, X, out[:0], net.params[:0], net, ws, out, rt(False))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def loss(X, T, net, ws):
     """Mean loss over all rows of ``X`` (float64), evaluated in chunks of ``ws.capacity``
     rows (``net``: no dropout)."""
     return data_pass(PASS_LOSS, X, T, net.params[:0], net, ws, T[:0], rt(False))[0]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def loss_and_gradient(X, T, net, ws):
     """Mean loss over all rows of ``X`` and its gradient, written into ``net.grads``.
 
@@ -282,7 +282,7 @@ def loss_and_gradient(X, T, net, ws):
     return loss_and_gradient_weighted(X, T, net.params[:0], net, ws, rt(False))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def count_correct(a, t, loss_code):
     """Rows of the (n, m) outputs ``a`` that match the targets ``t``.
 
@@ -350,7 +350,7 @@ def gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf):
     return t, w, wsum
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def train_epoch(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size):
     """One epoch of minibatch training with any per-step optimizer.
 
@@ -389,7 +389,7 @@ def train_epoch(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size):
     return total, acc[2] / n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def all_finite(a):
     """True when every element of the contiguous array ``a`` is finite."""
     flat = a.reshape(-1)
@@ -430,7 +430,7 @@ def apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights):
     return 0.5 * l2_step * sq if norm_weights else 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, norm_weights,
                 start_batch, stop_batch, acc, check):
     """Batches ``start_batch .. stop_batch - 1`` of an epoch of minibatch training.
@@ -515,7 +515,7 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
     return STATUS_OK, stop_batch
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def loss_and_gradient_weighted(X, T, SW, net, ws, row_scaled=False):
     """``loss_and_gradient`` with sample weights: loss ``sum_i w_i E_i / sum_i w_i``.
 
@@ -535,7 +535,7 @@ def loss_and_gradient_weighted(X, T, SW, net, ws, row_scaled=False):
 # backward) and ``apply_step`` (clipping and the optimizer update).
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def local_step_gradient(X, T, SW, order, start, m, scale, net, ws, step, totals):
     """This rank's contribution to the gradient of one step, written into ``net.grads``.
 
@@ -579,7 +579,7 @@ def local_step_gradient(X, T, SW, order, start, m, scale, net, ws, step, totals)
     backward_pass(lay, m, rt(False))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def apply_step(net, opt, lr, l2, clip_norm):
     """Clip (if ``clip_norm > 0``) and apply the optimizer to the averaged gradient in
     ``net.grads`` (``apply_update``, with ``Model``'s L2 convention).

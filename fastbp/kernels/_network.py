@@ -99,7 +99,7 @@ def inference_buffers(net, ws, n, first):
     return no_dropout_buffers(net, ws)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def forward(net, ws, n):
     """Forward pass of the ``n`` input rows already stored in the layer-0 block of ``ws.act``.
 
@@ -264,7 +264,7 @@ def _ce_total(z, t, w, scale, row_scaled):
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def output_delta(z, a, t, loss_code, out_code, scale, delta):
     """Loss of a batch and the output delta ``dE/dz^L``.
 
@@ -361,7 +361,7 @@ output_delta_flat = flat(output_delta_weighted, lambda dtype: types.float64(
     types.int64, types.float64, c_array(dtype, 2), types.boolean))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def batch_loss(z, a, t, loss_code):
     """Sum over rows of the per-row loss (float64), without computing a delta.
 
@@ -378,7 +378,7 @@ def batch_loss(z, a, t, loss_code):
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def backward(net, ws, n, accumulate):
     """Backward sweep from the output delta (already in ``ws.delta``'s last block) to all
     gradients.

@@ -198,7 +198,7 @@ def csr_backward(Xd, Xi, Xp, order, row0, lay, n, accumulate):
 
 
 # ------------------------------------------------------------------ drivers
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size,
                     norm_weights, start_batch, stop_batch, acc, check):
     """``_drivers.train_steps`` with a ``CSRRows`` ``X`` (see the module doc).
@@ -252,7 +252,7 @@ def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size
     return STATUS_OK, stop_batch
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def predict_csr(X, net, ws, out):
     """Output activations of all rows of the ``CSRRows`` ``X`` into ``out`` (n, n_out),
     ``ws.capacity`` rows at a time (``ws``: a sparse workspace)."""
@@ -275,7 +275,7 @@ def predict_csr(X, net, ws, out):
                 out[start + r, c] = a[r, c]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def loss_csr(X, T, net, ws):
     """Mean loss over all rows of the ``CSRRows`` ``X`` (float64), ``ws.capacity`` rows at
     a time."""
@@ -298,7 +298,7 @@ def loss_csr(X, T, net, ws):
     return total / n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def loss_and_gradient_csr(X, T, SW, net, ws, row_scaled):
     """``_drivers.loss_and_gradient_weighted`` over the rows of the ``CSRRows`` ``X``: loss
     ``sum_i w_i E_i / sum_i w_i`` (mean without weights) and its gradient into

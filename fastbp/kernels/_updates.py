@@ -94,7 +94,7 @@ def _sgd_range(params, grads, lr, lo, hi):
         params[k] -= lr * grads[k]
 
 
-@njit(error_model="numpy", cache=True, nogil=True)
+@njit(error_model="numpy", cache=True, nogil=True, entry=True)
 def sgd_step(params, grads, learning_rate):
     """Plain gradient descent, ``params -= learning_rate * grads``, in place.
 
@@ -347,7 +347,7 @@ def _check_step(params, grads, state, kind, hyper, sizes, w_off, b_off):
         raise ValueError("sizes, w_off and b_off do not fit params")
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off, b_off):
     """One optimizer update of the whole flat buffer, in place (formulas: module docstring).
 
@@ -399,7 +399,7 @@ optimizer_step_flat = flat(optimizer_step, lambda dtype: types.float64(
     types.float64, types.int64, types.float64, _I64, _I64, _I64))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def grad_norm(grads):
     """Global L2 norm of the flat gradient, summed serially in float64 (a fixed order)."""
     s = 0.0
@@ -409,7 +409,7 @@ def grad_norm(grads):
     return np.sqrt(s)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def clip_grad_norm(grads, max_norm):
     """Scale ``grads`` in place so that its global L2 norm is at most ``max_norm``.
 
@@ -425,7 +425,7 @@ def clip_grad_norm(grads, max_norm):
     return norm
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, entry=True)
 def add_l2(params, grads, l2, sizes, w_off):
     """Add the L2 penalty ``l2/2 * sum W**2`` (weights only) to a gradient in place.
 

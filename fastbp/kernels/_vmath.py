@@ -121,7 +121,8 @@ __all__ = [
     "logistic32", "logistic64", "vexp", "vlog", "vlog1p", "vtanh", "vlogistic",
 ]
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
+# entry: callable from Python too (scalars: the wrapper costs little to compile)
+_JIT = dict(cache=True, nogil=True, error_model="numpy", entry=True)
 
 
 # -- bit reinterpretation ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import fastbp
@@ -17,7 +18,7 @@ CALLEE = JIT + "\n@njit(cache=True)\ndef f(x):\n    return x + {value}\n"
 CALLER = JIT + textwrap.dedent("""
     from .callee import f
 
-    @njit(cache=True)
+    @njit(cache=True, entry=True)
     def g(x):
         return f(x) * 2
 """)
@@ -243,3 +244,15 @@ def test_an_unreadable_cache_file_is_a_miss_said_once_and_replaced(tmp_path, kin
     assert len(said) == 1 and str(bad) in said[0], again.stderr
     healed = _child(run, env)  # the entry was replaced: loaded, nothing said
     assert healed.stdout.split() == ["4", "1"] and healed.stderr == ""
+
+
+def test_an_internal_kernel_from_python_is_a_clear_error_and_runs_from_compiled_code():
+    """Internal kernels have no Python entry point (``njit`` without ``entry``): a call from
+    Python is a ``TypeError`` naming the kernel, never a jump into the missing wrapper."""
+    from compiled import from_python
+
+    from fastbp.kernels import _gemm
+
+    with pytest.raises(TypeError, match=r"_gemm\.mc_rows is an internal compiled kernel"):
+        _gemm.mc_rows(4)
+    assert from_python(_gemm.mc_rows)(4) == from_python(_gemm.mc_rows)(np.int64(4)) > 0

@@ -7,6 +7,7 @@ not change a bit with the tiling or the thread count."""
 import numba
 import numpy as np
 import pytest
+from compiled import from_python
 
 from fastbp.kernels import _codes, _dense, _gemm, _layout
 
@@ -115,10 +116,10 @@ def test_every_tiling_gives_the_same_bits(dtype, shape):
     nr = 256 // np.dtype(dtype).itemsize if n_out >= 256 // np.dtype(dtype).itemsize else \
         64 // np.dtype(dtype).itemsize
     results = {}
+    mc = from_python(_gemm.mc_rows)(np.dtype(dtype).itemsize)
     for op in (_dense.OP_FORWARD, _dense.OP_DELTA, _dense.OP_GRAD):
         outs = []
-        for tm, tn in ((mr, nr), (3 * mr, 2 * nr), (_gemm.mc_rows(np.dtype(dtype).itemsize),
-                                                      10**6)):
+        for tm, tn in ((mr, nr), (3 * mr, 2 * nr), (mc, 10**6)):
             lay, v = _network(np.random.default_rng(2), dtype, n, n_in, n_out)
             _all_tiles(op, lay, 1, n, tm, tn)
             key = {_dense.OP_FORWARD: "a_out", _dense.OP_DELTA: "d_in", _dense.OP_GRAD: "gW"}[op]
@@ -188,7 +189,7 @@ def test_tile_grid_packs_the_least(M, N, K, target):
     ``mc`` rows), reaches the target count where the shape allows, and packs no more than
     any other such grid."""
     mc, nr, mr = 128, 64, _gemm.MR
-    tm, tn = _dense.tile_grid(M, N, K, target, mc, nr)
+    tm, tn = from_python(_dense.tile_grid)(M, N, K, target, mc, nr)
     assert tm % mr == 0 and 0 < tm <= mc and tn % nr == 0 and tn > 0
 
     def grid(tm, tn):

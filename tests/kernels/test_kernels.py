@@ -4,6 +4,7 @@ dense products are in test_dense.py)."""
 import naive
 import numpy as np
 import pytest
+from compiled import from_python
 
 from fastbp.kernels import _codes, _layout
 from fastbp.kernels._network import batch_loss, output_delta
@@ -101,8 +102,9 @@ def test_block_cross_entropy_has_the_bits_of_the_row_by_row_loss(dtype):
             t = (rng.random((n, m)) * (rng.random((n, m)) > 0.5)).astype(dtype)
         w = rng.random(n).astype(dtype) if trial % 2 else np.zeros(0, dtype)
         row_scaled = trial % 4 == 1
-        got = output_delta_weighted(z, a, t, w, _codes.CROSS_ENTROPY, _codes.SOFTMAX, 1.0 / n,
-                                    np.empty_like(z), row_scaled)
+        got = from_python(output_delta_weighted)(z, a, t, w, _codes.CROSS_ENTROPY,
+                                                 _codes.SOFTMAX, 1.0 / n, np.empty_like(z),
+                                                 row_scaled)
         want = row_by_row(z, a, t, w, 1.0 / n, row_scaled)
         assert np.float64(got).tobytes() == np.float64(want).tobytes() or (
             np.isnan(got) and np.isnan(want)), (trial, n, m, got, want)
@@ -124,8 +126,8 @@ def test_softmax_rows_four_at_a_time_keep_the_one_row_bits(dtype):
         z[1, 0] = np.inf
         z[2, -1] = np.nan
         block = z.copy()
-        activate(block, 0, n, 0, m, _codes.SOFTMAX)
+        from_python(activate)(block, 0, n, 0, m, _codes.SOFTMAX)
         for i in range(n):
             row = z[i : i + 1].copy()
-            activate(row, 0, 1, 0, m, _codes.SOFTMAX)
+            from_python(activate)(row, 0, 1, 0, m, _codes.SOFTMAX)
             assert row.tobytes() == block[i : i + 1].tobytes(), (n, m, i)

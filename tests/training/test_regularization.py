@@ -3,6 +3,7 @@
 import numba
 import numpy as np
 import pytest
+from compiled import from_python
 from naive_train import loss_grad, weight_mask
 
 from fastbp import Model
@@ -126,7 +127,7 @@ def _masks(model, n, step):
     for h, rate in enumerate(model.dropout):
         k = SIZES[h + 1]
         seed = model.network.drop_seed
-        u = np.array([[dropout_uniform(seed, step, i, unit0 + j) for j in range(k)]
+        u = np.array([[from_python(dropout_uniform)(seed, step, i, unit0 + j) for j in range(k)]
                       for i in range(n)])
         masks.append(np.where(u < rate, 0.0, 1.0 / (1.0 - rate)))
         unit0 += k
@@ -167,7 +168,7 @@ def test_dropout_mask_rate_and_gradient_against_numpy_with_fixed_mask():
 
 
 def test_dropout_uniform_drops_the_requested_fraction():
-    u = np.array([dropout_uniform(123, s, i, j) for s in range(1, 5) for i in range(50)
+    u = np.array([from_python(dropout_uniform)(123, s, i, j) for s in range(1, 5) for i in range(50)
                   for j in range(25)])
     assert 0 <= u.min() and u.max() < 1
     assert abs((u < 0.3).mean() - 0.3) < 0.02
@@ -226,10 +227,10 @@ def test_output_delta_weighted_folds_row_weights_into_the_scale(loss):
     code = {"squared_error": 0, "cross_entropy": 1, "binary_cross_entropy": 2}[loss]
     d1, d2, d3 = (np.empty_like(z) for _ in range(3))
     e1 = output_delta(z, a, t, code, out, 0.2, d1)
-    e2 = output_delta_weighted(z, a, t, np.ones(5), code, out, 0.2, d2)
+    e2 = from_python(output_delta_weighted)(z, a, t, np.ones(5), code, out, 0.2, d2)
     assert e1 == e2 and np.array_equal(d1, d2)  # unit weights: bitwise the unweighted kernel
     w = np.array([0.0, 1.0, 2.0, 0.5, 3.0])
-    e3 = output_delta_weighted(z, a, t, w, code, out, 0.2, d3)
+    e3 = from_python(output_delta_weighted)(z, a, t, w, code, out, 0.2, d3)
     rows = np.array([output_delta(z[i:i + 1], a[i:i + 1], t[i:i + 1], code, out, 1.0,
                                   np.empty((1, 3))) for i in range(5)])
     assert e3 == pytest.approx(0.2 * (w * rows).sum(), rel=1e-14)
