@@ -53,24 +53,54 @@ def _softmax4(z, i, j0, j1):
         z[i + 3, j] = z[i + 3, j] * inv3
 
 
+_I = types.int64
+
+
+def _block_signature(dtype):
+    return types.none(c_array(dtype, 2), _I, _I, _I, _I)
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def _logistic_block(z, i0, i1, j0, j1):
+    """``z[i0:i1, j0:j1] = logistic(z[i0:i1, j0:j1])`` in place."""
+    wide_vectors()
+    for i in range(i0, i1):
+        for j in range(np.uint64(j0), np.uint64(j1)):
+            z[i, j] = vlogistic(z[i, j])
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def _tanh_block(z, i0, i1, j0, j1):
+    """``z[i0:i1, j0:j1] = tanh(z[i0:i1, j0:j1])`` in place."""
+    wide_vectors()
+    for i in range(i0, i1):
+        for j in range(np.uint64(j0), np.uint64(j1)):
+            z[i, j] = vtanh(z[i, j])
+
+
+# the two activations whose vectorised functions take the most code, compiled at their
+# first use (``_flat``, lazy), so that a network without them never compiles them
+_logistic = flat(_logistic_block, _block_signature, lazy=True)
+_tanh = flat(_tanh_block, _block_signature, lazy=True)
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
 def activate(z, i0, i1, j0, j1, code):
     """Apply activation ``code`` in place to the block ``z[i0:i1, j0:j1]`` of a 2-D array.
 
-    Softmax needs whole rows (``j0 = 0``, ``j1 = z.shape[1]``).
+    Softmax needs whole rows (``j0 = 0``, ``j1 = z.shape[1]``). The logistic and tanh
+    activations are compiled at their first call (``_flat``, lazy); call ``activate`` on an
+    empty block (``i0 == i1``) before a parallel region, so that they are compiled on the
+    thread that entered compiled code (``prepare`` does).
     """
     wide_vectors()
     # unsigned column indices: no negative-index wraparound, so the loops vectorise
     if code == IDENTITY:
         return
     elif code == LOGISTIC:
-        for i in range(i0, i1):
-            for j in range(np.uint64(j0), np.uint64(j1)):
-                z[i, j] = vlogistic(z[i, j])
+        _logistic(z, i0, i1, j0, j1)
     elif code == TANH:
-        for i in range(i0, i1):
-            for j in range(np.uint64(j0), np.uint64(j1)):
-                z[i, j] = vtanh(z[i, j])
+        _tanh(z, i0, i1, j0, j1)
     elif code == RELU:
         zero = z.dtype.type(0)
         for i in range(i0, i1):
@@ -134,8 +164,6 @@ def multiply_derivative(d, a, i0, i1, k0, k1, code):
             for k in range(np.uint64(k0), np.uint64(k1)):
                 d[i, k] = d[i, k] * slope if a[i, k] <= 0 else d[i, k]
 
-
-_I = types.int64
 
 #: ``activate`` and ``multiply_derivative`` compiled once per dtype and called through a
 #: pointer (see ``_flat``) by the layer kernels (each activation's vectorised loops are

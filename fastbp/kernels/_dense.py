@@ -368,6 +368,8 @@ def _layer_op(op, lay_ref, p, n, accumulate):
         nr = nr_cols(elem_bytes(act), N >= nr_cols(elem_bytes(act), rt(True)))
         tm, tn = tile_grid(M, N, K, target, mc, nr)
         n_tiles = ((M + tm - 1) // tm) * ((N + tn - 1) // tn)
+        if op == OP_FORWARD:  # an activation compiled at first use compiles on this thread
+            activate(view2d(act, a_off[p + 1], n, N), rt(0), rt(0), rt(0), rt(0), codes[p])
         _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate)
         whole_rows = tn >= N
     if op == OP_FORWARD and codes[p] == SOFTMAX and not whole_rows:
