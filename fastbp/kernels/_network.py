@@ -181,6 +181,19 @@ def _add_row_loss(total, row_e, w, i, scale, row_scaled):
 @njit(cache=True, nogil=True)
 def _row_loss(z, a, t, loss_code, i):
     """Loss of row ``i`` in float64; cross-entropies from z, so stable for any logits."""
+    if loss_code == CROSS_ENTROPY or loss_code == BINARY_CROSS_ENTROPY or loss_code == POISSON:
+        return _log_loss_row(z, a, t, loss_code, i)
+    total = 0.0
+    for j in range(z.shape[1]):  # squared error
+        g = np.float64(a[i, j]) - t[i, j]
+        total += 0.5 * g * g
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _log_loss_row_kernel(z, a, t, loss_code, i):
+    """``_row_loss`` of the losses with logarithms: cross-entropy, binary cross-entropy,
+    Poisson deviance."""
     m = z.shape[1]
     total = 0.0
     if loss_code == CROSS_ENTROPY:
@@ -210,11 +223,15 @@ def _row_loss(z, a, t, loss_code, i):
             if tj != 0:
                 total += tj * (vlog(tj) - z[i, j])
             total += np.float64(a[i, j]) - tj
-    else:
-        for j in range(m):
-            g = np.float64(a[i, j]) - t[i, j]
-            total += 0.5 * g * g
     return total
+
+
+#: compiled at its first call (``_flat``, lazy): the cross-entropy of up to ``CE_COLS``
+#: softmax classes is taken by blocks (``_ce_total``), so a classifier's first fit does not
+#: compile the row-by-row logarithms
+_log_loss_row = flat(_log_loss_row_kernel, lambda dtype: types.float64(
+    c_array(dtype, 2), c_array(dtype, 2), c_array(dtype, 2), types.int64, types.int64),
+    lazy=True, fallback=True)
 
 
 #: the cross-entropy of up to ``CE_COLS`` classes is taken ``CE_ROWS`` rows at a time
