@@ -29,7 +29,7 @@ from ._network import (
     output_delta_weighted,
     train_buffers,
 )
-from ._updates import clip_grad_norm, optimizer_step_flat, sgd_step
+from ._updates import clip_grad_norm_flat, optimizer_step_flat, sgd_step
 
 
 # ------------------------------------------------------------------ argument checks
@@ -422,7 +422,7 @@ def apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights):
     CSR) and ``apply_step``.
     """
     if clip_norm > 0:
-        clip_grad_norm(net.grads, clip_norm)
+        clip_grad_norm_flat(net.grads, clip_norm)
     opt.counters[0] = step
     l2_step = l2 * scale if norm_weights else l2
     sq = optimizer_step_flat(net.params, net.grads, opt.state, opt.kind, opt.hyper, lr, step,

@@ -425,6 +425,13 @@ def clip_grad_norm(grads, max_norm):
     return norm
 
 
+#: ``clip_grad_norm`` for the epoch drivers, compiled at the first clipped step (``_flat``,
+#: lazy; a strided gradient from user code is an ordinary call)
+clip_grad_norm_flat = flat(clip_grad_norm, lambda dtype: types.float64(c_array(dtype, 1),
+                                                                      types.float64),
+                           lazy=True, fallback=True)
+
+
 @njit(cache=True, nogil=True, entry=True)
 def add_l2(params, grads, l2, sizes, w_off):
     """Add the L2 penalty ``l2/2 * sum W**2`` (weights only) to a gradient in place.
