@@ -85,7 +85,7 @@ def no_dropout_buffers(net, ws):
     """``layer_op``'s buffers without dropout (no check: see ``inference_buffers``)."""
     zero = net.sizes[0] * 0
     return (net.params, net.grads, ws.act, ws.delta, ws.act, ws.z_out, net.sizes, net.w_off,
-            net.b_off, ws.a_off, net.act_codes, np.empty(0), zero, zero)
+            net.b_off, ws.a_off, net.act_codes, net.drop_rates[:0], zero, zero)
 
 
 @njit(cache=True, nogil=True)
@@ -244,7 +244,7 @@ _ce_rows_stack = stack(2 * CE_ROWS * 8)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
-def _ce_total(z, t, w, scale, row_scaled):
+def _ce_total_kernel(z, t, w, scale, row_scaled):
     """The cross-entropy summed over the rows of ``z`` (``(n, m)``, ``m <= CE_COLS``) as
     ``output_delta_weighted`` sums it (``w`` empty: unweighted), each row's loss bit for
     bit ``_row_loss``'s: the same operations on each element, in the same order per row."""
@@ -279,6 +279,13 @@ def _ce_total(z, t, w, scale, row_scaled):
             row_e = _ce_row(z, t, g0 + r, mxs[r], sums[r])
             total = _add_row_loss(total, row_e, w, g0 + r, scale, row_scaled)
     return total
+
+
+#: the block cross-entropy, compiled once per dtype and called through a pointer
+#: (``_flat``): the loss kernel does not link it
+_ce_total = flat(_ce_total_kernel, lambda dtype: types.float64(
+    c_array(dtype, 2), c_array(dtype, 2), c_array(dtype, 1), types.float64, types.boolean),
+    fallback=True)
 
 
 @njit(cache=True, nogil=True, entry=True)

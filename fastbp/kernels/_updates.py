@@ -242,11 +242,20 @@ _update_parallel = flat(_update_parallel_kernel, lambda dtype: types.none(
 
 
 @njit(cache=True, nogil=True)
-def _segment(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
+def _segment_kernel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
+    """The update of ``params[lo:hi]`` (``_update_range``), on all threads when it is big."""
     if hi - lo < _PARALLEL_MIN_ELEMENTS or threads() == 1:
         _update_range(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)
     else:
         _update_parallel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)
+
+
+#: the optimizers with state, compiled at their first step (``_flat``, lazy): a fit with
+#: plain gradient descent (``sgd_step``) compiles none of them
+_segment = flat(_segment_kernel, lambda dtype: types.none(
+    c_array(dtype, 1), c_array(dtype, 1), c_array(dtype, 2), types.int64, _F64, types.float64,
+    types.int64, types.float64, types.float64, types.int64, types.int64), lazy=True,
+    fallback=True)
 
 
 #: lanes of ``_sum_squares``' partial sums (a fixed number: the order of the sum does not
