@@ -103,6 +103,12 @@ def sgd_step(params, grads, learning_rate):
     params, grads : (n_params,) float arrays of one dtype
     learning_rate : float
     """
+    _sgd_step(params, grads, learning_rate)
+
+
+@njit(error_model="numpy", cache=True, nogil=True)
+def _sgd_step(params, grads, learning_rate):
+    """``sgd_step`` without its Python entry point, for ``optimizer_step``."""
     if grads.shape[0] != params.shape[0]:
         raise ValueError("grads must have the shape of params")
     n = params.shape[0]
@@ -377,6 +383,13 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
         For scikit-learn's rules with ``l2 != 0``: the sum of the squared weights before
         the update (float64, the L2 term of scikit-learn's reported loss); else 0.
     """
+    return optimizer_step_flat(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off,
+                               b_off)
+
+
+@njit(cache=True, nogil=True)
+def _optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off, b_off):
+    """``optimizer_step`` without its Python entry point (the drivers call it flat)."""
     _check_step(params, grads, state, kind, hyper, sizes, w_off, b_off)
     sq = 0.0
     if kind == OPT_SKLEARN_SGD or kind == OPT_SKLEARN_ADAM:
@@ -389,7 +402,7 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
         return sq
     if kind == OPT_SGD and hyper[0] == 0 and l2 == 0:
         # plain gradient descent treats weights and biases alike: one pass over the buffer
-        sgd_step(params, grads, lr)
+        _sgd_step(params, grads, lr)
         return sq
     decoupled = hyper[3] if kind == OPT_ADAM else 0.0
     for p in range(sizes.shape[0] - 1):
@@ -403,9 +416,9 @@ def optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_off
 
 #: ``optimizer_step`` compiled once per dtype and called through a pointer (see ``_flat``)
 #: by the drivers, whose arguments are C-contiguous arrays
-optimizer_step_flat = flat(optimizer_step, lambda dtype: types.float64(
+optimizer_step_flat = flat(_optimizer_step, lambda dtype: types.float64(
     c_array(dtype, 1), c_array(dtype, 1), c_array(dtype, 2), types.int64, _F64,
-    types.float64, types.int64, types.float64, _I64, _I64, _I64))
+    types.float64, types.int64, types.float64, _I64, _I64, _I64), fallback=True)
 
 
 @njit(cache=True, nogil=True, entry=True)
