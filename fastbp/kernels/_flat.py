@@ -85,7 +85,10 @@ ll.add_symbol(RESOLVER, ctypes.cast(_resolve, ctypes.c_void_p).value)
 
 @intrinsic
 def deref(typingctx, ref):
-    """The bundle a flat kernel received by reference (its ``CPointer`` argument)."""
+    """The bundle a flat kernel received by reference (its ``CPointer`` argument); a
+    bundle passed by value (a ``fallback`` call) as it is."""
+    if isinstance(ref, types.BaseTuple):
+        return ref(ref), lambda context, builder, signature, args: args[0]
     if not isinstance(ref, types.CPointer):
         return None
 

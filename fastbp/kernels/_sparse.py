@@ -30,7 +30,7 @@ A CSR with a column index outside ``[0, n_in)`` or a decreasing ``Xp`` raises
 """
 
 import numpy as np
-from numba import carray, prange
+from numba import carray, prange, types
 
 from ._activations import activate_flat as activate
 from ._cache import njit
@@ -42,6 +42,7 @@ from ._dense import (
     PARALLEL_MIN_WORK,
     _bias_grad,
     _forward_epilogue,
+    lay_type,
     layer_op,
 )
 from ._drivers import (
@@ -54,6 +55,7 @@ from ._drivers import (
     gather_targets,
     weights_scale,
 )
+from ._flat import c_array, deref, flat
 from ._llvm import borrowed as _borrowed
 from ._llvm import ptr_at, rt, view2d
 from ._network import _view, batch_loss, inference_buffers, output_delta_weighted, train_buffers
@@ -134,14 +136,23 @@ def _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, o0, o1):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _grad_parallel(Xd, Xi, Xp, order, row0, lay, n, accumulate, per):
+def _grad_parallel_kernel(Xd, Xi, Xp, order, row0, lay_ref, n, accumulate, per):
     """``_grad_units`` for all units in chunks of ``per``, one ``prange`` iteration each:
     every row of ``gW`` is written by one iteration, so the result does not depend on the
     thread count (nor on ``per``)."""
+    lay = deref(lay_ref)  # the caller's tuple, passed by reference (see ``_flat``)
     n_out = lay[6][1]
     for c in prange((n_out + per - 1) // per):
         o0 = c * per
         _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, o0, min(n_out, o0 + per))
+
+
+_C1 = types.Array(types.int64, 1, "C")
+
+#: compiled at the first sparse gradient big enough for threads (``_flat``, lazy)
+_grad_parallel = flat(_grad_parallel_kernel, lambda dtype: types.none(
+    c_array(dtype, 1), _C1, _C1, _C1, types.int64, types.CPointer(lay_type(dtype)),
+    types.int64, types.boolean, types.int64), lazy=True, fallback=True)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
