@@ -102,6 +102,29 @@ def unit0(sizes, l):
     return s
 
 
+@njit(error_model="numpy", cache=True, nogil=True)
+def _dropout_kernel(Z, R, save, i0, i1, j0, j1, rate, seed, step, u0):
+    """Inverted dropout on the block ``[i0:i1, j0:j1]`` of ``Z``: each element kept (times
+    ``1 / (1 - rate)``) or zeroed by ``dropout_uniform(seed, step, row, u0 + column)``;
+    with ``save``, the values before the mask go to ``R`` first."""
+    s = Z.dtype.type(1.0 / (1.0 - rate))
+    zero = Z.dtype.type(0)
+    for i in range(i0, i1):
+        for j in range(np.uint64(j0), np.uint64(j1)):
+            if save:
+                R[i, j] = Z[i, j]
+            keep = dropout_uniform(seed, step, i, u0 + j) >= rate
+            Z[i, j] = Z[i, j] * s if keep else zero
+
+
+#: dropout, compiled at the first step with a positive rate (``_flat``, lazy; ``layer_op``
+#: makes that first call before it runs a product's tiles on threads)
+_dropout = flat(_dropout_kernel, lambda dtype: types.none(
+    types.Array(dtype, 2, "C"), types.Array(dtype, 2, "C"), types.boolean, types.int64,
+    types.int64, types.int64, types.int64, types.float64, types.int64, types.int64,
+    types.int64), lazy=True)
+
+
 # ------------------------------------------------------------------ epilogues
 @njit(inline="always", error_model="numpy", cache=True, nogil=True)
 def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
@@ -124,16 +147,8 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
     if code != SOFTMAX:  # softmax needs whole rows: at the end
         activate(Z, i0, i1, j0, j1, code)
     if p < L - 1 and p < drop.shape[0] and drop[p] > 0:
-        rate = drop[p]
-        R = view2d(raw, a_off[p + 1], n, n_out)
-        s = Z.dtype.type(1.0 / (1.0 - rate))
-        u0 = unit0(sizes, p + 1)
-        zero = Z.dtype.type(0)
-        for i in range(i0, i1):
-            for j in range(np.uint64(j0), np.uint64(j1)):
-                R[i, j] = Z[i, j]
-                keep = dropout_uniform(seed, step, i, u0 + j) >= rate
-                Z[i, j] = Z[i, j] * s if keep else zero
+        _dropout(Z, view2d(raw, a_off[p + 1], n, n_out), rt(True), i0, i1, j0, j1, drop[p],
+                 seed, step, unit0(sizes, p + 1))
     if code == SOFTMAX and j0 == 0 and j1 == n_out:  # whole rows (else: ``_layer_op``)
         activate(Z, i0, i1, j0, j1, code)
 
@@ -149,14 +164,7 @@ def _delta_epilogue(lay, p, n, i0, i1, j0, j1):
     src = raw if dropped else act
     multiply_derivative(D, view2d(src, a_off[p], n, n_in), i0, i1, j0, j1, codes[p - 1])
     if dropped:
-        rate = drop[p - 1]
-        s = D.dtype.type(1.0 / (1.0 - rate))
-        u0 = unit0(sizes, p)
-        zero = D.dtype.type(0)
-        for i in range(i0, i1):
-            for j in range(np.uint64(j0), np.uint64(j1)):
-                keep = dropout_uniform(seed, step, i, u0 + j) >= rate
-                D[i, j] = D[i, j] * s if keep else zero
+        _dropout(D, D, rt(False), i0, i1, j0, j1, drop[p - 1], seed, step, unit0(sizes, p))
 
 
 @njit(inline="always", error_model="numpy", cache=True, nogil=True)
@@ -368,8 +376,16 @@ def _layer_op(op, lay_ref, p, n, accumulate):
         nr = nr_cols(elem_bytes(act), N >= nr_cols(elem_bytes(act), rt(True)))
         tm, tn = tile_grid(M, N, K, target, mc, nr)
         n_tiles = ((M + tm - 1) // tm) * ((N + tn - 1) // tn)
-        if op == OP_FORWARD:  # an activation compiled at first use compiles on this thread
-            activate(view2d(act, a_off[p + 1], n, N), rt(0), rt(0), rt(0), rt(0), codes[p])
+        # the epilogue's kernels that compile at their first call (an activation, dropout)
+        # compile on this thread, not on the region's: called here on an empty block
+        empty = view2d(act, rt(0), rt(0), rt(1))
+        if op == OP_FORWARD:
+            activate(empty, rt(0), rt(0), rt(0), rt(0), codes[p])
+        for q in range(drop.shape[0]):
+            if drop[q] > 0:
+                _dropout(empty, empty, rt(False), rt(0), rt(0), rt(0), rt(0), rt(0.0), rt(0),
+                         rt(0), rt(0))
+                break
         _tiles_parallel(op, n_tiles, tm, tn, lay, p, n, accumulate)
         whole_rows = tn >= N
     if op == OP_FORWARD and codes[p] == SOFTMAX and not whole_rows:
