@@ -34,13 +34,13 @@ from ._flat import deref, flat
 from ._gemm import (
     MR,
     Operand,
+    gemm_tile,
     mc_rows,
     nr_cols,
     outer,
     row_times,
     row_times_transposed,
 )
-from ._gemm import gemm_tile_flat as gemm_tile
 from ._llvm import elem_bytes, ptr_at, rt, threads, view2d, wide_vectors
 
 OP_FORWARD = 0

@@ -36,6 +36,7 @@ import llvmlite.binding as ll
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
@@ -88,7 +89,10 @@ def deref(typingctx, ref):
     """The bundle a flat kernel received by reference (its ``CPointer`` argument); a
     bundle passed by value (a ``fallback`` call) as it is."""
     if isinstance(ref, types.BaseTuple):
-        return ref(ref), lambda context, builder, signature, args: args[0]
+        def passed(context, builder, signature, args):  # a new reference, as results are
+            return impl_ret_borrowed(context, builder, ref, args[0])
+
+        return ref(ref), passed
     if not isinstance(ref, types.CPointer):
         return None
 
@@ -220,6 +224,9 @@ def _without_owners(context, builder, ty, value):
             arr.meminfo = cgutils.get_null_value(arr.meminfo.type)
             arr.parent = cgutils.get_null_value(arr.parent.type)
             value = builder.insert_value(value, arr._getvalue(), i)
+        elif isinstance(member, types.BaseTuple):  # a bundle of bundles (gemm's operands)
+            inner = _without_owners(context, builder, member, builder.extract_value(value, i))
+            value = builder.insert_value(value, inner, i)
     return value
 
 

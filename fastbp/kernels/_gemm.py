@@ -35,7 +35,6 @@ from numba import carray, types
 from numba.extending import overload
 
 from ._cache import njit
-from ._flat import flat
 from ._llvm import (
     borrowed,
     elem_bytes,
@@ -333,19 +332,6 @@ def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, wide):
                 else:
                     micro(A, a.off + (i0 + ib) * a.rs + k0 * a.cs, a.rs, a.cs, Bp, kc, C,
                           c0, ldc, rows, nc, acc, wide)
-
-
-def _operand_type(dtype):
-    """The Numba type of an ``Operand`` over a buffer of ``dtype``."""
-    return types.NamedTuple((types.Array(dtype, 1, "C"), types.int64, types.int64,
-                             types.int64), Operand)
-
-
-#: ``gemm_tile`` compiled once per dtype and called through a pointer (``_flat``): the
-#: tile kernel does not link (and optimise and emit again) the packing and micro-kernels
-gemm_tile_flat = flat(gemm_tile, lambda dtype: types.none(
-    _operand_type(dtype), _operand_type(dtype), _operand_type(dtype), types.int64,
-    types.int64, types.int64, types.int64, types.int64, types.boolean, types.boolean))
 
 
 # ------------------------------------------------------------------ one row (online learning)
