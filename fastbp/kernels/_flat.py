@@ -122,9 +122,11 @@ def flat(kernel, signature_of, lazy=False, fallback=False):
 
     The kernel is compiled (or loaded) when a caller is compiled, or, if ``lazy``, only at
     its first call: a path that a run may never take (one-row batches, products big enough
-    for threads) then costs nothing until it is taken. A lazy kernel must only be called
-    from the thread that entered compiled code, never inside a parallel region: its first
-    call takes the GIL to compile.
+    for threads) then costs nothing until it is taken. A lazy kernel's first call must be
+    made by the thread that entered compiled code, never inside a parallel region (it
+    takes the GIL to compile): a kernel that a parallel region calls is first called on an
+    empty block before the region (``_dense._layer_op`` does so for the activations and
+    dropout).
 
     With ``fallback``, a call whose argument types are not the flat signature's (a strided
     array from user code, a float32 scalar) is an ordinary call of ``kernel`` instead of a
