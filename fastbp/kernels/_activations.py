@@ -56,32 +56,25 @@ def _softmax4(z, i, j0, j1):
 _I = types.int64
 
 
-def _block_signature(dtype):
-    return types.none(c_array(dtype, 2), _I, _I, _I, _I)
-
-
 @njit(error_model="numpy", cache=True, nogil=True)
-def _logistic_block(z, i0, i1, j0, j1):
-    """``z[i0:i1, j0:j1] = logistic(z[i0:i1, j0:j1])`` in place."""
+def _squashing_block(z, i0, i1, j0, j1, code):
+    """The logistic (``code == LOGISTIC``) or tanh activation of ``z[i0:i1, j0:j1]``, in
+    place."""
     wide_vectors()
-    for i in range(i0, i1):
-        for j in range(np.uint64(j0), np.uint64(j1)):
-            z[i, j] = vlogistic(z[i, j])
+    if code == LOGISTIC:
+        for i in range(i0, i1):
+            for j in range(np.uint64(j0), np.uint64(j1)):
+                z[i, j] = vlogistic(z[i, j])
+    else:
+        for i in range(i0, i1):
+            for j in range(np.uint64(j0), np.uint64(j1)):
+                z[i, j] = vtanh(z[i, j])
 
 
-@njit(error_model="numpy", cache=True, nogil=True)
-def _tanh_block(z, i0, i1, j0, j1):
-    """``z[i0:i1, j0:j1] = tanh(z[i0:i1, j0:j1])`` in place."""
-    wide_vectors()
-    for i in range(i0, i1):
-        for j in range(np.uint64(j0), np.uint64(j1)):
-            z[i, j] = vtanh(z[i, j])
-
-
-# the two activations whose vectorised functions take the most code, compiled at their
-# first use (``_flat``, lazy), so that a network without them never compiles them
-_logistic = flat(_logistic_block, _block_signature, lazy=True)
-_tanh = flat(_tanh_block, _block_signature, lazy=True)
+# the two activations whose vectorised functions take the most code, compiled at the first
+# use of either (``_flat``, lazy), so that a network without them never compiles them
+_squashing = flat(_squashing_block, lambda dtype: types.none(c_array(dtype, 2), _I, _I, _I,
+                                                               _I, _I), lazy=True)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
@@ -91,16 +84,14 @@ def activate(z, i0, i1, j0, j1, code):
     Softmax needs whole rows (``j0 = 0``, ``j1 = z.shape[1]``). The logistic and tanh
     activations are compiled at their first call (``_flat``, lazy); call ``activate`` on an
     empty block (``i0 == i1``) before a parallel region, so that they are compiled on the
-    thread that entered compiled code (``prepare`` does).
+    thread that entered compiled code (``_dense._layer_op`` does).
     """
     wide_vectors()
     # unsigned column indices: no negative-index wraparound, so the loops vectorise
     if code == IDENTITY:
         return
-    elif code == LOGISTIC:
-        _logistic(z, i0, i1, j0, j1)
-    elif code == TANH:
-        _tanh(z, i0, i1, j0, j1)
+    elif code == LOGISTIC or code == TANH:
+        _squashing(z, i0, i1, j0, j1, code)
     elif code == RELU:
         zero = z.dtype.type(0)
         for i in range(i0, i1):
