@@ -9,6 +9,7 @@ from ._cache import njit
 from ._codes import (
     BINARY_CROSS_ENTROPY,
     CROSS_ENTROPY,
+    OPT_SGD,
     STATUS_NONFINITE_LOSS,
     STATUS_NONFINITE_PARAMS,
     STATUS_OK,
@@ -29,7 +30,7 @@ from ._network import (
     output_delta_weighted,
     train_buffers,
 )
-from ._updates import clip_grad_norm_flat, optimizer_step_flat, sgd_step
+from ._updates import _sgd_step, clip_grad_norm_flat, optimizer_step_flat, sgd_step
 
 
 # ------------------------------------------------------------------ argument checks
@@ -425,6 +426,10 @@ def apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights):
         clip_grad_norm_flat(net.grads, clip_norm)
     opt.counters[0] = step
     l2_step = l2 * scale if norm_weights else l2
+    if opt.kind == OPT_SGD and opt.hyper.shape[0] >= 4 and opt.hyper[0] == 0 and l2_step == 0:
+        # plain gradient descent, as ``optimizer_step`` runs it, without its checks and calls
+        _sgd_step(net.params, net.grads, lr)
+        return 0.0
     sq = optimizer_step_flat(net.params, net.grads, opt.state, opt.kind, opt.hyper, lr, step,
                              l2_step, net.sizes, net.w_off, net.b_off)
     return 0.5 * l2_step * sq if norm_weights else 0.0
