@@ -301,23 +301,23 @@ def _row_kernel(op, lay_ref, p0, p1, n, accumulate):
         n_in = sizes[p0]
         row_times_transposed(params, w_off[p0], act, a_off[p0], n_in, act, a_off[p0 + 1], n,
                              n_in)
-        _epilogue(op, lay_ref, p0, n, rt(0), n, rt(0), rt(1), accumulate)
+        _forward_epilogue(lay, p0, n, rt(0), n, rt(0), rt(1))
         return
     if op == OP_FORWARD:
         for p in range(p0, p1):
             n_in, n_out = sizes[p], sizes[p + 1]
             row_times_transposed(act, a_off[p], params, w_off[p], n_in, act, a_off[p + 1],
                                  n_out, n_in)
-            _epilogue(op, lay_ref, p, rt(1), rt(0), rt(1), rt(0), n_out, accumulate)
+            _forward_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_out)
         return
     for p in range(p1 - 1, p0 - 1, -1):
         n_in, n_out = sizes[p], sizes[p + 1]
         if op != OP_DELTA:
             outer(delta, a_off[p + 1], n_out, act, a_off[p], n_in, grads, w_off[p], accumulate)
-            _epilogue(rt(OP_GRAD), lay_ref, p, rt(1), rt(0), n_out, rt(0), rt(1), accumulate)
+            _bias_grad(lay, p, rt(1), rt(0), n_out, accumulate)
         if op == OP_DELTA or (op == OP_BACKWARD and p > 0):
             row_times(delta, a_off[p + 1], params, w_off[p], n_in, delta, a_off[p], n_in, n_out)
-            _epilogue(rt(OP_DELTA), lay_ref, p, rt(1), rt(0), rt(1), rt(0), n_in, accumulate)
+            _delta_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_in)
 
 
 #: ``_row_kernel`` compiled once per dtype and called through a pointer (see ``_flat``):
