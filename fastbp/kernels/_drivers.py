@@ -319,7 +319,7 @@ def _gather_vec(src, order, start, m, dst):
         dst[r] = src[order[start + r]]
 
 
-@njit(cache=True, nogil=True)
+@njit(inline="always", cache=True, nogil=True)
 def _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf):
     """Copy the batch ``order[start : start + m]`` into the workspace.
 
