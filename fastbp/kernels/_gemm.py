@@ -77,14 +77,14 @@ _acc_stack = stack(MR * WIDE_BYTES)  # also the narrow kernel's 2 MR x 1 vector
 
 
 
-@njit(inline="always", cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def mc_rows(itemsize):
     """Most rows of C per tile (a tile's rows of A, one chunk of steps, fill
     ``A_PACK_BYTES``: they stay in L2 while the tile's panels pass)."""
     return A_PACK_BYTES // (KC * itemsize)
 
 
-@njit(inline="always", cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def nr_cols(itemsize, wide):
     """Columns of one micro-kernel panel."""
     return (WIDE_BYTES if wide else NARROW_BYTES) // itemsize
