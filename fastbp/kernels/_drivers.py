@@ -9,7 +9,6 @@ from ._cache import njit
 from ._codes import (
     BINARY_CROSS_ENTROPY,
     CROSS_ENTROPY,
-    OPT_SGD,
     STATUS_NONFINITE_LOSS,
     STATUS_NONFINITE_PARAMS,
     STATUS_OK,
@@ -30,7 +29,7 @@ from ._network import (
     output_delta_weighted,
     train_buffers,
 )
-from ._updates import _sgd_step, clip_grad_norm_flat, optimizer_step_flat, sgd_step
+from ._updates import _sgd_step, clip_grad_norm_flat, optimizer_step_flat, plain_sgd, sgd_step
 
 
 # ------------------------------------------------------------------ argument checks
@@ -426,8 +425,8 @@ def apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights):
         clip_grad_norm_flat(net.grads, clip_norm)
     opt.counters[0] = step
     l2_step = l2 * scale if norm_weights else l2
-    if opt.kind == OPT_SGD and opt.hyper.shape[0] >= 4 and opt.hyper[0] == 0 and l2_step == 0:
-        # plain gradient descent, as ``optimizer_step`` runs it, without its checks and calls
+    if plain_sgd(opt.kind, opt.hyper, l2_step):
+        # as ``optimizer_step`` runs it, without its per-step checks and two calls
         _sgd_step(net.params, net.grads, lr)
         return 0.0
     sq = optimizer_step_flat(net.params, net.grads, opt.state, opt.kind, opt.hyper, lr, step,

@@ -94,6 +94,13 @@ def _sgd_range(params, grads, lr, lo, hi):
         params[k] -= lr * grads[k]
 
 
+@njit(inline="always", cache=True, nogil=True)
+def plain_sgd(kind, hyper, l2):
+    """Whether an update of optimizer ``kind`` is plain gradient descent (SGD without
+    momentum or L2 penalty): ``sgd_step``, one pass over the whole buffer."""
+    return kind == OPT_SGD and hyper.shape[0] >= 4 and hyper[0] == 0 and l2 == 0
+
+
 @njit(error_model="numpy", cache=True, nogil=True, entry=True)
 def sgd_step(params, grads, learning_rate):
     """Plain gradient descent, ``params -= learning_rate * grads``, in place.
@@ -116,8 +123,21 @@ def _sgd_step(params, grads, learning_rate):
     if n < _PARALLEL_MIN_ELEMENTS or threads() == 1:
         _sgd_range(params, grads, lr, rt(0), n)
     else:
-        _update_parallel(params, grads, params[:0].reshape((0, 0)), rt(-1), np.zeros(4),
-                         rt(learning_rate), rt(1), rt(0.0), rt(0.0), rt(0), n)
+        _sgd_parallel(params, grads, lr, n)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _sgd_parallel_kernel(params, grads, lr, n):
+    """``_sgd_range`` over ``[0, n)`` in pieces of ``_PARALLEL_CHUNK`` elements, one
+    ``prange`` iteration each (``lr`` of the buffer dtype)."""
+    for c in prange((n + _PARALLEL_CHUNK - 1) // _PARALLEL_CHUNK):
+        a = c * _PARALLEL_CHUNK
+        _sgd_range(params, grads, lr, a, min(n, a + _PARALLEL_CHUNK))
+
+
+#: plain gradient descent on all threads, compiled at its first call (``_flat``, lazy)
+_sgd_parallel = flat(_sgd_parallel_kernel, lambda dtype: types.none(
+    c_array(dtype, 1), c_array(dtype, 1), dtype, types.int64), lazy=True, fallback=True)
 
 
 # ------------------------------------------------------------------ per-element updates
@@ -178,14 +198,12 @@ def _adagrad_one(params, grads, state, k, clr, l2, eps):
 # ------------------------------------------------------------------ segment loops
 @njit(error_model="numpy", cache=True, nogil=True)
 def _update_range(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
-    """Update ``params[lo:hi]`` with optimizer ``kind`` (``-1``: plain SGD); ``l2`` and
-    ``decoupled`` are 0 for biases. Scalars are cast to the buffer dtype once."""
+    """Update ``params[lo:hi]`` with optimizer ``kind``; ``l2`` and ``decoupled`` are 0 for
+    biases. Scalars are cast to the buffer dtype once."""
     wide_vectors()
     ft = params.dtype.type
     l2_ = ft(l2)
-    if kind == -1:
-        _sgd_range(params, grads, ft(lr), lo, hi)
-    elif kind == OPT_SGD:
+    if kind == OPT_SGD:
         lr_ = ft(lr)
         momentum = ft(hyper[0])
         dampening1 = ft(1.0 - hyper[1])
@@ -400,7 +418,7 @@ def _optimizer_step(params, grads, state, kind, hyper, lr, step, l2, sizes, w_of
             _sklearn_segment(params, grads, state, kind, hyper, lr, step, rt(0.0), b_off[p],
                              b_off[p] + sizes[p + 1], rt(0.0))
         return sq
-    if kind == OPT_SGD and hyper[0] == 0 and l2 == 0:
+    if plain_sgd(kind, hyper, l2):
         # plain gradient descent treats weights and biases alike: one pass over the buffer
         _sgd_step(params, grads, lr)
         return sq
