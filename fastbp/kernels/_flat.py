@@ -226,9 +226,6 @@ def _without_owners(context, builder, ty, value):
             arr.meminfo = cgutils.get_null_value(arr.meminfo.type)
             arr.parent = cgutils.get_null_value(arr.parent.type)
             value = builder.insert_value(value, arr._getvalue(), i)
-        elif isinstance(member, types.BaseTuple):  # a bundle of bundles (gemm's operands)
-            inner = _without_owners(context, builder, member, builder.extract_value(value, i))
-            value = builder.insert_value(value, inner, i)
     return value
 
 
