@@ -3,7 +3,8 @@ must not grow with the number of steps.
 
 ``NUMBA_NRT_STATS`` must be set before Numba is imported, so the measurement runs in a fresh
 subprocess. Layer sizes cover both the serial kernels (tiny, online) and the tiled parallel
-ones (every product >= ``PARALLEL_MIN_WORK``).
+ones (every product >= ``PARALLEL_MIN_WORK``, and the sparse case's optimizer update, on all
+of Numba's threads even on a loaded machine).
 
 ``fit`` runs an epoch as compiled calls of about ``fastbp._training.loop.CALL_SECONDS`` each (so
 Ctrl-C is honoured promptly); every call from Python unboxes its array arguments, which
@@ -22,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 SCRIPT = r"""
 import json, sys
+import numba
 import numpy as np
 from numba.core.runtime import rtsys
 import fastbp
@@ -39,12 +41,14 @@ if sparse:  # CSR rows read through the epoch order: no per-step gathering eithe
 y = rng.standard_normal((n, sizes[-1])).astype(np.float32) if loss == "squared_error" \
     else rng.integers(0, sizes[-1], n)
 fastbp._training.loop.CALL_SECONDS = 1e9  # one compiled call per epoch, whatever the machine load
+# every thread, whatever the load (with the default, a busy machine runs the serial paths)
+threads = numba.config.NUMBA_NUM_THREADS
 m = fastbp.Model(sizes, loss=loss, seed=0)
-m.fit(X[: few * batch], y[: few * batch], batch_size=batch)  # compile / load the cache
+m.fit(X[: few * batch], y[: few * batch], batch_size=batch, n_threads=threads)  # compile
 
 def allocs(k):
     before = rtsys.get_allocation_stats()
-    m.fit(X[: k * batch], y[: k * batch], batch_size=batch, shuffle=False)
+    m.fit(X[: k * batch], y[: k * batch], batch_size=batch, shuffle=False, n_threads=threads)
     after = rtsys.get_allocation_stats()
     return after.alloc - before.alloc, after.free - before.free
 
