@@ -235,12 +235,14 @@ _log_loss_row = flat(_log_loss_row_kernel, lambda dtype: types.float64(
 
 
 #: the cross-entropy of up to ``CE_COLS`` classes is taken ``CE_ROWS`` rows at a time
-#: (``_ce_total``): the exponentials of a block in one vector loop, the sums and logarithms
-#: of its rows side by side
+#: (``_ce_total``), the block transposed so that every loop runs across its rows, one row
+#: per vector lane: the maxima, exponentials, sums, logarithms and loss terms of a block are
+#: vector operations, each row's operations still in its own column order
 CE_ROWS = 16
 CE_COLS = 64
-_ce_stack = stack(CE_ROWS * CE_COLS * 8)
-_ce_rows_stack = stack(2 * CE_ROWS * 8)
+_CE_BLOCK = CE_ROWS * CE_COLS
+_ce_stack = stack(2 * _CE_BLOCK * 8)
+_ce_rows_stack = stack(3 * CE_ROWS * 8)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
@@ -250,34 +252,40 @@ def _ce_total_kernel(z, t, w, scale, row_scaled):
     bit ``_row_loss``'s: the same operations on each element, in the same order per row."""
     wide_vectors()
     n, m = z.shape
-    G = np.uint64(CE_ROWS)
-    S = carray(_ce_stack(np.float64), (CE_ROWS * CE_COLS,))  # S[j * G + r], transposed
-    mxs = carray(_ce_rows_stack(np.float64), (2 * CE_ROWS,))  # row maxima, then log sums
-    sums = mxs[CE_ROWS:]
+    G, um = np.uint64(CE_ROWS), np.uint64(m)
+    buf = carray(_ce_stack(np.float64), (2 * _CE_BLOCK,))
+    Z, T = buf[:_CE_BLOCK], buf[_CE_BLOCK:]  # z and t, transposed: [j * G + r]
+    rows = carray(_ce_rows_stack(np.float64), (3 * CE_ROWS,))
+    mx, lg, e = rows[:CE_ROWS], rows[CE_ROWS:2 * CE_ROWS], rows[2 * CE_ROWS:]
     total = 0.0
     for g0 in range(0, n, CE_ROWS):
-        g = min(CE_ROWS, n - g0)
-        for r in range(CE_ROWS):
-            i = g0 + min(r, g - 1)  # rows past the end repeat the last (not used)
-            mx = z[i, 0]
-            for j in range(1, m):
-                if z[i, j] > mx:
-                    mx = z[i, j]
-            mxs[r] = np.float64(mx)
-            for j in range(m):
-                S[np.uint64(j) * G + np.uint64(r)] = np.float64(z[i, j]) - mxs[r]
-        for k in range(np.uint64(m) * G):
-            S[k] = vexp(S[k])
-        for r in range(G):
-            sums[r] = 0.0
-        for j in range(np.uint64(m)):
-            for r in range(G):  # each row's sum in column order, rows side by side
-                sums[r] += S[j * G + r]
-        for r in range(G):
-            sums[r] = vlog(sums[r])
+        # the loops over a block's rows run to g, not to the constant CE_ROWS: LLVM would
+        # unroll those and vectorise the column loops around them, with gathers
+        g = np.uint64(min(CE_ROWS, n - g0))
         for r in range(g):
-            row_e = _ce_row(z, t, g0 + r, mxs[r], sums[r])
-            total = _add_row_loss(total, row_e, w, g0 + r, scale, row_scaled)
+            mx[r] = np.float64(z[g0 + np.int64(r), 0])
+            e[r] = 0.0
+        for j in range(um):  # the block, transposed, and each row's maximum
+            for r in range(g):
+                v = np.float64(z[g0 + np.int64(r), j])
+                Z[j * G + r] = v
+                T[j * G + r] = np.float64(t[g0 + np.int64(r), j])
+                mx[r] = v if v > mx[r] else mx[r]
+        for j in range(um):  # the exponentials, summed in column order
+            for r in range(g):
+                e[r] += vexp(Z[j * G + r] - mx[r])
+        for r in range(g):
+            lg[r] = vlog(e[r])
+            e[r] = 0.0
+        for j in range(um):
+            for r in range(g):
+                # _ce_row's terms: 0 where the target is 0 (0 * (lse - z) must not turn
+                # an infinite z into NaN); beyond CE_FAR_LOGIT, (mx - z) + log s
+                tj, zj, mr, lr = T[j * G + r], Z[j * G + r], mx[r], lg[r]
+                term = tj * ((mr - zj) + lr) if abs(mr) >= CE_FAR_LOGIT else tj * ((mr + lr) - zj)
+                e[r] += term if tj != 0 else 0.0
+        for r in range(g):
+            total = _add_row_loss(total, e[r], w, g0 + np.int64(r), scale, row_scaled)
     return total
 
 
