@@ -11,20 +11,19 @@ stays a NaN through every activation and derivative: divergence must stay visibl
 """
 
 import numpy as np
-from numba import types
+from numba import carray, types
 
 from ._cache import njit
 from ._codes import EXP, IDENTITY, LEAKY_RELU, LEAKY_SLOPE, LOGISTIC, RELU, SOFTMAX, TANH
 from ._flat import c_array, flat
-from ._llvm import wide_vectors
+from ._llvm import ptr_at, wide_vectors
 from ._vmath import vexp, vlogistic, vtanh
 
 
 @njit(inline="always", error_model="numpy", cache=True, nogil=True)
-def _softmax4(z, i, j0, j1):
-    """The softmax of rows ``i .. i + 3`` over columns ``j0 .. j1``: each row's operations
-    and their order are ``activate``'s one-row loops (so its bits), the four rows' chains of
-    dependent maxima and additions side by side instead of one after another."""
+def _shift4(z, i, j0, j1):
+    """``z[r, j] -= max_j z[r, j]`` over columns ``j0 .. j1`` of rows ``i .. i + 3``, the four
+    rows' chains of dependent maxima side by side."""
     m0, m1, m2, m3 = z[i, j0], z[i + 1, j0], z[i + 2, j0], z[i + 3, j0]
     for j in range(np.uint64(j0 + 1), np.uint64(j1)):
         m0 = max(m0, z[i, j])
@@ -32,13 +31,16 @@ def _softmax4(z, i, j0, j1):
         m2 = max(m2, z[i + 2, j])
         m3 = max(m3, z[i + 3, j])
     for j in range(np.uint64(j0), np.uint64(j1)):
-        z[i, j] = vexp(z[i, j] - m0)
-    for j in range(np.uint64(j0), np.uint64(j1)):
-        z[i + 1, j] = vexp(z[i + 1, j] - m1)
-    for j in range(np.uint64(j0), np.uint64(j1)):
-        z[i + 2, j] = vexp(z[i + 2, j] - m2)
-    for j in range(np.uint64(j0), np.uint64(j1)):
-        z[i + 3, j] = vexp(z[i + 3, j] - m3)
+        z[i, j] -= m0
+        z[i + 1, j] -= m1
+        z[i + 2, j] -= m2
+        z[i + 3, j] -= m3
+
+
+@njit(inline="always", error_model="numpy", cache=True, nogil=True)
+def _normalise4(z, i, j0, j1):
+    """Rows ``i .. i + 3`` divided by their sums (each summed in column order), side by
+    side."""
     s0 = s1 = s2 = s3 = z.dtype.type(0)
     for j in range(np.uint64(j0), np.uint64(j1)):
         s0 += z[i, j]
@@ -51,6 +53,39 @@ def _softmax4(z, i, j0, j1):
         z[i + 1, j] = z[i + 1, j] * inv1
         z[i + 2, j] = z[i + 2, j] * inv2
         z[i + 3, j] = z[i + 3, j] * inv3
+
+
+@njit(inline="always", error_model="numpy", cache=True, nogil=True)
+def _softmax(z, i0, i1, j0, j1):
+    """The softmax of rows ``i0 .. i1`` over columns ``j0 .. j1``: per row, ``exp(z - max)``
+    divided by its sum (in column order). Four rows at a time, so that their chains of
+    maxima and sums interleave; the exponentials of whole rows in one loop over the block
+    (a row of few classes alone is too short a loop for vectors)."""
+    i4 = i0 + (i1 - i0) // 4 * 4
+    for i in range(i0, i4, 4):
+        _shift4(z, i, j0, j1)
+    for i in range(i4, i1):
+        m = z[i, j0]
+        for j in range(np.uint64(j0 + 1), np.uint64(j1)):
+            m = max(m, z[i, j])
+        for j in range(np.uint64(j0), np.uint64(j1)):
+            z[i, j] -= m
+    n_cols = z.shape[1]
+    whole = j0 == 0 and j1 == n_cols  # the block's rows are one run of memory
+    runs, run = (1, (i1 - i0) * n_cols) if whole else (i1 - i0, j1 - j0)
+    for q in range(runs):
+        e = carray(ptr_at(z.reshape(-1), (i0 + q) * n_cols + j0), (run,))
+        for k in range(np.uint64(run)):
+            e[k] = vexp(e[k])
+    for i in range(i0, i4, 4):
+        _normalise4(z, i, j0, j1)
+    for i in range(i4, i1):
+        s = z.dtype.type(0)
+        for j in range(np.uint64(j0), np.uint64(j1)):  # the sum, in order
+            s += z[i, j]
+        inv = 1 / s
+        for j in range(np.uint64(j0), np.uint64(j1)):
+            z[i, j] = z[i, j] * inv
 
 
 _I = types.int64
@@ -108,23 +143,8 @@ def activate(z, i0, i1, j0, j1, code):
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
                 z[i, j] = vexp(z[i, j])
-    elif code == SOFTMAX:
-        # four rows at a time (``_softmax4``): their maximum and sum chains interleave
-        i4 = i0 + (i1 - i0) // 4 * 4
-        for i in range(i0, i4, 4):
-            _softmax4(z, i, j0, j1)
-        for i in range(i4, i1):
-            m = z[i, j0]
-            for j in range(np.uint64(j0 + 1), np.uint64(j1)):
-                m = max(m, z[i, j])
-            for j in range(np.uint64(j0), np.uint64(j1)):  # vectorised: no reduction here
-                z[i, j] = vexp(z[i, j] - m)
-            s = z.dtype.type(0)
-            for j in range(np.uint64(j0), np.uint64(j1)):  # the sum, in order
-                s += z[i, j]
-            inv = 1 / s
-            for j in range(np.uint64(j0), np.uint64(j1)):
-                z[i, j] = z[i, j] * inv
+    elif code == SOFTMAX and i1 > i0:
+        _softmax(z, i0, i1, j0, j1)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
