@@ -48,8 +48,13 @@ def wide_vectors(typingctx):
     return sig, codegen
 
 
+#: alignment (bytes) of the buffers of ``stack``: a cache line, and a 512-bit vector
+STACK_ALIGN = 64
+
+
 def stack(nbytes: int):
-    """An intrinsic ``f(dtype) -> pointer`` to ``nbytes`` of stack as elements of ``dtype``."""
+    """An intrinsic ``f(dtype) -> pointer`` to ``nbytes`` of stack as elements of ``dtype``,
+    aligned to ``STACK_ALIGN`` bytes."""
 
     @intrinsic
     def alloca(typingctx, dtype):
@@ -59,7 +64,11 @@ def stack(nbytes: int):
         def codegen(context, builder, signature, args):
             lty = context.get_data_type(dt)
             n = nbytes // context.get_abi_sizeof(lty)
-            return cgutils.alloca_once(builder, lty, size=ir.Constant(ir.IntType(64), n))
+            ptr = cgutils.alloca_once(builder, lty, size=ir.Constant(ir.IntType(64), n))
+            # on a cache line: a 512-bit load or store of an unaligned buffer straddles two
+            # lines whenever its offset is not a multiple of 64 bytes
+            ptr.align = STACK_ALIGN
+            return ptr
 
         return sig, codegen
 
