@@ -135,7 +135,7 @@ def _make_micro(nr):
                         c_[r, j] += acc[r, j]
             else:
                 for r in range(MR):
-                    for j in range(nr):
+                    for j in range(np.uint64(cols)):
                         c_[r, j] = acc[r, j]
         else:  # an edge block: the padded rows and columns are computed, not stored
             for r in range(rows):
@@ -201,11 +201,14 @@ def _make_narrow(nr):
                 acc[5, j] += a5 * q
                 acc[6, j] += a6 * q
                 acc[7, j] += a7 * q
-        for r in range(rows):  # padded rows and columns are computed, not stored
-            for j in range(cols):
-                if accumulate:
+        # padded rows and columns are computed, not stored
+        if accumulate:
+            for r in range(rows):
+                for j in range(np.uint64(cols)):
                     c_[r, j] += acc[r, j]
-                else:
+        else:
+            for r in range(rows):
+                for j in range(np.uint64(cols)):
                     c_[r, j] = acc[r, j]
 
     return narrow
