@@ -15,7 +15,7 @@ from ._codes import (
 )
 from ._layout import KernelArgs, OptimizerArgs, WorkspaceArrays
 from ._llvm import borrowed as _borrowed
-from ._llvm import rt
+from ._llvm import prefetch, rt
 from ._network import (
     _block,
     _view,
@@ -95,6 +95,22 @@ def _gather(src, order, start, m, dst):
         row = order[start + r]
         for c in range(np.uint64(n_cols)):  # unsigned: no wraparound, a vector copy
             dst[r, c] = src[row, c]
+
+
+#: bytes per prefetch hint: a cache line
+_LINE = 64
+
+
+@njit(inline="always", cache=True, nogil=True)
+def _prefetch_rows(src, order, start, m):
+    """Hint the cache lines of rows ``order[start : start + m]`` of ``src`` (the next batch's
+    inputs or targets: rows scattered over the data set, which the hardware's prefetchers do
+    not foresee, and which a step then waits for)."""
+    step = max(1, _LINE // src.itemsize)
+    for r in range(start, min(start + m, order.shape[0])):
+        row = order[r]
+        for c in range(0, src.shape[1], step):
+            prefetch(src, row, c)
 
 
 @njit(cache=True, nogil=True)
@@ -498,6 +514,9 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         m = min(batch_size, n - start)
         t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, ws.t_buf,
                                    ws.w_buf)
+        if b + 1 < stop_batch:  # the next batch's rows load while this one trains
+            _prefetch_rows(X, order, start + batch_size, batch_size)
+            _prefetch_rows(T, order, start + batch_size, batch_size)
         step = opt.counters[0] + 1
         lay = train_buffers(net, ws, step)
         forward_pass(lay, m)

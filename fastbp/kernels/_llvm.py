@@ -18,6 +18,8 @@
 - ``borrowed(arr)``: ``arr`` without its reference-counted owner (no atomic reference
   counting when it is passed on); ``view2d(flat, start, rows, cols)``: a C-contiguous 2-D
   view of a 1-D array, without Numba's reshape helper.
+- ``prefetch(arr, i, j)``: a hint to load the cache line of element ``(i, j)`` (the next
+  batch's rows, while this one trains).
 - ``threads()``: Numba's thread count of the calling thread (``numba.get_num_threads()``),
   read from the threading layer's C function by its symbol name, as Numba's own parallel
   code does; ``numba.get_num_threads`` itself holds a ctypes pointer, with which Numba
@@ -86,6 +88,32 @@ def ptr_at(typingctx, arr, offset):
         a = make_array(arr)(context, builder, args[0])
         off = context.cast(builder, args[1], offset, types.intp)
         return builder.gep(a.data, [off])
+
+    return sig, codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, row, col):
+    """Ask the CPU to bring the cache line of element ``(row, col)`` of the 2-D array ``arr``
+    into its caches for a coming read (``llvm.prefetch``: a hint that never faults, so the
+    indices are not checked)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and isinstance(row, types.Integer)
+            and isinstance(col, types.Integer)):
+        return None
+    sig = types.none(arr, row, col)
+
+    def codegen(context, builder, signature, args):
+        a = make_array(arr)(context, builder, args[0])
+        strides = cgutils.unpack_tuple(builder, a.strides, 2)
+        i, j = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], (row, col)))
+        off = builder.add(builder.mul(i, strides[0]), builder.mul(j, strides[1]))
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        ptr = builder.gep(builder.bitcast(a.data, i8p), [off])
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # read, high temporal locality (all cache levels), data cache
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
 
     return sig, codegen
 
