@@ -9,6 +9,8 @@ Each part (batch gather, forward pass, loss + output delta + accuracy count, bac
 optimizer step) runs alone in a compiled loop over the epoch's batches, and ``train_steps``
 runs the whole epoch; medians of 7 runs, in ns per step. Run it with ``NUMBA_NUM_THREADS=1``
 to see the serial path without scheduling noise. It shows where the time of a small step goes.
+``--shuffle`` takes the batches' rows in a random order (``fit``'s default), which the next
+batch's prefetch (``train_steps``) is for; without it the rows are in order, as report.py's.
 """
 
 import argparse
@@ -141,7 +143,7 @@ def bench(f, *a, reps=7):
     return np.median(ts)
 
 
-def run(sizes, bs, n, dtype="float32"):
+def run(sizes, bs, n, dtype="float32", shuffle=False):
     loss = "squared_error" if sizes[-1] == 1 else "cross_entropy"
     m = fastbp.Model(sizes, loss=loss, seed=0, dtype=dtype)
     rng = np.random.default_rng(0)
@@ -154,7 +156,7 @@ def run(sizes, bs, n, dtype="float32"):
         T[np.arange(n), y] = 1
     net = m.network
     ws = net.workspace(bs)
-    order = np.arange(n, dtype=np.int64)
+    order = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
     SW = np.zeros(0, dtype)
     nb = (n + bs - 1) // bs
     state = m.state.opt_state
@@ -217,10 +219,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", default="tiny_online,small")
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--shuffle", action="store_true",
+                    help="batches of rows in a random order, as fit's default shuffle")
     args = ap.parse_args()
     for name in args.workloads.split(","):
         w = WORKLOADS[name]
-        run(list(w.sizes), w.batch, w.samples, args.dtype)
+        run(list(w.sizes), w.batch, w.samples, args.dtype, args.shuffle)
 
 
 if __name__ == "__main__":
