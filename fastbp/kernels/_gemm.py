@@ -275,18 +275,19 @@ def pack_b(B, off, rs, cs, k0, kc, j0, nc, nr, Bp):
     else:  # columns are contiguous (B = W.T, rs == 1): a transpose, by register blocks
         v = 64 // elem_bytes(Bp)
         flat = carray(ptr_at(Bp, 0), (kc * nr,))
+        if nc < nr:  # a last, partial panel: zeros first (vector stores)
+            for e in range(np.uint64(kc * nr)):
+                flat[e] = z
         jb, kb = nc - nc % v, kc - kc % v
         for j in range(0, jb, v):
             for k in range(0, kb, v):
                 transpose_block(B, off + (k0 + k) * rs + (j0 + j) * cs, cs, flat, k * nr + j, nr)
-        for j in range(nc):
-            col = carray(ptr_at(B, off + k0 * rs + (j0 + j) * cs), (kc,))
-            for k in range(kb if j < jb else 0, kc):
-                dst[k, j] = col[k]
-        if nc < nr:
-            for k in range(kc):
-                for j in range(nc, nr):
-                    dst[k, j] = z
+        # the columns past the last whole block, and the steps past it in the others
+        unr = np.uint64(nr)
+        for j in range(np.uint64(nc if jb < nc or kb < kc else 0)):
+            col = carray(ptr_at(B, off + k0 * rs + (j0 + np.int64(j)) * cs), (kc,))
+            for k in range(np.uint64(kb if np.int64(j) < jb else 0), np.uint64(kc)):
+                flat[k * unr + j] = col[k]
 
 
 class Operand(NamedTuple):
