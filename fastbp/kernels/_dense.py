@@ -38,6 +38,7 @@ from ._gemm import (
     mc_rows,
     nr_cols,
     outer,
+    panel_width,
     row_times,
     row_times_transposed,
 )
@@ -266,7 +267,7 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
     if op == OP_FORWARD:  # a_out = a_in @ W.T: B = W.T, transposed while packed
         gemm_tile(Operand(act, a_off[p], K, rt(1)), Operand(params, w_off[p], rt(1), K),
                   Operand(act, a_off[p + 1], N, rt(1)), i0, i1, j0, j1, K, rt(False),
-                  N >= nr_cols(elem_bytes(act), rt(True)))
+                  panel_width(N, elem_bytes(act)))
     else:
         # C (+)= A @ B, B's rows contiguous: delta_in = delta @ W, gW = delta.T @ a_in
         if op == OP_DELTA:
@@ -278,7 +279,7 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
             B, b0 = act, a_off[p]
             C, c0 = grads, w_off[p]
         gemm_tile(Operand(A, a0, ars, acs), Operand(B, b0, N, rt(1)), Operand(C, c0, N, rt(1)),
-                  i0, i1, j0, j1, K, add, N >= nr_cols(elem_bytes(act), rt(True)))
+                  i0, i1, j0, j1, K, add, panel_width(N, elem_bytes(act)))
     _epilogue(op, lay_ref, p, n, i0, i1, j0, j1, accumulate)
 
 
@@ -373,7 +374,7 @@ def _layer_op(op, lay_ref, p, n, accumulate):
             _tile(op, t, mc, N, lay, p, n, accumulate)
     else:
         target = max(1, min(TILES_PER_THREAD * threads(), work // TILE_WORK))
-        nr = nr_cols(elem_bytes(act), N >= nr_cols(elem_bytes(act), rt(True)))
+        nr = nr_cols(elem_bytes(act), panel_width(N, elem_bytes(act)))
         tm, tn = tile_grid(M, N, K, target, mc, nr)
         n_tiles = ((M + tm - 1) // tm) * ((N + tn - 1) // tn)
         # the epilogue's kernels that compile at their first call (an activation, dropout)
