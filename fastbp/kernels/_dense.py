@@ -29,7 +29,7 @@ from numba import carray, prange, types
 from ._activations import activate_flat as activate
 from ._activations import multiply_derivative_flat as multiply_derivative
 from ._cache import njit
-from ._codes import SOFTMAX
+from ._codes import RELU, SOFTMAX
 from ._flat import deref, flat
 from ._gemm import (
     MR,
@@ -136,16 +136,27 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
     n_out = sizes[p + 1]
     Z = view2d(act, a_off[p + 1], n, n_out)
     b = carray(ptr_at(params, b_off[p]), (n_out,))
-    for i in range(i0, i1):
-        for j in range(np.uint64(j0), np.uint64(j1)):
-            Z[i, j] = Z[i, j] + b[j]
+    code = codes[p]
+    zero = Z.dtype.type(0)
+    # the bias, in the same pass the kept z of the output layer or a hidden ReLU (as
+    # ``activate`` computes it: a NaN stays visible); other activations after it
     if p == L - 1:
         Zk = view2d(z_out, 0, n, n_out)
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
-                Zk[i, j] = Z[i, j]
-    code = codes[p]
-    if code != SOFTMAX:  # softmax needs whole rows: at the end
+                x = Z[i, j] + b[j]
+                Zk[i, j] = x
+                Z[i, j] = x
+    elif code == RELU:
+        for i in range(i0, i1):
+            for j in range(np.uint64(j0), np.uint64(j1)):
+                x = Z[i, j] + b[j]
+                Z[i, j] = zero if x < zero else x
+    else:
+        for i in range(i0, i1):
+            for j in range(np.uint64(j0), np.uint64(j1)):
+                Z[i, j] = Z[i, j] + b[j]
+    if code != SOFTMAX and (code != RELU or p == L - 1):  # softmax needs whole rows: at the end
         activate(Z, i0, i1, j0, j1, code)
     if p < L - 1 and p < drop.shape[0] and drop[p] > 0:
         _dropout(Z, view2d(raw, a_off[p + 1], n, n_out), rt(True), i0, i1, j0, j1, drop[p],
