@@ -29,7 +29,7 @@ from numba import carray, prange, types
 from ._activations import activate_flat as activate
 from ._activations import multiply_derivative_flat as multiply_derivative
 from ._cache import njit
-from ._codes import RELU, SOFTMAX
+from ._codes import IDENTITY, RELU, SOFTMAX
 from ._flat import deref, flat
 from ._gemm import (
     MR,
@@ -156,8 +156,8 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
                 Z[i, j] = Z[i, j] + b[j]
-    if code != SOFTMAX and (code != RELU or p == L - 1):  # softmax needs whole rows: at the end
-        activate(Z, i0, i1, j0, j1, code)
+    if code != SOFTMAX and code != IDENTITY and (code != RELU or p == L - 1):
+        activate(Z, i0, i1, j0, j1, code)  # (softmax needs whole rows: at the end)
     if p < L - 1 and p < drop.shape[0] and drop[p] > 0:
         _dropout(Z, view2d(raw, a_off[p + 1], n, n_out), rt(True), i0, i1, j0, j1, drop[p],
                  seed, step, unit0(sizes, p + 1))
@@ -173,8 +173,14 @@ def _delta_epilogue(lay, p, n, i0, i1, j0, j1):
     n_in = sizes[p]
     D = view2d(delta, a_off[p], n, n_in)
     dropped = p - 1 < drop.shape[0] and drop[p - 1] > 0
-    src = raw if dropped else act
-    multiply_derivative(D, view2d(src, a_off[p], n, n_in), i0, i1, j0, j1, codes[p - 1])
+    A = view2d(raw if dropped else act, a_off[p], n, n_in)
+    if codes[p - 1] == RELU:  # as multiply_derivative computes it, without the call
+        zero = D.dtype.type(0)
+        for i in range(i0, i1):
+            for j in range(np.uint64(j0), np.uint64(j1)):
+                D[i, j] = zero if A[i, j] <= zero else D[i, j]
+    else:
+        multiply_derivative(D, A, i0, i1, j0, j1, codes[p - 1])
     if dropped:
         _dropout(D, D, rt(False), i0, i1, j0, j1, drop[p - 1], seed, step, unit0(sizes, p))
 
