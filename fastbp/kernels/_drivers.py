@@ -424,7 +424,8 @@ def account_batch(acc, m, wsum, batch_loss_value, a_out, t, loss_code, norm_weig
     acc[1] += m if norm_weights else wsum
     if acc[3] != acc[3]:
         acc[3] = batch_loss_value
-    acc[2] += count_correct(a_out, t, loss_code)
+    if loss_code == CROSS_ENTROPY or loss_code == BINARY_CROSS_ENTROPY:  # else 0
+        acc[2] += count_correct(a_out, t, loss_code)
 
 
 @njit(inline="always", cache=True, nogil=True)

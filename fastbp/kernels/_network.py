@@ -178,7 +178,7 @@ def _add_row_loss(total, row_e, w, i, scale, row_scaled):
     return total + row_e
 
 
-@njit(cache=True, nogil=True)
+@njit(inline="always", cache=True, nogil=True)
 def _row_loss(z, a, t, loss_code, i):
     """Loss of row ``i`` in float64; cross-entropies from z, so stable for any logits."""
     if loss_code == CROSS_ENTROPY or loss_code == BINARY_CROSS_ENTROPY or loss_code == POISSON:
