@@ -21,50 +21,11 @@ from ._vmath import vexp, vlogistic, vtanh
 
 
 @njit(inline="always", error_model="numpy", cache=True, nogil=True)
-def _shift4(z, i, j0, j1):
-    """``z[r, j] -= max_j z[r, j]`` over columns ``j0 .. j1`` of rows ``i .. i + 3``, the four
-    rows' chains of dependent maxima side by side."""
-    m0, m1, m2, m3 = z[i, j0], z[i + 1, j0], z[i + 2, j0], z[i + 3, j0]
-    for j in range(np.uint64(j0 + 1), np.uint64(j1)):
-        m0 = max(m0, z[i, j])
-        m1 = max(m1, z[i + 1, j])
-        m2 = max(m2, z[i + 2, j])
-        m3 = max(m3, z[i + 3, j])
-    for j in range(np.uint64(j0), np.uint64(j1)):
-        z[i, j] -= m0
-        z[i + 1, j] -= m1
-        z[i + 2, j] -= m2
-        z[i + 3, j] -= m3
-
-
-@njit(inline="always", error_model="numpy", cache=True, nogil=True)
-def _normalise4(z, i, j0, j1):
-    """Rows ``i .. i + 3`` divided by their sums (each summed in column order), side by
-    side."""
-    s0 = s1 = s2 = s3 = z.dtype.type(0)
-    for j in range(np.uint64(j0), np.uint64(j1)):
-        s0 += z[i, j]
-        s1 += z[i + 1, j]
-        s2 += z[i + 2, j]
-        s3 += z[i + 3, j]
-    inv0, inv1, inv2, inv3 = 1 / s0, 1 / s1, 1 / s2, 1 / s3
-    for j in range(np.uint64(j0), np.uint64(j1)):
-        z[i, j] = z[i, j] * inv0
-        z[i + 1, j] = z[i + 1, j] * inv1
-        z[i + 2, j] = z[i + 2, j] * inv2
-        z[i + 3, j] = z[i + 3, j] * inv3
-
-
-@njit(inline="always", error_model="numpy", cache=True, nogil=True)
 def _softmax(z, i0, i1, j0, j1):
     """The softmax of rows ``i0 .. i1`` over columns ``j0 .. j1``: per row, ``exp(z - max)``
-    divided by its sum (in column order). Four rows at a time, so that their chains of
-    maxima and sums interleave; the exponentials of whole rows in one loop over the block
-    (a row of few classes alone is too short a loop for vectors)."""
-    i4 = i0 + (i1 - i0) // 4 * 4
-    for i in range(i0, i4, 4):
-        _shift4(z, i, j0, j1)
-    for i in range(i4, i1):
+    divided by its sum (in column order). The exponentials of whole rows in one loop over
+    the block (a row of few classes alone is too short a loop for vectors)."""
+    for i in range(i0, i1):
         m = z[i, j0]
         for j in range(np.uint64(j0 + 1), np.uint64(j1)):
             m = max(m, z[i, j])
@@ -77,9 +38,7 @@ def _softmax(z, i0, i1, j0, j1):
         e = carray(ptr_at(z.reshape(-1), (i0 + q) * n_cols + j0), (run,))
         for k in range(np.uint64(run)):
             e[k] = vexp(e[k])
-    for i in range(i0, i4, 4):
-        _normalise4(z, i, j0, j1)
-    for i in range(i4, i1):
+    for i in range(i0, i1):
         s = z.dtype.type(0)
         for j in range(np.uint64(j0), np.uint64(j1)):  # the sum, in order
             s += z[i, j]
