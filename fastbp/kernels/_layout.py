@@ -37,6 +37,21 @@ CHUNK_BYTES = 1 << 21
 MAX_WORKSPACES = 4
 
 
+#: alignment (bytes) of the flat buffers' first element: a cache line, and a 512-bit vector
+#: (a vector load or store at an unaligned address straddles two lines)
+BUFFER_ALIGN = 64
+
+
+def aligned_zeros(n: int, dtype) -> np.ndarray:
+    """A zeroed 1-D array of ``n`` elements of ``dtype`` that starts on a ``BUFFER_ALIGN``-byte
+    boundary (NumPy aligns large arrays to 16 bytes). The block offsets of both layouts are
+    multiples of 16 elements whenever the layer widths are, so the blocks start aligned too."""
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + BUFFER_ALIGN, dtype=np.uint8)
+    start = -raw.ctypes.data % BUFFER_ALIGN
+    return raw[start : start + n * dtype.itemsize].view(dtype)
+
+
 def param_offsets(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Offsets of each layer's weights and biases in the flat parameter buffer.
 
@@ -244,17 +259,17 @@ class Workspace:
     def __init__(self, sizes: np.ndarray, capacity: int, dtype):
         self.capacity = capacity
         self.a_off, total = workspace_offsets(sizes, capacity)
-        self.act = np.zeros(total, dtype=dtype)
-        self.delta = np.zeros(total, dtype=dtype)
-        self.z_out = np.zeros(capacity * int(sizes[-1]), dtype=dtype)
-        self.t_buf = np.zeros(capacity * int(sizes[-1]), dtype=dtype)
-        self.w_buf = np.zeros(capacity, dtype=dtype)
+        self.act = aligned_zeros(total, dtype)
+        self.delta = aligned_zeros(total, dtype)
+        self.z_out = aligned_zeros(capacity * int(sizes[-1]), dtype)
+        self.t_buf = aligned_zeros(capacity * int(sizes[-1]), dtype)
+        self.w_buf = aligned_zeros(capacity, dtype)
         self._raw = None
 
     @property
     def raw(self) -> np.ndarray:
         if self._raw is None:
-            self._raw = np.zeros_like(self.act)
+            self._raw = aligned_zeros(self.act.shape[0], self.act.dtype)
         return self._raw
 
     def arrays(self, dropout: bool = True) -> WorkspaceArrays:
@@ -307,8 +322,8 @@ class Network:
         self.drop_seed = int(drop_seed)
         self.init = init  # weight initialiser of every layer, or None for the default
         self.w_off, self.b_off, n_params = param_offsets(self.sizes)
-        self.params = np.zeros(n_params, dtype=self.dtype)
-        self.grads = np.zeros(n_params, dtype=self.dtype)
+        self.params = aligned_zeros(n_params, self.dtype)
+        self.grads = aligned_zeros(n_params, self.dtype)
         self.lock = threading.RLock()
         self.boundary = threading.Lock()
         _NETWORKS.add(self)
