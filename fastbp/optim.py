@@ -19,6 +19,7 @@ import numpy as np
 
 from ._validation.params import Bool, Choice, Int, Real, check_params
 from .kernels import _codes
+from .kernels._layout import aligned_zeros
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LBFGS", "SklearnSGD", "SklearnAdam",
            "Optimizer", "get_optimizer"]
@@ -58,8 +59,8 @@ class Optimizer(_Configured):
         return _codes.OPT_STATE_ROWS[self.kind] if self.kind is not None else 0
 
     def init_state(self, n_params: int, dtype) -> np.ndarray:
-        """Fresh state buffer, ``(state_rows, n_params)``, zeros."""
-        return np.zeros((self.state_rows, n_params), dtype=dtype)
+        """Fresh state buffer, ``(state_rows, n_params)``, zeros, starting on a cache line."""
+        return aligned_zeros(self.state_rows * n_params, dtype).reshape(self.state_rows, n_params)
 
 
 
