@@ -315,16 +315,12 @@ def _sum_squares(params, lo, hi):
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
-def _sklearn_segment_kernel(params, grads, state, kind, hyper, lr, step, l2, lo, hi, sq):
+def _sklearn_range(params, grads, state, kind, hyper, lr, step, l2, lo, hi):
     """scikit-learn's update of ``params[lo:hi]`` (no fastmath: the same rounding as
-    scikit-learn's NumPy code, element by element; the loops vectorise). Returns ``sq`` plus
-    the sum of the squared parameters before the update when ``l2 != 0`` (the L2 term of
-    the reported loss, ``_sum_squares``), else ``sq``."""
+    scikit-learn's NumPy code, element by element; the loops vectorise)."""
     wide_vectors()
     ft = params.dtype.type
     c = ft(l2)
-    if l2 != 0:
-        sq += _sum_squares(params, lo, hi)
     if kind == OPT_SKLEARN_SGD:
         lr_ = ft(lr)
         mu = ft(hyper[0])
@@ -352,6 +348,37 @@ def _sklearn_segment_kernel(params, grads, state, kind, hyper, lr, step, l2, lo,
             state[0, k] = m
             state[1, k] = u
             params[k] -= lr_t * m / (np.sqrt(u) + eps)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _sklearn_parallel_kernel(params, grads, state, kind, hyper, lr, step, l2, lo, hi):
+    """``_sklearn_range`` over ``[lo, hi)`` in pieces of ``_PARALLEL_CHUNK`` elements, handed
+    out one at a time (each element is updated by exactly one piece: bits as on one thread)."""
+    n_chunks = (hi - lo + _PARALLEL_CHUNK - 1) // _PARALLEL_CHUNK
+    for c in prange(n_chunks):
+        a = lo + c * _PARALLEL_CHUNK
+        _sklearn_range(params, grads, state, kind, hyper, lr, step, l2, a,
+                       min(hi, a + _PARALLEL_CHUNK))
+
+
+#: scikit-learn's rules on all threads, compiled at their first call (``_flat``, lazy)
+_sklearn_parallel = flat(_sklearn_parallel_kernel, lambda dtype: types.none(
+    c_array(dtype, 1), c_array(dtype, 1), c_array(dtype, 2), types.int64, _F64, types.float64,
+    types.int64, types.float64, types.int64, types.int64), lazy=True, fallback=True)
+
+
+@njit(cache=True, nogil=True)
+def _sklearn_segment_kernel(params, grads, state, kind, hyper, lr, step, l2, lo, hi, sq):
+    """scikit-learn's update of ``params[lo:hi]`` (``_sklearn_range``), on all threads when
+    it is big, as ``_segment``. Returns ``sq`` plus the sum of the squared parameters before
+    the update when ``l2 != 0`` (the L2 term of the reported loss, ``_sum_squares``: one
+    thread, a fixed order), else ``sq``."""
+    if l2 != 0:
+        sq += _sum_squares(params, lo, hi)
+    if hi - lo < _PARALLEL_MIN_ELEMENTS or threads() == 1:
+        _sklearn_range(params, grads, state, kind, hyper, lr, step, l2, lo, hi)
+    else:
+        _sklearn_parallel(params, grads, state, kind, hyper, lr, step, l2, lo, hi)
     return sq
 
 

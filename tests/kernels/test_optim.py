@@ -1,5 +1,7 @@
 """Optimizers: each step kernel against a NumPy transcription of the torch.optim formula."""
 
+import warnings
+
 import numpy as np
 import pytest
 from naive_train import adagrad, adam, loss_grad, rmsprop, sgd, weight_mask
@@ -305,3 +307,33 @@ def test_parallel_update_path_is_independent_of_thread_count():
         numba.set_num_threads(before)
     for p, s in results[1:]:
         assert np.array_equal(p, results[0][0]) and np.array_equal(s, results[0][1])
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_sklearn_rules_parallel_path_is_independent_of_thread_count(solver):
+    """scikit-learn's rules on a layer above the parallel threshold (the estimators' update
+    runs on all threads there): the same bits, loss included, with 1 and with all threads."""
+    import numba
+
+    from fastbp.kernels._updates import _PARALLEL_MIN_ELEMENTS
+    from fastbp.sklearn import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 520))
+    y = rng.integers(0, 2, 24)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            est = MLPClassifier(hidden_layer_sizes=(512,), solver=solver, batch_size=12,
+                                max_iter=2, alpha=1e-3, momentum=0.9, random_state=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # max_iter reached
+                est.fit(X, y)
+            assert est.coefs_[0].size >= _PARALLEL_MIN_ELEMENTS
+            results.append((np.concatenate([c.ravel() for c in est.coefs_]), est.loss_))
+    finally:
+        numba.set_num_threads(before)
+    for coefs, loss in results[1:]:
+        assert np.array_equal(coefs, results[0][0]) and loss == results[0][1]
