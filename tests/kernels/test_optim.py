@@ -282,29 +282,42 @@ def test_lbfgs_with_validation_callbacks_early_stopping_and_weights():
     assert h2.epochs == 3 and es.best_epoch == 0
 
 
-def test_parallel_update_path_is_independent_of_thread_count():
-    """A layer above the parallel threshold of the step kernel (2**18 elements): Adam with
-    L2, AdamW decay, clipping and dropout give the same bits with 1 and with all threads."""
+def _on_each_thread_count(run):
+    """``run()`` with 1 thread and with all of Numba's threads: the results, in that order."""
     import numba
 
-    from fastbp.kernels._updates import _PARALLEL_MIN_ELEMENTS
-
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(24, 520))
-    y = rng.integers(0, 2, 24)
     results = []
     before = numba.get_num_threads()
     try:
         for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(threads)
-            m = Model([520, 512, 2], activation="relu", loss="cross_entropy", seed=0,
-                      dropout=0.2)
-            assert m.weights[0].size >= _PARALLEL_MIN_ELEMENTS
-            m.fit(X, y, epochs=2, batch_size=12, optimizer=AdamW(), l2=1e-3, clip_norm=0.5,
-                  learning_rate=1e-3)
-            results.append((m.params.copy(), m.optimizer_state.copy()))
+            results.append(run())
     finally:
         numba.set_num_threads(before)
+    return results
+
+
+def _wide_layer_data():
+    """Data for a 520-512 first layer: above the optimizers' parallel threshold."""
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(24, 520)), rng.integers(0, 2, 24)
+
+
+def test_parallel_update_path_is_independent_of_thread_count():
+    """A layer above the parallel threshold of the step kernel (2**18 elements): Adam with
+    L2, AdamW decay, clipping and dropout give the same bits with 1 and with all threads."""
+    from fastbp.kernels._updates import _PARALLEL_MIN_ELEMENTS
+
+    X, y = _wide_layer_data()
+
+    def run():
+        m = Model([520, 512, 2], activation="relu", loss="cross_entropy", seed=0, dropout=0.2)
+        assert m.weights[0].size >= _PARALLEL_MIN_ELEMENTS
+        m.fit(X, y, epochs=2, batch_size=12, optimizer=AdamW(), l2=1e-3, clip_norm=0.5,
+              learning_rate=1e-3)
+        return m.params.copy(), m.optimizer_state.copy()
+
+    results = _on_each_thread_count(run)
     for p, s in results[1:]:
         assert np.array_equal(p, results[0][0]) and np.array_equal(s, results[0][1])
 
@@ -313,27 +326,20 @@ def test_parallel_update_path_is_independent_of_thread_count():
 def test_sklearn_rules_parallel_path_is_independent_of_thread_count(solver):
     """scikit-learn's rules on a layer above the parallel threshold (the estimators' update
     runs on all threads there): the same bits, loss included, with 1 and with all threads."""
-    import numba
-
     from fastbp.kernels._updates import _PARALLEL_MIN_ELEMENTS
     from fastbp.sklearn import MLPClassifier
 
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(24, 520))
-    y = rng.integers(0, 2, 24)
-    results = []
-    before = numba.get_num_threads()
-    try:
-        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
-            numba.set_num_threads(threads)
-            est = MLPClassifier(hidden_layer_sizes=(512,), solver=solver, batch_size=12,
-                                max_iter=2, alpha=1e-3, momentum=0.9, random_state=0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # max_iter reached
-                est.fit(X, y)
-            assert est.coefs_[0].size >= _PARALLEL_MIN_ELEMENTS
-            results.append((np.concatenate([c.ravel() for c in est.coefs_]), est.loss_))
-    finally:
-        numba.set_num_threads(before)
+    X, y = _wide_layer_data()
+
+    def run():
+        est = MLPClassifier(hidden_layer_sizes=(512,), solver=solver, batch_size=12,
+                            max_iter=2, alpha=1e-3, momentum=0.9, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # max_iter reached
+            est.fit(X, y)
+        assert est.coefs_[0].size >= _PARALLEL_MIN_ELEMENTS
+        return np.concatenate([c.ravel() for c in est.coefs_]), est.loss_
+
+    results = _on_each_thread_count(run)
     for coefs, loss in results[1:]:
         assert np.array_equal(coefs, results[0][0]) and loss == results[0][1]
