@@ -112,6 +112,21 @@ def panel_width(N, itemsize):
     return NARROW
 
 
+@njit(inline="always", error_model="numpy", cache=True, nogil=True)
+def _store_block(acc, c_, rows, cols, accumulate):
+    """``c_[r, j] (+)= acc[r, j]`` for the ``rows x cols`` valid part of a register block
+    (padded rows and columns are computed, not stored). Loops to the run-time column count
+    vectorise; LLVM unrolled a constant 64-column loop and did not (256 scalar moves)."""
+    if accumulate:
+        for r in range(rows):
+            for j in range(np.uint64(cols)):
+                c_[r, j] += acc[r, j]
+    else:
+        for r in range(rows):
+            for j in range(np.uint64(cols)):
+                c_[r, j] = acc[r, j]
+
+
 def _make_micro(nr):
     """The ``MR x nr`` micro-kernel (``nr`` a compile-time constant: the accumulators then
     stay in registers). Row ``r`` of the A block, step ``k``, is
@@ -150,22 +165,7 @@ def _make_micro(nr):
                 acc[1, j] += a1 * q
                 acc[2, j] += a2 * q
                 acc[3, j] += a3 * q
-        if rows == MR and cols == nr:
-            if accumulate:
-                for r in range(MR):
-                    for j in range(nr):
-                        c_[r, j] += acc[r, j]
-            else:
-                for r in range(MR):
-                    for j in range(np.uint64(cols)):
-                        c_[r, j] = acc[r, j]
-        else:  # an edge block: the padded rows and columns are computed, not stored
-            for r in range(rows):
-                for j in range(cols):
-                    if accumulate:
-                        c_[r, j] += acc[r, j]
-                    else:
-                        c_[r, j] = acc[r, j]
+        _store_block(acc, c_, rows, cols, accumulate)
 
     return micro
 
@@ -223,15 +223,7 @@ def _make_narrow(nr):
                 acc[5, j] += a5 * q
                 acc[6, j] += a6 * q
                 acc[7, j] += a7 * q
-        # padded rows and columns are computed, not stored
-        if accumulate:
-            for r in range(rows):
-                for j in range(np.uint64(cols)):
-                    c_[r, j] += acc[r, j]
-        else:
-            for r in range(rows):
-                for j in range(np.uint64(cols)):
-                    c_[r, j] = acc[r, j]
+        _store_block(acc, c_, rows, cols, accumulate)
 
     return narrow
 
