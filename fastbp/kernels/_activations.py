@@ -20,6 +20,20 @@ from ._llvm import ptr_at, wide_vectors
 from ._vmath import vexp, vlogistic, vtanh
 
 
+@njit(inline="always", cache=True, nogil=True)
+def relu(x, zero):
+    """ReLU of a scalar (``zero`` of its type), a select: ``NaN < 0`` is False, so a NaN
+    stays visible. The layer epilogues fuse it with the bias; ``activate`` applies it."""
+    return zero if x < zero else x
+
+
+@njit(inline="always", cache=True, nogil=True)
+def relu_grad(d, a, zero):
+    """``d * relu'(z)`` from ``a = relu(z)``: ``NaN <= 0`` is False, so a NaN is never hidden
+    by a zero."""
+    return zero if a <= zero else d
+
+
 @njit(inline="always", error_model="numpy", cache=True, nogil=True)
 def _softmax(z, i0, i1, j0, j1):
     """The softmax of rows ``i0 .. i1`` over columns ``j0 .. j1``: per row, ``exp(z - max)``
@@ -90,8 +104,7 @@ def activate(z, i0, i1, j0, j1, code):
         zero = z.dtype.type(0)
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
-                x = z[i, j]
-                z[i, j] = zero if x < zero else x  # NaN < 0 is False: a NaN stays visible
+                z[i, j] = relu(z[i, j], zero)
     elif code == LEAKY_RELU:
         slope = z.dtype.type(LEAKY_SLOPE)
         for i in range(i0, i1):
@@ -126,8 +139,7 @@ def multiply_derivative(d, a, i0, i1, k0, k1, code):
         zero = d.dtype.type(0)
         for i in range(i0, i1):
             for k in range(np.uint64(k0), np.uint64(k1)):
-                # NaN <= 0 is False: a NaN is never hidden by a zero
-                d[i, k] = zero if a[i, k] <= zero else d[i, k]
+                d[i, k] = relu_grad(d[i, k], a[i, k], zero)
     else:  # LEAKY_RELU: a > 0 exactly when z > 0 because the slope is positive
         slope = d.dtype.type(LEAKY_SLOPE)
         for i in range(i0, i1):

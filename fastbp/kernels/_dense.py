@@ -28,6 +28,7 @@ from numba import carray, prange, types
 
 from ._activations import activate_flat as activate
 from ._activations import multiply_derivative_flat as multiply_derivative
+from ._activations import relu, relu_grad
 from ._cache import njit
 from ._codes import IDENTITY, RELU, SOFTMAX
 from ._flat import deref, flat
@@ -138,8 +139,8 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
     b = carray(ptr_at(params, b_off[p]), (n_out,))
     code = codes[p]
     zero = Z.dtype.type(0)
-    # the bias, in the same pass the kept z of the output layer or a hidden ReLU (as
-    # ``activate`` computes it: a NaN stays visible); other activations after it
+    # the bias, in the same pass as the kept z of the output layer or a hidden ReLU;
+    # other activations after it
     if p == L - 1:
         Zk = view2d(z_out, 0, n, n_out)
         for i in range(i0, i1):
@@ -150,8 +151,7 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
     elif code == RELU:
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
-                x = Z[i, j] + b[j]
-                Z[i, j] = zero if x < zero else x
+                Z[i, j] = relu(Z[i, j] + b[j], zero)
     else:
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
@@ -178,7 +178,7 @@ def _delta_epilogue(lay, p, n, i0, i1, j0, j1):
         zero = D.dtype.type(0)
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
-                D[i, j] = zero if A[i, j] <= zero else D[i, j]
+                D[i, j] = relu_grad(D[i, j], A[i, j], zero)
     else:
         multiply_derivative(D, A, i0, i1, j0, j1, codes[p - 1])
     if dropped:
