@@ -149,21 +149,27 @@ CE_FAR_LOGIT = 2.0**24
 
 
 @njit(inline="always", cache=True, nogil=True)
+def _ce_term(tj, zj, mx, log_s):
+    """One class's term ``t_j (lse - z_j)`` of a cross-entropy (all float64), from the row's
+    largest logit ``mx`` and ``log_s``, the log of its sum of ``exp(z - mx)``. 0 where
+    ``t_j`` is 0: ``0 * (lse - z)`` must not turn an infinite ``z`` into NaN. ``(mx + log s)
+    - z`` rounds log s away once ulp(mx) is not small beside it (to 0.0 for equal logits
+    beyond ~1e16): there, ``(mx - z) + log s``. Below ``CE_FAR_LOGIT`` the usual form, so
+    ordinary losses keep their bits."""
+    if abs(mx) >= CE_FAR_LOGIT:
+        v = tj * ((mx - zj) + log_s)
+    else:
+        v = tj * ((mx + log_s) - zj)
+    return v if tj != 0 else 0.0
+
+
+@njit(inline="always", cache=True, nogil=True)
 def _ce_row(z, t, i, mx, log_s):
-    """Cross-entropy of row ``i`` from its largest logit ``mx`` and ``log_s``, the log of
-    its sum of ``exp(z - mx)`` (both float64)."""
-    lse = mx + log_s
-    # (mx + log s) - z rounds log s away once ulp(mx) is not small beside it (to 0.0 for
-    # equal logits beyond ~1e16): there, (mx - z) + log s. Below 2**24 the usual form,
-    # so ordinary losses keep their bits.
-    far = abs(mx) >= CE_FAR_LOGIT
+    """Cross-entropy of row ``i`` from its largest logit ``mx`` and ``log_s`` (float64), its
+    terms (``_ce_term``) summed in column order."""
     total = 0.0
     for j in range(z.shape[1]):
-        if t[i, j] != 0:  # 0 * (lse - z) must not turn an infinite z into NaN
-            if far:
-                total += t[i, j] * ((mx - np.float64(z[i, j])) + log_s)
-            else:
-                total += t[i, j] * (lse - z[i, j])
+        total += _ce_term(np.float64(t[i, j]), np.float64(z[i, j]), mx, log_s)
     return total
 
 
@@ -277,13 +283,9 @@ def _ce_total_kernel(z, t, w, scale, row_scaled):
         for r in range(g):
             lg[r] = vlog(e[r])
             e[r] = 0.0
-        for j in range(um):
+        for j in range(um):  # each row's terms, in column order
             for r in range(g):
-                # _ce_row's terms: 0 where the target is 0 (0 * (lse - z) must not turn
-                # an infinite z into NaN); beyond CE_FAR_LOGIT, (mx - z) + log s
-                tj, zj, mr, lr = T[j * G + r], Z[j * G + r], mx[r], lg[r]
-                term = tj * ((mr - zj) + lr) if abs(mr) >= CE_FAR_LOGIT else tj * ((mr + lr) - zj)
-                e[r] += term if tj != 0 else 0.0
+                e[r] += _ce_term(T[j * G + r], Z[j * G + r], mx[r], lg[r])
         for r in range(g):
             total = _add_row_loss(total, e[r], w, g0 + np.int64(r), scale, row_scaled)
     return total
