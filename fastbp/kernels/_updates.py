@@ -86,6 +86,13 @@ _PARALLEL_MIN_ELEMENTS = 1 << 16
 _PARALLEL_CHUNK = 1 << 16
 
 
+@njit(inline="always", cache=True, nogil=True)
+def _serial(n):
+    """Whether an update of ``n`` elements runs on this thread alone: fewer than
+    ``_PARALLEL_MIN_ELEMENTS`` (a parallel launch would cost more), or one thread."""
+    return n < _PARALLEL_MIN_ELEMENTS or threads() == 1
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
 def _sgd_range(params, grads, lr, lo, hi):
     """``params[k] -= lr * grads[k]`` for ``lo <= k < hi`` (``lr`` of the buffer dtype)."""
@@ -120,7 +127,7 @@ def _sgd_step(params, grads, learning_rate):
         raise ValueError("grads must have the shape of params")
     n = params.shape[0]
     lr = params.dtype.type(learning_rate)
-    if n < _PARALLEL_MIN_ELEMENTS or threads() == 1:
+    if _serial(n):
         _sgd_range(params, grads, lr, rt(0), n)
     else:
         _sgd_parallel(params, grads, lr, n)
@@ -268,7 +275,7 @@ _update_parallel = flat(_update_parallel_kernel, lambda dtype: types.none(
 @njit(cache=True, nogil=True)
 def _segment_kernel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi):
     """The update of ``params[lo:hi]`` (``_update_range``), on all threads when it is big."""
-    if hi - lo < _PARALLEL_MIN_ELEMENTS or threads() == 1:
+    if _serial(hi - lo):
         _update_range(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)
     else:
         _update_parallel(params, grads, state, kind, hyper, lr, step, l2, decoupled, lo, hi)
@@ -375,7 +382,7 @@ def _sklearn_segment_kernel(params, grads, state, kind, hyper, lr, step, l2, lo,
     thread, a fixed order), else ``sq``."""
     if l2 != 0:
         sq += _sum_squares(params, lo, hi)
-    if hi - lo < _PARALLEL_MIN_ELEMENTS or threads() == 1:
+    if _serial(hi - lo):
         _sklearn_range(params, grads, state, kind, hyper, lr, step, l2, lo, hi)
     else:
         _sklearn_parallel(params, grads, state, kind, hyper, lr, step, l2, lo, hi)
