@@ -38,6 +38,7 @@ from ._cache import njit
 from ._llvm import (
     borrowed,
     elem_bytes,
+    outer_rows,
     panel_fma,
     panel_fma2,
     ptr_at,
@@ -473,14 +474,4 @@ def outer(d, d0, M, a, a0, N, C, c0, accumulate):
     ``gemm_tile`` computes it (a product from zero, then added: no fused multiply-add)."""
     wide_vectors()
     d, a, C = borrowed(d), borrowed(a), borrowed(C)
-    z = C.dtype.type(0)
-    x = carray(ptr_at(a, a0), (N,))
-    for i in range(M):
-        di = d[d0 + i]
-        out = carray(ptr_at(C, c0 + i * N), (N,))
-        if accumulate:
-            for j in range(np.uint64(N)):
-                out[j] = out[j] + (z + di * x[j])
-        else:
-            for j in range(np.uint64(N)):
-                out[j] = z + di * x[j]
+    outer_rows(d, d0, M, a, a0, N, C, c0, accumulate)

@@ -347,3 +347,91 @@ def panel_fma(typingctx, P, x, x0, kc, out, o0):
         return None
     sig = types.none(P, x, types.intp, types.intp, out, types.intp)
     return sig, _panel_fma_codegen(1)
+
+
+
+def _masked(builder, op, vty, size):
+    """``llvm.masked.load`` or ``llvm.masked.store`` of ``vty`` (declared once per module)."""
+    width = 8 * size
+    mty = ir.VectorType(ir.IntType(1), vty.count)
+    name = f"llvm.masked.{op}.v{vty.count}f{width}.p0"
+    fn = builder.module.globals.get(name)
+    if fn is None:
+        if op == "load":
+            fty = ir.FunctionType(vty, [vty.as_pointer(), ir.IntType(32), mty, vty])
+        else:
+            fty = ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), ir.IntType(32), mty])
+        fn = ir.Function(builder.module, fty, name)
+    return fn
+
+
+@intrinsic
+def outer_rows(typingctx, d, d0, M, a, a0, N, C, c0, accumulate):
+    """``C[c0 + i*N + j] = 0 + d[d0 + i] * a[a0 + j]`` for ``i < M``, ``j < N``, or with
+    ``accumulate`` ``C[...] + (0 + d[d0 + i] * a[a0 + j])`` (unchecked): the outer product
+    of one row's weight gradient. Each row is whole 512-bit vectors, the last one masked:
+    no scalar tails, no 8-wide loops or overlap checks that LLVM's vectoriser gives a
+    short run-time ``N`` (the 16 columns of a small layer). The product is rounded, then
+    added to zero (``-0`` becomes ``+0``), as a matrix product's first multiply-add from
+    zero gives it."""
+    arrays = (d, a, C)
+    if not (all(isinstance(t, types.Array) for t in arrays)
+            and d.dtype == a.dtype == C.dtype and C.dtype in (types.float32, types.float64)):
+        return None
+    sig = types.none(d, types.intp, types.intp, a, types.intp, types.intp, C, types.intp,
+                     types.boolean)
+
+    def codegen(context, builder, signature, args):
+        fty = context.get_data_type(C.dtype)
+        size = context.get_abi_sizeof(fty)
+        v = 64 // size
+        vty = ir.VectorType(fty, v)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        da = make_array(d)(context, builder, args[0])
+        aa = make_array(a)(context, builder, args[3])
+        ca = make_array(C)(context, builder, args[6])
+        d0, M, a0, N, c0, acc = args[1], args[2], args[4], args[5], args[7], args[8]
+        load, store = _masked(builder, "load", vty, size), _masked(builder, "store", vty, size)
+        align = ir.Constant(i32, size)
+        zero_v = ir.Constant(vty, [0.0] * v)
+        iota = ir.Constant(ir.VectorType(i64, v), list(range(v)))
+        nv = builder.udiv(builder.add(N, ir.Constant(i64, v - 1)), ir.Constant(i64, v))
+
+        def splat(x, ety):
+            t = ir.VectorType(ety, v)
+            s = builder.insert_element(ir.Constant(t, ir.Undefined), x, ir.Constant(i32, 0))
+            return builder.shuffle_vector(s, ir.Constant(t, ir.Undefined),
+                                          ir.Constant(ir.VectorType(i32, v), [0] * v))
+
+        def row(i, x, mask, j):
+            """Row ``i``'s columns ``j .. j + V`` (those in ``mask``) of ``x`` times d[i]."""
+            s = splat(builder.load(builder.gep(da.data, [builder.add(d0, i)])), fty)
+            dst = builder.bitcast(builder.gep(ca.data, [builder.add(
+                builder.add(c0, builder.mul(i, N)), j)]), vty.as_pointer())
+            t = builder.fadd(zero_v, builder.fmul(s, x))
+            old = builder.call(load, [dst, align, mask, zero_v])
+            builder.call(store, [builder.select(acc, builder.fadd(old, t), t), dst, align,
+                                 mask])
+
+        def columns(j):
+            mask = builder.icmp_unsigned("<", iota, splat(builder.sub(N, j), i64))
+            src = builder.bitcast(builder.gep(aa.data, [builder.add(a0, j)]),
+                                  vty.as_pointer())
+            return builder.call(load, [src, align, mask, zero_v]), mask
+
+        zero = ir.Constant(i64, 0)
+        with builder.if_else(builder.icmp_unsigned("<=", N, ir.Constant(i64, v))) as (
+                one, many):
+            with one:  # one vector of columns: loaded once
+                x, mask = columns(zero)
+                with cgutils.for_range(builder, M) as rows:
+                    row(rows.index, x, mask, zero)
+            with many:
+                with cgutils.for_range(builder, M) as rows:
+                    with cgutils.for_range(builder, nv) as vecs:
+                        j = builder.mul(vecs.index, ir.Constant(i64, v))
+                        x, mask = columns(j)
+                        row(rows.index, x, mask, j)
+        return context.get_dummy_value()
+
+    return sig, codegen
