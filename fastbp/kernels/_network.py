@@ -19,7 +19,7 @@ from numba import carray, types
 
 from ._activations import multiply_derivative
 from ._cache import njit
-from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, POISSON, SOFTMAX
+from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, IDENTITY, POISSON, SOFTMAX
 from ._dense import OP_BACKWARD, OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op, row_ops
 from ._flat import c_array, flat
 from ._llvm import rt, stack, wide_vectors
@@ -376,7 +376,7 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta, row_sca
                     ga += delta[i, j] * a[i, j]
                 for j in range(m):
                     delta[i, j] = a[i, j] * (delta[i, j] - ga)
-            else:
+            elif out_code != IDENTITY:  # (f' = 1: no call)
                 multiply_derivative(delta, a, i, i + 1, rt(0), m, out_code)
             for j in range(m):
                 delta[i, j] *= sc
