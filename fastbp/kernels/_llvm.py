@@ -20,6 +20,8 @@
   view of a 1-D array, without Numba's reshape helper.
 - ``prefetch(arr, i, j)``: a hint to load the cache line of element ``(i, j)`` (the next
   batch's rows, while this one trains).
+- ``outer_rows(d, d0, M, a, a0, N, C, c0, accumulate)``: one row's weight gradient (an
+  outer product) in whole 512-bit vectors with a masked last one.
 - ``threads()``: Numba's thread count of the calling thread (``numba.get_num_threads()``),
   read from the threading layer's C function by its symbol name, as Numba's own parallel
   code does; ``numba.get_num_threads`` itself holds a ctypes pointer, with which Numba
