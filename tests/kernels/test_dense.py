@@ -202,3 +202,31 @@ def test_tile_grid_packs_the_least(M, N, K, target):
     legal = [grid(a, b) for a in range(mr, mc + 1, mr) for b in range(nr, N + nr, nr)]
     assert tiles == max(t for t, _ in legal)
     assert cost == min(c for t, c in legal if t == tiles)
+
+
+@numba.njit
+def _outer(d, M, a, N, C, c0, accumulate):
+    _gemm.outer(d, 0, M, a, 0, N, C, c0, accumulate)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_row_gradient_bitwise_and_in_bounds(dtype):
+    """``outer`` (``_llvm.outer_rows``: whole vectors, the last one masked) gives
+    ``0 + d_i * a_j`` bit for bit (a product rounded once, ``-0`` made ``+0``), added to C
+    with ``accumulate``, for widths around one and two vectors, and writes nothing outside
+    its ``M x N`` block (masked stores at the tail)."""
+    rng = np.random.default_rng(3)
+    for M, N in ((3, 1), (2, 7), (5, 8), (4, 16), (3, 17), (2, 33), (1, 40)):
+        d = rng.normal(size=M).astype(dtype)
+        a = rng.normal(size=N).astype(dtype)
+        d[0], a[0] = -1, 0  # a -0 product
+        c0 = 5
+        C = np.full(c0 + M * N + 40, np.nan, dtype)
+        _outer(d, M, a, N, C, c0, False)
+        prod = d[:, None] * a[None, :]  # rounded once, in dtype
+        want = (dtype(0) + prod).ravel()
+        block = C[c0:c0 + M * N]
+        assert block.tobytes() == want.tobytes(), (M, N)
+        assert np.isnan(C[:c0]).all() and np.isnan(C[c0 + M * N:]).all(), (M, N)
+        _outer(d, M, a, N, C, c0, True)
+        assert block.tobytes() == (want + (dtype(0) + prod).ravel()).tobytes(), (M, N)
