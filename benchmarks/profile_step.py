@@ -30,6 +30,7 @@ import fastbp  # noqa: E402
 from fastbp.kernels import _drivers, _updates  # noqa: E402
 from fastbp.kernels._drivers import _gather_batch, borrow, count_correct  # noqa: E402
 from fastbp.kernels._layout import OptimizerArgs  # noqa: E402
+from fastbp.kernels._llvm import as_array as A  # noqa: E402
 from fastbp.kernels._llvm import borrowed as B  # noqa: E402
 from fastbp.kernels._network import (  # noqa: E402
     _block,
@@ -99,7 +100,7 @@ def loop_outdelta(z_out, act, delta, T, sizes, a_off, act_codes, loss_code, m, n
             1.0 / m,
             _block(delta, sizes, a_off, L, m),
         )
-        s += count_correct(a_out, t, loss_code)
+        s += count_correct(A(a_out), A(t), loss_code)  # as account_batch passes them
     return s
 
 
@@ -113,14 +114,15 @@ def loop_backward(k, ws, m, nb):
 
 @njit
 def loop_opt(params, grads, state, kind, hyper, lr, l2, sizes, w_off, b_off, nb):
+    # the public kernels take ordinary arrays: borrowed ones (no owner) passed as such
     params, grads, state, hyper, sizes, w_off, b_off = (
-        B(params),
-        B(grads),
-        B(state),
-        B(hyper),
-        B(sizes),
-        B(w_off),
-        B(b_off),
+        A(B(params)),
+        A(B(grads)),
+        A(B(state)),
+        A(B(hyper)),
+        A(B(sizes)),
+        A(B(w_off)),
+        A(B(b_off)),
     )
     for b in range(nb):
         _updates.optimizer_step(params, grads, state, kind, hyper, lr, b + 1, l2, sizes, w_off,
@@ -129,7 +131,7 @@ def loop_opt(params, grads, state, kind, hyper, lr, l2, sizes, w_off, b_off, nb)
 
 @njit
 def loop_sgd(params, grads, lr, nb):
-    params, grads = B(params), B(grads)
+    params, grads = A(B(params)), A(B(grads))
     for _b in range(nb):
         _updates.sgd_step(params, grads, lr)
 

@@ -398,6 +398,31 @@ class InternalDispatcher(CPUDispatcher):
                         "fastbp.kernels from Python")
 
 
+def _holds_borrowed(ty) -> bool:
+    from ._llvm import BorrowedArray  # (no import cycle at module load)
+
+    if isinstance(ty, BorrowedArray):
+        return True
+    if isinstance(ty, types.BaseTuple):
+        return any(_holds_borrowed(t) for t in ty)
+    return False
+
+
+class EntryDispatcher(CPUDispatcher):
+    """A dispatcher with a Python entry point (``njit(entry=True)``) that never compiles a
+    signature with a borrowed array (``_llvm.BorrowedArray``): Numba would convert a NumPy
+    array from Python to it and then not release what unboxing acquired. Compiled callers
+    pass ``_llvm.as_array(a)`` to such a kernel, and share its one signature with Python."""
+
+    def compile(self, sig):
+        args = sig.args if hasattr(sig, "args") else sig
+        if any(_holds_borrowed(t) for t in args):
+            func = self.py_func
+            raise TypeError(f"{func.__module__}.{func.__qualname__} takes ordinary arrays: "
+                            f"pass a borrowed array as as_array(a) (got {args})")
+        return super().compile(sig)
+
+
 def jit_for_package(package_dir: str):
     """An ``njit`` decorator whose ``cache=True`` caches with ``package_dir``'s stamp.
 
@@ -430,8 +455,7 @@ def jit_for_package(package_dir: str):
                 options.setdefault("no_cpython_wrapper", True)
                 options.setdefault("no_cfunc_wrapper", True)
             dispatcher = numba.njit(**options)(func)
-            if not entry:
-                dispatcher.__class__ = InternalDispatcher
+            dispatcher.__class__ = EntryDispatcher if entry else InternalDispatcher
             if cache:
                 dispatcher._cache = cache_cls(dispatcher.py_func)
             return dispatcher

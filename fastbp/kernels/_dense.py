@@ -43,7 +43,7 @@ from ._gemm import (
     row_times,
     row_times_transposed,
 )
-from ._llvm import elem_bytes, ptr_at, rt, threads, view2d, wide_vectors
+from ._llvm import BorrowedArray, elem_bytes, ptr_at, rt, threads, view2d, wide_vectors
 
 OP_FORWARD = 0
 OP_DELTA = 1
@@ -235,10 +235,11 @@ def tile_grid(M, N, K, target, mc, nr):
 
 
 def lay_type(dtype):
-    """The type of ``layer_op``'s buffer tuple for a float dtype."""
-    f = types.Array(dtype, 1, "C")
-    i = types.Array(types.int64, 1, "C")
-    return types.Tuple((f, f, f, f, f, f, i, i, i, i, i, types.Array(types.float64, 1, "C"),
+    """The type of ``layer_op``'s buffer tuple for a float dtype, as the kernels receive it
+    (by reference: its arrays borrowed, see ``_llvm.BorrowedArray``)."""
+    f = BorrowedArray(dtype, 1, "C")
+    i = BorrowedArray(types.int64, 1, "C")
+    return types.Tuple((f, f, f, f, f, f, i, i, i, i, i, BorrowedArray(types.float64, 1, "C"),
                         types.int64, types.int64))
 
 

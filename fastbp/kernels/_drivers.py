@@ -14,8 +14,8 @@ from ._codes import (
     STATUS_OK,
 )
 from ._layout import KernelArgs, OptimizerArgs, WorkspaceArrays
+from ._llvm import as_array, prefetch, rt
 from ._llvm import borrowed as _borrowed
-from ._llvm import prefetch, rt
 from ._network import (
     _block,
     _view,
@@ -163,12 +163,13 @@ def train_epoch_sgd(X, T, order, net, ws, batch_size, learning_rate):
         t = _view(ws.t_buf, 0, m, n_out)
         _gather(T, order, start, m, t)
         forward_pass(lay, m)
-        total += m * output_delta(
-            _view(ws.z_out, 0, m, n_out), _block(act, sizes, a_off, L, m), t,
-            net.loss_code, net.act_codes[L - 1], 1.0 / m, _block(delta, sizes, a_off, L, m),
+        total += m * output_delta(  # (as_array: the public kernels' one signature)
+            as_array(_view(ws.z_out, 0, m, n_out)), as_array(_block(act, sizes, a_off, L, m)),
+            as_array(t), net.loss_code, net.act_codes[L - 1], 1.0 / m,
+            as_array(_block(delta, sizes, a_off, L, m)),
         )
         backward_pass(lay, m, rt(False))
-        sgd_step(net.params, net.grads, learning_rate)
+        sgd_step(as_array(net.params), as_array(net.grads), learning_rate)
     return total / n
 
 
@@ -242,7 +243,7 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
         forward_pass(lay, m)
         a_out = _block(act, sizes, a_off, L, m)
         if T.shape[0] == n and mode != PASS_GRADIENT:
-            correct += count_correct(a_out, T[start : start + m], net.loss_code)
+            correct += count_correct(as_array(a_out), T[start : start + m], net.loss_code)
         if mode == PASS_PREDICT:
             _copy_rows(a_out, rt(0), start, m, out)
         else:
@@ -425,7 +426,7 @@ def account_batch(acc, m, wsum, batch_loss_value, a_out, t, loss_code, norm_weig
     if acc[3] != acc[3]:
         acc[3] = batch_loss_value
     if loss_code == CROSS_ENTROPY or loss_code == BINARY_CROSS_ENTROPY:  # else 0
-        acc[2] += count_correct(a_out, t, loss_code)
+        acc[2] += count_correct(as_array(a_out), as_array(t), loss_code)
 
 
 @njit(inline="always", cache=True, nogil=True)
@@ -444,7 +445,7 @@ def apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights):
     l2_step = l2 * scale if norm_weights else l2
     if plain_sgd(opt.kind, opt.hyper, l2_step):
         # as ``optimizer_step`` runs it, without its per-step checks and two calls
-        _sgd_step(net.params, net.grads, lr)
+        _sgd_step(as_array(net.params), as_array(net.grads), lr)
         return 0.0
     sq = optimizer_step_flat(net.params, net.grads, opt.state, opt.kind, opt.hyper, lr, step,
                              l2_step, net.sizes, net.w_off, net.b_off)
@@ -534,7 +535,8 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         penalty = apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights)
         if norm_weights:
             acc[4] += penalty * m
-    if check and not (all_finite(net.params) and all_finite(opt.state.reshape(-1))):
+    if check and not (all_finite(as_array(net.params))
+                      and all_finite(opt.state.reshape(-1))):
         return STATUS_NONFINITE_PARAMS, stop_batch
     return STATUS_OK, stop_batch
 
@@ -599,7 +601,7 @@ def local_step_gradient(X, T, SW, order, start, m, scale, net, ws, step, totals)
     )
     totals[0] += e / scale
     totals[1] += wsum
-    totals[2] += count_correct(a_out, t, net.loss_code)
+    totals[2] += count_correct(as_array(a_out), as_array(t), net.loss_code)
     backward_pass(lay, m, rt(False))
 
 
@@ -611,7 +613,7 @@ def apply_step(net, opt, lr, l2, clip_norm):
     ``opt.counters[0]`` (the step number ``t``) is incremented first, as in ``train_epoch``.
     Returns False, and changes nothing, when the gradient is not finite.
     """
-    if not all_finite(net.grads):
+    if not all_finite(as_array(net.grads)):
         return False
     apply_update(net, opt, lr, l2, clip_norm, opt.counters[0] + 1, 1.0, rt(False))
     return True

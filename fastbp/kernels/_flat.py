@@ -40,6 +40,8 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
+from ._llvm import plain_type
+
 #: the resolver's symbol (versioned: a cached caller of another version never finds it)
 RESOLVER = "fastbp_flat_resolve_v1"
 
@@ -158,9 +160,10 @@ def flat(kernel, signature_of, lazy=False, fallback=False):
         key = f"{ident}:{dtype}"
         sig = signature_of(dtype)
         for got, want in zip(args, sig.args, strict=True):
-            if got != want and not (isinstance(got, types.Integer | types.Boolean)
-                                    and isinstance(want, types.Integer | types.Boolean)) \
-                    and not (isinstance(want, types.CPointer) and want.dtype == got):
+            if plain_type(got) != plain_type(want) \
+                    and not (isinstance(got, types.Integer | types.Boolean)
+                             and isinstance(want, types.Integer | types.Boolean)) \
+                    and not _by_reference(want, got):
                 if fallback:
                     return _direct(kernel, args)
                 raise TypeError(f"{key} takes {sig.args}; called with {args}")
@@ -215,6 +218,12 @@ def _direct(kernel, args):
     return cres.signature.return_type(*args), codegen
 
 
+def _by_reference(want, got):
+    """Whether ``got`` is a bundle that the kernel takes by reference as ``want`` (its
+    arrays borrowed: the same data model)."""
+    return isinstance(want, types.CPointer) and plain_type(want.dtype) == plain_type(got)
+
+
 def _without_owners(context, builder, ty, value):
     """``value`` (a tuple) with each array's owner cleared: the kernel borrows the caller's
     buffers, so no reference counting is needed (nor done) on them."""
@@ -249,7 +258,7 @@ def _call(context, builder, key, sig, caller_sig, llargs):
             builder, RuntimeError, (f"fastbp could not load the kernel {key} (see stderr)",))
     args = []
     for v, t, w in zip(llargs, caller_sig.args, sig.args, strict=True):
-        if isinstance(w, types.CPointer) and w.dtype == t:  # a bundle, passed by reference
+        if _by_reference(w, t):  # a bundle, passed by reference
             ref = cgutils.alloca_once(builder, context.get_value_type(t))
             builder.store(_without_owners(context, builder, t, v), ref)
             args.append(ref)

@@ -329,8 +329,9 @@ def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, width):
     ``c`` (``C``'s rows contiguous: ``c.cs`` is 1)."""
     wide_vectors()
     A, B, C = borrowed(a.buf), borrowed(b.buf), borrowed(c.buf)  # no reference counting
-    Ap = carray(_a_stack(C.dtype), (A_PACK_BYTES // elem_bytes(C),))
-    Bp = carray(_b_stack(C.dtype), (B_PACK_BYTES // elem_bytes(C),))
+    # (borrowed as A is: one signature of the micro-kernel and the packing routines)
+    Ap = borrowed(carray(_a_stack(C.dtype), (A_PACK_BYTES // elem_bytes(C),)))
+    Bp = borrowed(carray(_b_stack(C.dtype), (B_PACK_BYTES // elem_bytes(C),)))
     nr = nr_cols(elem_bytes(C), width)
     mc = i1 - i0
     ldc = c.rs

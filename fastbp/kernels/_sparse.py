@@ -56,8 +56,8 @@ from ._drivers import (
     weights_scale,
 )
 from ._flat import c_array, deref, flat
+from ._llvm import as_array, ptr_at, rt, view2d
 from ._llvm import borrowed as _borrowed
-from ._llvm import ptr_at, rt, view2d
 from ._network import _view, batch_loss, inference_buffers, output_delta_weighted, train_buffers
 
 #: chunks of units the parallel layer-0 gradient is cut into (a constant, not the thread
@@ -258,7 +258,8 @@ def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size
         penalty = apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights)
         if norm_weights:
             acc[4] += penalty * m
-    if check and not (all_finite(net.params) and all_finite(opt.state.reshape(-1))):
+    if check and not (all_finite(as_array(net.params))
+                      and all_finite(opt.state.reshape(-1))):
         return STATUS_NONFINITE_PARAMS, stop_batch
     return STATUS_OK, stop_batch
 

@@ -71,7 +71,7 @@ from ._codes import (
     OPT_SKLEARN_SGD,
 )
 from ._flat import c_array, flat
-from ._llvm import ptr_at, rt, stack, threads, wide_vectors
+from ._llvm import borrowed, ptr_at, rt, stack, threads, wide_vectors
 
 # No fast-math flags here: an update like ``momentum * b + (1 - dampening) * g`` could be
 # fused into a multiply-add in two ways, and which one LLVM picks depended on the code the
@@ -127,8 +127,8 @@ def _sgd_step(params, grads, learning_rate):
         raise ValueError("grads must have the shape of params")
     n = params.shape[0]
     lr = params.dtype.type(learning_rate)
-    if _serial(n):
-        _sgd_range(params, grads, lr, rt(0), n)
+    if _serial(n):  # (borrowed: one signature, whatever the caller passed)
+        _sgd_range(borrowed(params), borrowed(grads), lr, rt(0), n)
     else:
         _sgd_parallel(params, grads, lr, n)
 

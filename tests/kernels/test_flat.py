@@ -10,6 +10,9 @@ import pytest
 from numba import njit, types
 
 from fastbp.kernels import _flat
+from fastbp.kernels._codes import CROSS_ENTROPY
+from fastbp.kernels._drivers import count_correct
+from fastbp.kernels._llvm import BorrowedArray, as_array, borrowed
 
 
 def _scaled_sum(a, k):
@@ -64,6 +67,58 @@ def test_bundle_by_reference_keeps_reference_counts():
     for _ in range(1000):
         assert call_bundle_sum(a, b, 2) == 15.0
     assert (sys.getrefcount(a), sys.getrefcount(b)) == (ra, rb)
+
+
+def _borrowed_bundle_sum(ref, k):
+    a, b = _flat.deref(ref)  # borrowed arrays: no reference counting on them
+    return a.sum() * k + b.sum()
+
+
+_borrowed_bundle = _flat.flat(njit(_borrowed_bundle_sum), lambda dtype: types.float64(
+    types.CPointer(types.UniTuple(BorrowedArray(dtype, 1, "C"), 2)), types.int64))
+
+
+@njit
+def call_borrowed_bundle(a, b, k):
+    return _borrowed_bundle((a, b), k)
+
+
+@njit
+def borrow_and_count(a, t, reps):
+    """``as_array`` of an owned and of a borrowed array, passed to a public kernel."""
+    s = 0
+    for _ in range(reps):
+        rows = a[:2]  # an array with an owner (a slice's reference), made in compiled code
+        s += count_correct(as_array(rows), as_array(rows), CROSS_ENTROPY)
+        s += count_correct(as_array(borrowed(t)), as_array(borrowed(t)), CROSS_ENTROPY)
+    return s
+
+
+def test_borrowed_bundles_and_as_array_keep_reference_counts():
+    """A bundle that the kernel takes as borrowed arrays (``lay_type``'s kind) is passed from
+    ordinary ones; ``as_array`` of an owned array is a new reference, of a borrowed one
+    nothing to count: the caller's reference counts end where they began."""
+    a, b = np.arange(4.0), np.ones(3)
+    ra, rb = sys.getrefcount(a), sys.getrefcount(b)
+    for _ in range(1000):
+        assert call_borrowed_bundle(a, b, 2) == 15.0
+    assert (sys.getrefcount(a), sys.getrefcount(b)) == (ra, rb)
+    out = np.eye(3)
+    ro = sys.getrefcount(out)
+    assert borrow_and_count(out, out, 1000) == 5000
+    assert sys.getrefcount(out) == ro
+
+
+def test_an_entry_kernel_refuses_a_borrowed_array_by_name():
+    """Numba would convert a NumPy array from Python to a borrowed signature of a kernel
+    with an entry point and never release what unboxing acquired: such a signature is
+    refused at compile time, with the fix in the message."""
+    @njit
+    def bad(a):
+        return count_correct(borrowed(a), borrowed(a), CROSS_ENTROPY)
+
+    with pytest.raises(TypeError, match="count_correct takes ordinary arrays.*as_array"):
+        bad(np.eye(2))
 
 
 def test_a_call_with_other_types_names_the_kernel():

@@ -30,3 +30,17 @@ def test_products_measures_every_product_of_a_workload(monkeypatch):
         assert r["fastbp_1"] > 0 and r["openblas_1"] > 0, r
     totals = products.step_totals(rows, [1])
     assert totals[("small", 1, "fastbp")] > 0
+
+
+def test_profile_step_runs_every_part(capsys):
+    """``profile_step.py`` calls the step's parts from its own compiled loops, borrowed
+    arrays (``_llvm.borrowed``) included: the public kernels among them take ordinary ones."""
+    import profile_step
+
+    profile_step.run([8, 6, 3], 4, 40)
+    out = capsys.readouterr().out
+    parts = ["train_steps", "gather", "forward", "outdelta+cc", "backward", "optimizer_step",
+             "sgd_step"]
+    for part in parts:
+        line = next(line for line in out.splitlines() if line.strip().startswith(part))
+        assert float(line.split()[1]) > 0, line
