@@ -31,7 +31,7 @@ from ._activations import multiply_derivative_flat as multiply_derivative
 from ._activations import relu, relu_grad
 from ._cache import njit
 from ._codes import IDENTITY, RELU, SOFTMAX
-from ._flat import deref, flat
+from ._flat import c_array, deref, flat
 from ._gemm import (
     MR,
     Operand,
@@ -122,7 +122,7 @@ def _dropout_kernel(Z, R, save, i0, i1, j0, j1, rate, seed, step, u0):
 #: dropout, compiled at the first step with a positive rate (``_flat``, lazy; ``layer_op``
 #: makes that first call before it runs a product's tiles on threads)
 _dropout = flat(_dropout_kernel, lambda dtype: types.none(
-    types.Array(dtype, 2, "C"), types.Array(dtype, 2, "C"), types.boolean, types.int64,
+    c_array(dtype, 2), c_array(dtype, 2), types.boolean, types.int64,
     types.int64, types.int64, types.int64, types.float64, types.int64, types.int64,
     types.int64), lazy=True)
 

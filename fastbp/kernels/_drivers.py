@@ -26,7 +26,6 @@ from ._network import (
     no_dropout_buffers,
     output_delta,
     output_delta_flat,
-    output_delta_weighted,
     train_buffers,
 )
 from ._updates import _sgd_step, clip_grad_norm_flat, optimizer_step_flat, plain_sgd, sgd_step
@@ -445,7 +444,7 @@ def apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights):
     l2_step = l2 * scale if norm_weights else l2
     if plain_sgd(opt.kind, opt.hyper, l2_step):
         # as ``optimizer_step`` runs it, without its per-step checks and two calls
-        _sgd_step(as_array(net.params), as_array(net.grads), lr)
+        _sgd_step(net.params, net.grads, lr)
         return 0.0
     sq = optimizer_step_flat(net.params, net.grads, opt.state, opt.kind, opt.hyper, lr, step,
                              l2_step, net.sizes, net.w_off, net.b_off)
@@ -595,9 +594,9 @@ def local_step_gradient(X, T, SW, order, start, m, scale, net, ws, step, totals)
     lay = train_buffers(net, ws, step)
     forward_pass(lay, m)
     a_out = _block(ws.act, sizes, ws.a_off, L, m)
-    e = output_delta_weighted(
+    e = output_delta_flat(
         _view(ws.z_out, 0, m, n_out), a_out, t, w, net.loss_code, net.act_codes[L - 1],
-        scale, _block(ws.delta, sizes, ws.a_off, L, m),
+        scale, _block(ws.delta, sizes, ws.a_off, L, m), rt(False),
     )
     totals[0] += e / scale
     totals[1] += wsum

@@ -40,7 +40,8 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
-from ._llvm import plain_type
+from ._cache import EntryDispatcher
+from ._llvm import BorrowedArray, plain_type
 
 #: the resolver's symbol (versioned: a cached caller of another version never finds it)
 RESOLVER = "fastbp_flat_resolve_v1"
@@ -107,8 +108,10 @@ def deref(typingctx, ref):
 
 
 def c_array(dtype, ndim):
-    """The Numba type of a C-contiguous ``ndim``-D array of ``dtype`` (flat signatures)."""
-    return types.Array(dtype, ndim, "C")
+    """The Numba type of a C-contiguous ``ndim``-D array of ``dtype`` in flat signatures:
+    borrowed (``_llvm.BorrowedArray``), as every argument of a call is borrowed from its
+    caller, so that the kernel counts no references on it."""
+    return BorrowedArray(dtype, ndim, "C")
 
 
 def _where(kernel):
@@ -135,6 +138,14 @@ def flat(kernel, signature_of, lazy=False, fallback=False):
     compile-time error.
     """
     ident = f"{kernel.py_func.__module__}:{kernel.py_func.__name__}"
+    if isinstance(kernel, EntryDispatcher):
+        # a kernel that Python calls too takes ordinary arrays (``EntryDispatcher``): its
+        # flat signature is one that Python's calls share
+        borrowing = signature_of
+
+        def signature_of(dtype):
+            sig = borrowing(dtype)
+            return plain_type(sig.return_type)(*(plain_type(t) for t in sig.args))
     if ident in _KERNELS and _where(_KERNELS[ident][0]) != _where(kernel):
         # (the same function again, as after a reload, replaces its entry)
         raise ValueError(f"a flat kernel named {ident} is already defined: name each "

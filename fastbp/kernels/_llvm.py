@@ -75,6 +75,13 @@ def _borrowed_to_array(context, builder, fromty, toty, val):
     return val
 
 
+@lower_cast(types.Array, BorrowedArray)
+def _array_to_borrowed(context, builder, fromty, toty, val):
+    # an argument of a flat kernel: the caller keeps the array (and its owner) alive
+    # during the call, and the kernel counts no reference on it
+    return val
+
+
 def borrowed_type(arr):
     """``BorrowedArray`` with the dtype, dimensions and layout of the array type ``arr``."""
     if isinstance(arr, BorrowedArray):

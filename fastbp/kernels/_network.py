@@ -17,11 +17,12 @@ of storing them.
 import numpy as np
 from numba import carray, types
 
-from ._activations import multiply_derivative
+from ._activations import multiply_derivative_flat as multiply_derivative
 from ._cache import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, IDENTITY, POISSON, SOFTMAX
 from ._dense import OP_BACKWARD, OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op, row_ops
 from ._flat import c_array, flat
+from ._llvm import borrowed as _borrowed
 from ._llvm import rt, stack, wide_vectors
 from ._llvm import view2d as _view2d
 from ._vmath import vexp, vlog, vlog1p
@@ -85,7 +86,7 @@ def no_dropout_buffers(net, ws):
     """``layer_op``'s buffers without dropout (no check: see ``inference_buffers``)."""
     zero = net.sizes[0] * 0
     return (net.params, net.grads, ws.act, ws.delta, ws.act, ws.z_out, net.sizes, net.w_off,
-            net.b_off, ws.a_off, net.act_codes, net.drop_rates[:0], zero, zero)
+            net.b_off, ws.a_off, net.act_codes, _borrowed(net.drop_rates[:0]), zero, zero)
 
 
 @njit(cache=True, nogil=True)

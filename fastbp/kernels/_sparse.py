@@ -58,7 +58,14 @@ from ._drivers import (
 from ._flat import c_array, deref, flat
 from ._llvm import as_array, ptr_at, rt, view2d
 from ._llvm import borrowed as _borrowed
-from ._network import _view, batch_loss, inference_buffers, output_delta_weighted, train_buffers
+from ._network import (
+    _view,
+    batch_loss,
+    inference_buffers,
+    no_dropout_buffers,
+    output_delta_flat,
+    train_buffers,
+)
 
 #: chunks of units the parallel layer-0 gradient is cut into (a constant, not the thread
 #: count; the results do not depend on it)
@@ -147,7 +154,7 @@ def _grad_parallel_kernel(Xd, Xi, Xp, order, row0, lay_ref, n, accumulate, per):
         _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, o0, min(n_out, o0 + per))
 
 
-_C1 = types.Array(types.int64, 1, "C")
+_C1 = c_array(types.int64, 1)
 
 #: compiled at the first sparse gradient big enough for threads (``_flat``, lazy)
 _grad_parallel = flat(_grad_parallel_kernel, lambda dtype: types.none(
@@ -247,7 +254,7 @@ def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size
         csr_forward(Xd, Xi, Xp, order, start, lay, m)
         a_out = view2d(act, a_off[L], m, n_out)
         scale = 1.0 / wsum if norm_weights else 1.0 / m
-        batch_loss_value = output_delta_weighted(
+        batch_loss_value = output_delta_flat(
             _view(ws.z_out, 0, m, n_out), a_out, t, w, net.loss_code, net.act_codes[L - 1],
             scale, view2d(delta, a_off[L], m, n_out), norm_weights,
         )
@@ -270,17 +277,19 @@ def predict_csr(X, net, ws, out):
     ``ws.capacity`` rows at a time (``ws``: a sparse workspace)."""
     sizes = net.sizes
     _check_csr(X, sizes, rt(-1))
-    Xd, Xi, Xp = X.data, X.indices, X.indptr
+    Xd, Xi, Xp = _borrowed(X.data), _borrowed(X.indices), _borrowed(X.indptr)
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     if out.shape[0] != n or out.shape[1] != n_out:
         raise ValueError("out must have one row per CSR row and sizes[-1] columns")
-    lay = inference_buffers(net, ws, n, rt(1))
+    inference_buffers(net, ws, n, rt(1))  # (its checks; the buffers borrowed, as in training)
+    net, ws = borrow(net, ws)
+    lay = no_dropout_buffers(net, ws)
     cap = ws.capacity
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        csr_forward(Xd, Xi, Xp, Xp[:0], start, lay, m)
+        csr_forward(Xd, Xi, Xp, _borrowed(Xp[:0]), start, lay, m)
         a = view2d(ws.act, ws.a_off[L], m, n_out)
         for r in range(m):
             for c in range(n_out):
@@ -293,19 +302,22 @@ def loss_csr(X, T, net, ws):
     a time."""
     sizes = net.sizes
     _check_csr(X, sizes, T.shape[0])
-    Xd, Xi, Xp = X.data, X.indices, X.indptr
+    Xd, Xi, Xp = _borrowed(X.data), _borrowed(X.indices), _borrowed(X.indptr)
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     if T.shape[1] != n_out:
         raise ValueError("T must have sizes[-1] columns")
-    lay = inference_buffers(net, ws, n, rt(1))
+    inference_buffers(net, ws, n, rt(1))  # (its checks; the buffers borrowed, as in training)
+    net, ws = borrow(net, ws)
+    lay = no_dropout_buffers(net, ws)
     cap = ws.capacity
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        csr_forward(Xd, Xi, Xp, Xp[:0], start, lay, m)
-        total += batch_loss(_view(ws.z_out, 0, m, n_out), view2d(ws.act, ws.a_off[L], m, n_out),
+        csr_forward(Xd, Xi, Xp, _borrowed(Xp[:0]), start, lay, m)
+        total += batch_loss(as_array(_view(ws.z_out, 0, m, n_out)),  # (its one signature)
+                            as_array(view2d(ws.act, ws.a_off[L], m, n_out)),
                             T[start : start + m], net.loss_code)
     return total / n
 
@@ -317,23 +329,25 @@ def loss_and_gradient_csr(X, T, SW, net, ws, row_scaled):
     ``net.grads``, chunks of ``ws.capacity`` rows accumulated in order."""
     sizes = net.sizes
     _check_csr(X, sizes, T.shape[0])
-    Xd, Xi, Xp = X.data, X.indices, X.indptr
+    Xd, Xi, Xp = _borrowed(X.data), _borrowed(X.indices), _borrowed(X.indptr)
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     if T.shape[1] != n_out or (SW.shape[0] != 0 and SW.shape[0] != n):
         raise ValueError("T must have sizes[-1] columns and SW be empty or one per row")
-    lay = inference_buffers(net, ws, n, rt(1))
+    inference_buffers(net, ws, n, rt(1))  # (its checks; the buffers borrowed, as in training)
+    net, ws = borrow(net, ws)
+    lay = no_dropout_buffers(net, ws)
     act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
     weighted, scale = weights_scale(SW, n)
     total = 0.0
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        csr_forward(Xd, Xi, Xp, Xp[:0], start, lay, m)
-        total += output_delta_weighted(
+        csr_forward(Xd, Xi, Xp, _borrowed(Xp[:0]), start, lay, m)
+        total += output_delta_flat(
             _view(ws.z_out, 0, m, n_out), view2d(act, a_off[L], m, n_out),
             T[start : start + m], SW[start : start + m] if weighted else SW, net.loss_code,
             net.act_codes[L - 1], scale, view2d(delta, a_off[L], m, n_out), row_scaled,
         )
-        csr_backward(Xd, Xi, Xp, Xp[:0], start, lay, m, start > 0)
+        csr_backward(Xd, Xi, Xp, _borrowed(Xp[:0]), start, lay, m, start > 0)
     return total

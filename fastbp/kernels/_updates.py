@@ -117,7 +117,7 @@ def sgd_step(params, grads, learning_rate):
     params, grads : (n_params,) float arrays of one dtype
     learning_rate : float
     """
-    _sgd_step(params, grads, learning_rate)
+    _sgd_step(borrowed(params), borrowed(grads), learning_rate)  # (the drivers' signature)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
@@ -127,8 +127,8 @@ def _sgd_step(params, grads, learning_rate):
         raise ValueError("grads must have the shape of params")
     n = params.shape[0]
     lr = params.dtype.type(learning_rate)
-    if _serial(n):  # (borrowed: one signature, whatever the caller passed)
-        _sgd_range(borrowed(params), borrowed(grads), lr, rt(0), n)
+    if _serial(n):
+        _sgd_range(params, grads, lr, rt(0), n)
     else:
         _sgd_parallel(params, grads, lr, n)
 
@@ -261,8 +261,8 @@ def _update_parallel_kernel(params, grads, state, kind, hyper, lr, step, l2, dec
                       min(hi, a + _PARALLEL_CHUNK))
 
 
-_I64 = types.Array(types.int64, 1, "C")
-_F64 = types.Array(types.float64, 1, "C")
+_I64 = c_array(types.int64, 1)
+_F64 = c_array(types.float64, 1)
 
 #: the parallel update, compiled at its first call (lazy: a model with fewer than
 #: ``_PARALLEL_MIN_ELEMENTS`` parameters per segment, or one thread, never needs it)
