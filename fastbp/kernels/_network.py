@@ -269,15 +269,17 @@ def _ce_total_kernel(z, t, w, scale, row_scaled):
         # the loops over a block's rows run to g, not to the constant CE_ROWS: LLVM would
         # unroll those and vectorise the column loops around them, with gathers
         g = np.uint64(min(CE_ROWS, n - g0))
-        for r in range(g):
-            mx[r] = np.float64(z[g0 + np.int64(r), 0])
-            e[r] = 0.0
-        for j in range(um):  # the block, transposed, and each row's maximum
-            for r in range(g):
-                v = np.float64(z[g0 + np.int64(r), j])
+        for r in range(g):  # the block, transposed, and each row's maximum: row by row
+            zr = z[g0 + np.int64(r)]  # (contiguous loads; by columns they were gathers)
+            tr = t[g0 + np.int64(r)]
+            m_r = np.float64(zr[0])
+            for j in range(um):
+                v = np.float64(zr[j])
                 Z[j * G + r] = v
-                T[j * G + r] = np.float64(t[g0 + np.int64(r), j])
-                mx[r] = v if v > mx[r] else mx[r]
+                T[j * G + r] = np.float64(tr[j])
+                m_r = v if v > m_r else m_r
+            mx[r] = m_r
+            e[r] = 0.0
         for j in range(um):  # the exponentials, summed in column order
             for r in range(g):
                 e[r] += vexp(Z[j * G + r] - mx[r])
