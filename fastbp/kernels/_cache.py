@@ -52,9 +52,15 @@ import pickle
 import stat
 import sys
 import threading
+from contextlib import contextmanager
 
 import numba
 from numba.core import caching, types
+
+try:  # the lock that serialises saves across processes (POSIX)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 from numba.core.registry import CPUDispatcher
 
 #: environment switches read when kernels are compiled; they are part of the stamp
@@ -183,6 +189,34 @@ def read_regular(path: str) -> bytes:
         return f.read()
 
 
+@contextmanager
+def _file_lock(path: str):
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) while the block runs.
+    Best effort, never fatal: without ``fcntl``, or when the lock file cannot be opened as
+    a regular file (a read-only cache, a FIFO planted under that name), the block runs
+    unlocked, as Numba's own cache always does. A process that dies holding the lock
+    releases it."""
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK
+                         | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                fd = None
+            else:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # (closing releases the lock)
+
+
 _lock = threading.Lock()
 _noticed: set = set()
 _bad_files: set = set()
@@ -259,6 +293,15 @@ class CacheFile(caching.IndexDataCacheFile):
         except Exception as exc:  # noqa: BLE001
             report_bad_file(self._data_path(name), exc)
             return None
+
+    def save(self, key, data):
+        # Numba reads the index, picks the first free data-file name, writes the index, then
+        # the data: two processes saving overloads of one function at once (``python -m
+        # fastbp warmup`` compiles the dtypes in parallel processes) could each drop the
+        # other's entry, or write their code to the same data file. A lock file beside the
+        # index serialises the whole save.
+        with _file_lock(self._index_path + ".lock"):
+            super().save(key, data)
 
     def data_path(self, key) -> str | None:
         """The data file the index names for ``key`` (None if none)."""

@@ -256,3 +256,35 @@ def test_an_internal_kernel_from_python_is_a_clear_error_and_runs_from_compiled_
     with pytest.raises(TypeError, match=r"_gemm\.mc_rows is an internal compiled kernel"):
         _gemm.mc_rows(4)
     assert from_python(_gemm.mc_rows)(4) == from_python(_gemm.mc_rows)(np.int64(4)) > 0
+
+
+def _save_many(cache_dir, tag, n, start):
+    """Save ``n`` entries of one function's cache file, keys ``(tag, i)``, after ``start``."""
+    f = _cache.CacheFile(cache_dir, "fn", "stamp")
+    start.wait()
+    for i in range(n):
+        f.save((tag, i), {"who": tag, "i": i, "pad": bytes(2000)})
+
+
+@pytest.mark.skipif(_cache.fcntl is None, reason="the cross-process lock needs fcntl (POSIX)")
+def test_two_processes_saving_one_index_at_once_keep_every_entry(tmp_path):
+    """``python -m fastbp warmup`` compiles the dtypes in parallel processes, which save
+    overloads of the same functions at once: each entry must keep its own data file (the
+    save is serialised across processes by a lock file beside the index)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    start = ctx.Event()
+    n = 40
+    procs = [ctx.Process(target=_save_many, args=(str(tmp_path), tag, n, start))
+             for tag in ("float32", "float64")]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    f = _cache.CacheFile(str(tmp_path), "fn", "stamp")
+    for tag in ("float32", "float64"):
+        for i in range(n):
+            assert f.load((tag, i)) == {"who": tag, "i": i, "pad": bytes(2000)}, (tag, i)
