@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -258,12 +259,16 @@ def test_an_internal_kernel_from_python_is_a_clear_error_and_runs_from_compiled_
     assert from_python(_gemm.mc_rows)(4) == from_python(_gemm.mc_rows)(np.int64(4)) > 0
 
 
-def _save_many(cache_dir, tag, n, start):
-    """Save ``n`` entries of one function's cache file, keys ``(tag, i)``, after ``start``."""
-    f = _cache.CacheFile(cache_dir, "fn", "stamp")
-    start.wait()
-    for i in range(n):
-        f.save((tag, i), {"who": tag, "i": i, "pad": bytes(2000)})
+_SAVER = """
+import os, sys, time
+from fastbp.kernels import _cache
+cache_dir, tag, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+f = _cache.CacheFile(cache_dir, "fn", "stamp")
+while not os.path.exists(go):  # both savers start together
+    time.sleep(0.001)
+for i in range(n):
+    f.save((tag, i), {"who": tag, "i": i, "pad": bytes(2000)})
+"""
 
 
 @pytest.mark.skipif(_cache.fcntl is None, reason="the cross-process lock needs fcntl (POSIX)")
@@ -271,19 +276,13 @@ def test_two_processes_saving_one_index_at_once_keep_every_entry(tmp_path):
     """``python -m fastbp warmup`` compiles the dtypes in parallel processes, which save
     overloads of the same functions at once: each entry must keep its own data file (the
     save is serialised across processes by a lock file beside the index)."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork")
-    start = ctx.Event()
-    n = 40
-    procs = [ctx.Process(target=_save_many, args=(str(tmp_path), tag, n, start))
-             for tag in ("float32", "float64")]
+    n, go = 40, tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _SAVER, str(tmp_path), tag, str(n),
+                               str(go)]) for tag in ("float32", "float64")]
+    time.sleep(1.0)  # (both imported and waiting)
+    go.touch()
     for p in procs:
-        p.start()
-    start.set()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+        assert p.wait(120) == 0
     f = _cache.CacheFile(str(tmp_path), "fn", "stamp")
     for tag in ("float32", "float64"):
         for i in range(n):
