@@ -56,12 +56,12 @@ from contextlib import contextmanager
 
 import numba
 from numba.core import caching, types
+from numba.core.registry import CPUDispatcher
 
 try:  # the lock that serialises saves across processes (POSIX)
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
-from numba.core.registry import CPUDispatcher
 
 #: environment switches read when kernels are compiled; they are part of the stamp
 COMPILE_SWITCHES = ()
@@ -441,16 +441,6 @@ class InternalDispatcher(CPUDispatcher):
                         "fastbp.kernels from Python")
 
 
-def _holds_borrowed(ty) -> bool:
-    from ._llvm import BorrowedArray  # (no import cycle at module load)
-
-    if isinstance(ty, BorrowedArray):
-        return True
-    if isinstance(ty, types.BaseTuple):
-        return any(_holds_borrowed(t) for t in ty)
-    return False
-
-
 class EntryDispatcher(CPUDispatcher):
     """A dispatcher with a Python entry point (``njit(entry=True)``) that never compiles a
     signature with a borrowed array (``_llvm.BorrowedArray``): Numba would convert a NumPy
@@ -458,8 +448,10 @@ class EntryDispatcher(CPUDispatcher):
     pass ``_llvm.as_array(a)`` to such a kernel, and share its one signature with Python."""
 
     def compile(self, sig):
+        from ._llvm import plain_type  # (no import cycle at module load)
+
         args = sig.args if hasattr(sig, "args") else sig
-        if any(_holds_borrowed(t) for t in args):
+        if any(plain_type(t) != t for t in args):  # a borrowed array, or a bundle of some
             func = self.py_func
             raise TypeError(f"{func.__module__}.{func.__qualname__} takes ordinary arrays: "
                             f"pass a borrowed array as as_array(a) (got {args})")

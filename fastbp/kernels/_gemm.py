@@ -474,5 +474,4 @@ def outer(d, d0, M, a, a0, N, C, c0, accumulate):
     """``C[c0 + i*N + j] (+)= d[d0 + i] * a[a0 + j]``: the weight gradient of one row, as
     ``gemm_tile`` computes it (a product from zero, then added: no fused multiply-add)."""
     wide_vectors()
-    d, a, C = borrowed(d), borrowed(a), borrowed(C)
     outer_rows(d, d0, M, a, a0, N, C, c0, accumulate)

@@ -368,6 +368,14 @@ def elem_bytes(typingctx, arr):
     return sig, codegen
 
 
+def _splat(builder, x, v):
+    """The ``v``-lane vector with ``x`` in every lane (a broadcast)."""
+    t = ir.VectorType(x.type, v)
+    s = builder.insert_element(ir.Constant(t, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(s, ir.Constant(t, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), v), [0] * v))
+
+
 def _panel_fma_codegen(n_panels):
     """Code of ``panel_fma`` (one panel) or ``panel_fma2`` (two): per step, one broadcast
     of ``x[x0 + k]`` and one vector fused multiply-add per panel into its accumulator."""
@@ -391,11 +399,7 @@ def _panel_fma_codegen(n_panels):
                 for _ in range(n_panels)]
         with cgutils.for_range(builder, kc) as loop:
             k = loop.index
-            xk = builder.load(builder.gep(xa.data, [builder.add(x0, k)]))
-            xs = builder.insert_element(ir.Constant(vty, ir.Undefined), xk,
-                                        ir.Constant(ir.IntType(32), 0))
-            xs = builder.shuffle_vector(xs, ir.Constant(vty, ir.Undefined),
-                                        ir.Constant(ir.VectorType(ir.IntType(32), v), [0] * v))
+            xs = _splat(builder, builder.load(builder.gep(xa.data, [builder.add(x0, k)])), v)
             at = builder.mul(k, ir.Constant(i64, v))
             bases = (at,) if n_panels == 1 else (at, builder.add(at, p1))
             for acc_ptr, base in zip(accs, bases):
@@ -437,7 +441,6 @@ def panel_fma(typingctx, P, x, x0, kc, out, o0):
         return None
     sig = types.none(P, x, types.intp, types.intp, out, types.intp)
     return sig, _panel_fma_codegen(1)
-
 
 
 def _masked(builder, op, vty, size):
@@ -487,15 +490,9 @@ def outer_rows(typingctx, d, d0, M, a, a0, N, C, c0, accumulate):
         iota = ir.Constant(ir.VectorType(i64, v), list(range(v)))
         nv = builder.udiv(builder.add(N, ir.Constant(i64, v - 1)), ir.Constant(i64, v))
 
-        def splat(x, ety):
-            t = ir.VectorType(ety, v)
-            s = builder.insert_element(ir.Constant(t, ir.Undefined), x, ir.Constant(i32, 0))
-            return builder.shuffle_vector(s, ir.Constant(t, ir.Undefined),
-                                          ir.Constant(ir.VectorType(i32, v), [0] * v))
-
         def row(i, x, mask, j):
             """Row ``i``'s columns ``j .. j + V`` (those in ``mask``) of ``x`` times d[i]."""
-            s = splat(builder.load(builder.gep(da.data, [builder.add(d0, i)])), fty)
+            s = _splat(builder, builder.load(builder.gep(da.data, [builder.add(d0, i)])), v)
             dst = builder.bitcast(builder.gep(ca.data, [builder.add(
                 builder.add(c0, builder.mul(i, N)), j)]), vty.as_pointer())
             t = builder.fadd(zero_v, builder.fmul(s, x))
@@ -504,7 +501,7 @@ def outer_rows(typingctx, d, d0, M, a, a0, N, C, c0, accumulate):
                                  mask])
 
         def columns(j):
-            mask = builder.icmp_unsigned("<", iota, splat(builder.sub(N, j), i64))
+            mask = builder.icmp_unsigned("<", iota, _splat(builder, builder.sub(N, j), v))
             src = builder.bitcast(builder.gep(aa.data, [builder.add(a0, j)]),
                                   vty.as_pointer())
             return builder.call(load, [src, align, mask, zero_v]), mask

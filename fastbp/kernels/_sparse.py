@@ -162,6 +162,23 @@ _grad_parallel = flat(_grad_parallel_kernel, lambda dtype: types.none(
     types.int64, types.boolean, types.int64), lazy=True, fallback=True)
 
 
+@njit(inline="always", cache=True, nogil=True)
+def _csr_parts(X):
+    """The ``CSRRows``' data, column indices and row pointers, borrowed (no reference
+    counting, and the types training passes on: one signature per CSR kernel)."""
+    return _borrowed(X.data), _borrowed(X.indices), _borrowed(X.indptr)
+
+
+@njit(inline="always", cache=True, nogil=True)
+def _pass_buffers(net, ws, n):
+    """``inference_buffers``' checks for a pass over ``n`` rows, then ``(net, ws, lay)``
+    with the buffers borrowed, as training's bundle has them (``csr_forward`` and
+    ``csr_backward`` keep one signature)."""
+    inference_buffers(net, ws, n, rt(1))
+    net, ws = borrow(net, ws)
+    return net, ws, no_dropout_buffers(net, ws)
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
 def csr_forward(Xd, Xi, Xp, order, row0, lay, n):
     """Forward pass of weight layer 0 for ``n`` CSR rows, then the dense layers above.
@@ -241,7 +258,7 @@ def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size
     # borrowed arrays: no reference counting in the step loop (see ``_borrowed``)
     net, ws = borrow(net, ws)
     opt = borrow_opt(opt)
-    Xd, Xi, Xp = _borrowed(X.data), _borrowed(X.indices), _borrowed(X.indptr)
+    Xd, Xi, Xp = _csr_parts(X)
     T, SW, order, acc = _borrowed(T), _borrowed(SW), _borrowed(order), _borrowed(acc)
     act, delta, a_off = ws.act, ws.delta, ws.a_off
     n = order.shape[0]
@@ -277,15 +294,13 @@ def predict_csr(X, net, ws, out):
     ``ws.capacity`` rows at a time (``ws``: a sparse workspace)."""
     sizes = net.sizes
     _check_csr(X, sizes, rt(-1))
-    Xd, Xi, Xp = _borrowed(X.data), _borrowed(X.indices), _borrowed(X.indptr)
+    Xd, Xi, Xp = _csr_parts(X)
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     if out.shape[0] != n or out.shape[1] != n_out:
         raise ValueError("out must have one row per CSR row and sizes[-1] columns")
-    inference_buffers(net, ws, n, rt(1))  # (its checks; the buffers borrowed, as in training)
-    net, ws = borrow(net, ws)
-    lay = no_dropout_buffers(net, ws)
+    net, ws, lay = _pass_buffers(net, ws, n)
     cap = ws.capacity
     for start in range(0, n, cap):
         m = min(cap, n - start)
@@ -302,15 +317,13 @@ def loss_csr(X, T, net, ws):
     a time."""
     sizes = net.sizes
     _check_csr(X, sizes, T.shape[0])
-    Xd, Xi, Xp = _borrowed(X.data), _borrowed(X.indices), _borrowed(X.indptr)
+    Xd, Xi, Xp = _csr_parts(X)
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     if T.shape[1] != n_out:
         raise ValueError("T must have sizes[-1] columns")
-    inference_buffers(net, ws, n, rt(1))  # (its checks; the buffers borrowed, as in training)
-    net, ws = borrow(net, ws)
-    lay = no_dropout_buffers(net, ws)
+    net, ws, lay = _pass_buffers(net, ws, n)
     cap = ws.capacity
     total = 0.0
     for start in range(0, n, cap):
@@ -329,15 +342,13 @@ def loss_and_gradient_csr(X, T, SW, net, ws, row_scaled):
     ``net.grads``, chunks of ``ws.capacity`` rows accumulated in order."""
     sizes = net.sizes
     _check_csr(X, sizes, T.shape[0])
-    Xd, Xi, Xp = _borrowed(X.data), _borrowed(X.indices), _borrowed(X.indptr)
+    Xd, Xi, Xp = _csr_parts(X)
     n = Xp.shape[0] - 1
     L = sizes.shape[0] - 1
     n_out = sizes[L]
     if T.shape[1] != n_out or (SW.shape[0] != 0 and SW.shape[0] != n):
         raise ValueError("T must have sizes[-1] columns and SW be empty or one per row")
-    inference_buffers(net, ws, n, rt(1))  # (its checks; the buffers borrowed, as in training)
-    net, ws = borrow(net, ws)
-    lay = no_dropout_buffers(net, ws)
+    net, ws, lay = _pass_buffers(net, ws, n)
     act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
     weighted, scale = weights_scale(SW, n)
     total = 0.0
