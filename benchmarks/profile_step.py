@@ -28,7 +28,7 @@ from _workloads import WORKLOADS  # noqa: E402
 
 import fastbp  # noqa: E402
 from fastbp.kernels import _drivers, _updates  # noqa: E402
-from fastbp.kernels._drivers import _gather_batch, borrow, count_correct  # noqa: E402
+from fastbp.kernels._drivers import _gather_batch, borrow, counts_correct  # noqa: E402
 from fastbp.kernels._layout import OptimizerArgs  # noqa: E402
 from fastbp.kernels._llvm import as_array as A  # noqa: E402
 from fastbp.kernels._llvm import borrowed as B  # noqa: E402
@@ -36,7 +36,7 @@ from fastbp.kernels._network import (  # noqa: E402
     _block,
     backward_pass,
     forward_pass,
-    output_delta_weighted,
+    output_delta_flat,
     train_buffers,
 )
 
@@ -90,7 +90,7 @@ def loop_outdelta(z_out, act, delta, T, sizes, a_off, act_codes, loss_code, m, n
     for _b in range(nb):
         a_out = _block(act, sizes, a_off, L, m)
         t = T[:m]
-        s += output_delta_weighted(
+        e, correct = output_delta_flat(  # the loss, the delta and the count, as train_steps
             z_out[: m * n_out].reshape((m, n_out)),
             a_out,
             t,
@@ -99,8 +99,10 @@ def loop_outdelta(z_out, act, delta, T, sizes, a_off, act_codes, loss_code, m, n
             act_codes[L - 1],
             1.0 / m,
             _block(delta, sizes, a_off, L, m),
+            False,
+            counts_correct(loss_code),
         )
-        s += count_correct(A(a_out), A(t), loss_code)  # as account_batch passes them
+        s += e + correct
     return s
 
 

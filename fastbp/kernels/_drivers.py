@@ -21,6 +21,7 @@ from ._network import (
     _view,
     backward_pass,
     check_workspace,
+    count_rows,
     forward_pass,
     inference_buffers,
     no_dropout_buffers,
@@ -252,8 +253,8 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
                 _view(ws.z_out, 0, m, n_out), a_out, T[start : start + m],
                 SW[start : start + m] if weighted else SW, net.loss_code,
                 net.act_codes[L - 1], scale if weighted or mode == PASS_GRADIENT else 1.0,
-                _block(delta, sizes, a_off, L, m), row_scaled,
-            )
+                _block(delta, sizes, a_off, L, m), row_scaled, rt(False),
+            )[0]
             if mode == PASS_GRADIENT:
                 backward_pass(lay, m, start > 0)
     if mode == PASS_LOSS and not weighted:
@@ -305,27 +306,7 @@ def count_correct(a, t, loss_code):
     Cross-entropy: ``argmax a == argmax t``. Binary cross-entropy: every label right at the
     0.5 threshold (exact match, as scikit-learn's multi-label accuracy). Other losses: 0.
     """
-    n, m = a.shape
-    correct = 0
-    for i in range(n):
-        if loss_code == CROSS_ENTROPY:
-            # the first maximum of each row, as selects: a branch per new maximum was
-            # mispredicted about once per row (most of the function's time)
-            ja, jt, ba, bt = 0, 0, a[i, 0], t[i, 0]
-            for j in range(1, m):
-                va, vt = a[i, j], t[i, j]
-                ga, gt = va > ba, vt > bt
-                ja, ba = (j, va) if ga else (ja, ba)
-                jt, bt = (j, vt) if gt else (jt, bt)
-            correct += ja == jt
-        elif loss_code == BINARY_CROSS_ENTROPY:
-            ok = True
-            for j in range(m):
-                if (a[i, j] >= 0.5) != (t[i, j] >= 0.5):
-                    ok = False
-            if ok:
-                correct += 1
-    return correct
+    return count_rows(a, t, loss_code)
 
 
 @njit(cache=True, nogil=True)
@@ -416,16 +397,21 @@ def all_finite(a):
 
 
 @njit(inline="always", cache=True, nogil=True)
-def account_batch(acc, m, wsum, batch_loss_value, a_out, t, loss_code, norm_weights):
+def account_batch(acc, m, wsum, batch_loss_value, correct, norm_weights):
     """Add a batch to an epoch's sums ``acc``: [0] weighted loss, [1] rows or weight, [2]
-    correct predictions, [3] the first batch's loss (NaN until set). Shared by the dense
-    and CSR epoch drivers."""
+    correct predictions (``output_delta_counted``'s count), [3] the first batch's loss (NaN
+    until set). Shared by the dense and CSR epoch drivers."""
     acc[0] += m * batch_loss_value
     acc[1] += m if norm_weights else wsum
     if acc[3] != acc[3]:
         acc[3] = batch_loss_value
-    if loss_code == CROSS_ENTROPY or loss_code == BINARY_CROSS_ENTROPY:  # else 0
-        acc[2] += count_correct(as_array(a_out), as_array(t), loss_code)
+    acc[2] += correct
+
+
+@njit(inline="always", cache=True, nogil=True)
+def counts_correct(loss_code):
+    """Whether a loss has an accuracy (``count_correct``): the classifiers' losses."""
+    return loss_code == CROSS_ENTROPY or loss_code == BINARY_CROSS_ENTROPY
 
 
 @njit(inline="always", cache=True, nogil=True)
@@ -510,6 +496,7 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
     n = order.shape[0]
     L = sizes.shape[0] - 1
     n_out = sizes[L]
+    counting = counts_correct(net.loss_code)
     for b in range(start_batch, stop_batch):
         start = b * batch_size
         m = min(batch_size, n - start)
@@ -523,13 +510,13 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
         forward_pass(lay, m)
         a_out = _block(act, sizes, a_off, L, m)
         scale = 1.0 / wsum if norm_weights else 1.0 / m
-        batch_loss_value = output_delta_flat(
+        batch_loss_value, correct = output_delta_flat(
             _view(ws.z_out, 0, m, n_out), a_out, t, w, net.loss_code, net.act_codes[L - 1],
-            scale, _block(delta, sizes, a_off, L, m), norm_weights,
+            scale, _block(delta, sizes, a_off, L, m), norm_weights, counting,
         )
         if check and not np.isfinite(batch_loss_value):
             return STATUS_NONFINITE_LOSS, b
-        account_batch(acc, m, wsum, batch_loss_value, a_out, t, net.loss_code, norm_weights)
+        account_batch(acc, m, wsum, batch_loss_value, correct, norm_weights)
         backward_pass(lay, m, rt(False))
         penalty = apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights)
         if norm_weights:
@@ -594,13 +581,14 @@ def local_step_gradient(X, T, SW, order, start, m, scale, net, ws, step, totals)
     lay = train_buffers(net, ws, step)
     forward_pass(lay, m)
     a_out = _block(ws.act, sizes, ws.a_off, L, m)
-    e = output_delta_flat(
+    e, correct = output_delta_flat(
         _view(ws.z_out, 0, m, n_out), a_out, t, w, net.loss_code, net.act_codes[L - 1],
         scale, _block(ws.delta, sizes, ws.a_off, L, m), rt(False),
+        counts_correct(net.loss_code),
     )
     totals[0] += e / scale
     totals[1] += wsum
-    totals[2] += count_correct(as_array(a_out), as_array(t), net.loss_code)
+    totals[2] += correct
     backward_pass(lay, m, rt(False))
 
 

@@ -522,3 +522,50 @@ def outer_rows(typingctx, d, d0, M, a, a0, N, C, c0, accumulate):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def first_max(typingctx, a, i):
+    """Column of the first maximum of row ``i`` of the C-contiguous ``(n, m)`` array ``a``,
+    ``m`` at most one 512-bit vector (16 float32, 8 float64; unchecked), as the loop
+    ``j = 0; for k > 0: if a[i, k] > a[i, j]: j = k`` finds it: 0 where ``a[i, 0]`` is NaN,
+    else the first column holding the largest of the values that are not NaN. One masked
+    load, a maximum in log2(V) steps and a count of trailing zeros: the loop's chain of
+    ``m`` dependent compares and selects was most of an accuracy count's time."""
+    if not (isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
+            and a.dtype in (types.float32, types.float64) and isinstance(i, types.Integer)):
+        return None
+    sig = types.int64(a, types.intp)
+
+    def codegen(context, builder, signature, args):
+        fty = context.get_data_type(a.dtype)
+        size = context.get_abi_sizeof(fty)
+        v = 64 // size
+        vty = ir.VectorType(fty, v)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        arr = make_array(a)(context, builder, args[0])
+        m = builder.extract_value(arr.shape, 1)
+        row = builder.gep(arr.data, [builder.mul(args[1], m)])
+        iota = ir.Constant(ir.VectorType(i64, v), list(range(v)))
+        mask = builder.icmp_unsigned("<", iota, _splat(builder, m, v))
+        ninf = ir.Constant(vty, [float("-inf")] * v)
+        x = builder.call(_masked(builder, "load", vty, size),
+                         [builder.bitcast(row, vty.as_pointer()), ir.Constant(i32, size),
+                          mask, ninf])
+        x = builder.select(builder.fcmp_unordered("uno", x, x), ninf, x)  # NaN never wins
+        top = x
+        step = v // 2
+        while step:  # the maximum in every lane: log2(V) shuffles and selects
+            lanes = ir.Constant(ir.VectorType(i32, v), [(k + step) % v for k in range(v)])
+            y = builder.shuffle_vector(top, top, lanes)
+            top = builder.select(builder.fcmp_ordered(">", y, top), y, top)
+            step //= 2
+        hits = builder.bitcast(builder.fcmp_ordered("==", x, top), ir.IntType(v))
+        cttz = builder.module.globals.get(f"llvm.cttz.i{v}") or ir.Function(
+            builder.module, ir.FunctionType(ir.IntType(v), [ir.IntType(v), ir.IntType(1)]),
+            f"llvm.cttz.i{v}")
+        first = builder.zext(builder.call(cttz, [hits, ir.Constant(ir.IntType(1), 1)]), i64)
+        nan0 = builder.fcmp_unordered("uno", *([builder.load(row)] * 2))
+        return builder.select(nan0, ir.Constant(i64, 0), first)
+
+    return sig, codegen

@@ -23,7 +23,7 @@ from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, IDENTITY, POISSON, SOFT
 from ._dense import OP_BACKWARD, OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op, row_ops
 from ._flat import c_array, flat
 from ._llvm import borrowed as _borrowed
-from ._llvm import rt, stack, wide_vectors
+from ._llvm import first_max, rt, stack, wide_vectors
 from ._llvm import view2d as _view2d
 from ._vmath import vexp, vlog, vlog1p
 
@@ -350,6 +350,14 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta, row_sca
     float
         ``E`` in float64.
     """
+    return output_delta_counted(z, a, t, w, loss_code, out_code, scale, delta, row_scaled,
+                                rt(False))[0]
+
+
+@njit(cache=True, nogil=True)
+def output_delta_counted(z, a, t, w, loss_code, out_code, scale, delta, row_scaled, count):
+    """``output_delta_weighted``, and with ``count`` the rows of ``a`` that match ``t`` as
+    ``count_correct`` counts them (else 0): ``(E, correct)``."""
     n, m = a.shape
     weighted = w.shape[0] > 0
     block = loss_code == CROSS_ENTROPY and m <= CE_COLS  # the loss by blocks of rows
@@ -388,14 +396,47 @@ def output_delta_weighted(z, a, t, w, loss_code, out_code, scale, delta, row_sca
                                   row_scaled)
     if block:
         total = _ce_total(z, t, w, scale, row_scaled)
-    return total if weighted and row_scaled else total * scale
+    correct = count_rows(a, t, loss_code) if count else 0
+    return (total if weighted and row_scaled else total * scale), correct
 
 
-#: ``output_delta_weighted`` compiled once per dtype and called through a pointer (see
+#: ``output_delta_counted`` compiled once per dtype and called through a pointer (see
 #: ``_flat``) by the drivers, whose arguments are C-contiguous arrays of the model's dtype
-output_delta_flat = flat(output_delta_weighted, lambda dtype: types.float64(
+output_delta_flat = flat(output_delta_counted, lambda dtype: types.Tuple(
+    (types.float64, types.int64))(
     c_array(dtype, 2), c_array(dtype, 2), c_array(dtype, 2), c_array(dtype, 1), types.int64,
-    types.int64, types.float64, c_array(dtype, 2), types.boolean))
+    types.int64, types.float64, c_array(dtype, 2), types.boolean, types.boolean))
+
+
+@njit(inline="always", cache=True, nogil=True)
+def count_rows(a, t, loss_code):
+    """Rows of the (n, m) outputs ``a`` that match the targets ``t`` (``count_correct``)."""
+    n, m = a.shape
+    correct = 0
+    if loss_code == CROSS_ENTROPY and m <= 64 // a.itemsize:  # a row in one vector
+        a, t = np.ascontiguousarray(a), np.ascontiguousarray(t)  # (no copy when they are)
+        for i in range(n):
+            correct += first_max(a, i) == first_max(t, i)
+        return correct
+    for i in range(n):
+        if loss_code == CROSS_ENTROPY:
+            # the first maximum of each row, as selects: a branch per new maximum was
+            # mispredicted about once per row (most of the function's time)
+            ja, jt, ba, bt = 0, 0, a[i, 0], t[i, 0]
+            for j in range(1, m):
+                va, vt = a[i, j], t[i, j]
+                ga, gt = va > ba, vt > bt
+                ja, ba = (j, va) if ga else (ja, ba)
+                jt, bt = (j, vt) if gt else (jt, bt)
+            correct += ja == jt
+        elif loss_code == BINARY_CROSS_ENTROPY:
+            ok = True
+            for j in range(m):
+                if (a[i, j] >= 0.5) != (t[i, j] >= 0.5):
+                    ok = False
+            if ok:
+                correct += 1
+    return correct
 
 
 @njit(cache=True, nogil=True, entry=True)

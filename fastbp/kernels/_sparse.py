@@ -52,6 +52,7 @@ from ._drivers import (
     borrow,
     borrow_opt,
     check_batch,
+    counts_correct,
     gather_targets,
     weights_scale,
 )
@@ -271,13 +272,14 @@ def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size
         csr_forward(Xd, Xi, Xp, order, start, lay, m)
         a_out = view2d(act, a_off[L], m, n_out)
         scale = 1.0 / wsum if norm_weights else 1.0 / m
-        batch_loss_value = output_delta_flat(
+        batch_loss_value, correct = output_delta_flat(
             _view(ws.z_out, 0, m, n_out), a_out, t, w, net.loss_code, net.act_codes[L - 1],
             scale, view2d(delta, a_off[L], m, n_out), norm_weights,
+            counts_correct(net.loss_code),
         )
         if check and not np.isfinite(batch_loss_value):
             return STATUS_NONFINITE_LOSS, b
-        account_batch(acc, m, wsum, batch_loss_value, a_out, t, net.loss_code, norm_weights)
+        account_batch(acc, m, wsum, batch_loss_value, correct, norm_weights)
         csr_backward(Xd, Xi, Xp, order, start, lay, m, rt(False))
         penalty = apply_update(net, opt, lr, l2, clip_norm, step, scale, norm_weights)
         if norm_weights:
@@ -359,6 +361,7 @@ def loss_and_gradient_csr(X, T, SW, net, ws, row_scaled):
             _view(ws.z_out, 0, m, n_out), view2d(act, a_off[L], m, n_out),
             T[start : start + m], SW[start : start + m] if weighted else SW, net.loss_code,
             net.act_codes[L - 1], scale, view2d(delta, a_off[L], m, n_out), row_scaled,
-        )
+            rt(False),
+        )[0]
         csr_backward(Xd, Xi, Xp, _borrowed(Xp[:0]), start, lay, m, start > 0)
     return total

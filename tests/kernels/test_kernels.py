@@ -69,12 +69,15 @@ def test_layout_offsets():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_block_cross_entropy_has_the_bits_of_the_row_by_row_loss(dtype):
-    """``_ce_total`` (up to ``CE_COLS`` classes, ``CE_ROWS`` rows at a time) sums each row's
+    """``_ce_blocks`` (up to ``CE_COLS`` classes, ``CE_ROWS`` rows at a time) sums each row's
     loss bit for bit as ``_row_loss`` does: extreme, infinite and NaN logits, soft and
-    one-hot targets, weights, partial blocks, and wider rows (the row-by-row path)."""
+    one-hot targets, weights, partial blocks, and wider rows (the row-by-row path). The
+    same pass writes the delta of the row loop, and counts the rows ``count_correct``
+    counts (ties, NaN)."""
     from numba import njit
 
-    from fastbp.kernels._network import CE_COLS, _row_loss, output_delta_weighted
+    from fastbp.kernels._drivers import count_correct
+    from fastbp.kernels._network import CE_COLS, _row_loss, output_delta_counted
 
     @njit
     def row_by_row(z, a, t, w, scale, row_scaled):
@@ -89,6 +92,15 @@ def test_block_cross_entropy_has_the_bits_of_the_row_by_row_loss(dtype):
                 total += e
         return total if w.shape[0] > 0 and row_scaled else total * scale
 
+    def first_max(row):  # the first column whose value beats all before it, as a loop
+        j = 0
+        for k in range(1, len(row)):
+            j = k if row[k] > row[j] else j
+        return j
+
+    def first_max_count(a, t):
+        return sum(first_max(ar) == first_max(tr) for ar, tr in zip(a, t, strict=True))
+
     rng = np.random.default_rng(3)
     for trial in range(60):
         n, m = int(rng.integers(1, 40)), int(rng.integers(1, CE_COLS + 12))
@@ -100,12 +112,25 @@ def test_block_cross_entropy_has_the_bits_of_the_row_by_row_loss(dtype):
         t[np.arange(n), rng.integers(0, m, n)] = 1
         if trial % 3 == 0:
             t = (rng.random((n, m)) * (rng.random((n, m)) > 0.5)).astype(dtype)
+        # outputs with ties (a coarse grid) and a NaN now and then, for the count
+        a = (np.round(rng.random((n, m)) * 4) / 4).astype(dtype)
+        if trial % 7 == 0:
+            a[rng.integers(n), rng.integers(m)] = np.nan
+            a[rng.integers(n), 0] = np.nan
+        if trial % 11 == 0:
+            a[rng.integers(n)] = [-np.inf, -0.0, 0.0][trial % 3]
         w = rng.random(n).astype(dtype) if trial % 2 else np.zeros(0, dtype)
         row_scaled = trial % 4 == 1
-        got = from_python(output_delta_weighted)(z, a, t, w, _codes.CROSS_ENTROPY,
-                                                 _codes.SOFTMAX, 1.0 / n, np.empty_like(z),
-                                                 row_scaled)
+        delta = np.empty_like(z)
+        got, correct = from_python(output_delta_counted)(
+            z, a, t, w, _codes.CROSS_ENTROPY, _codes.SOFTMAX, 1.0 / n, delta, row_scaled, True)
         want = row_by_row(z, a, t, w, 1.0 / n, row_scaled)
+        assert correct == first_max_count(a, t), (trial, n, m)
+        assert count_correct(a, t, _codes.CROSS_ENTROPY) == correct
+        # the row loop's delta: (a_k sum_j t_j - t_k) * scale w_i, in the model's dtype
+        tsum = np.cumsum(t, axis=1, dtype=dtype)[:, -1:]
+        sc = (np.float64(1.0 / n) * (w if w.size else np.ones(n))).astype(dtype)[:, None]
+        assert delta.tobytes() == ((a * tsum - t) * sc).tobytes(), (trial, n, m)
         assert np.float64(got).tobytes() == np.float64(want).tobytes() or (
             np.isnan(got) and np.isnan(want)), (trial, n, m, got, want)
         got_b = batch_loss(z, a, t, _codes.CROSS_ENTROPY)
