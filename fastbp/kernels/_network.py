@@ -23,8 +23,9 @@ from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, IDENTITY, POISSON, SOFT
 from ._dense import OP_BACKWARD, OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op, row_ops
 from ._flat import c_array, flat
 from ._llvm import borrowed as _borrowed
-from ._llvm import first_max, rt, stack, wide_vectors
+from ._llvm import rt, stack, wide_vectors
 from ._llvm import view2d as _view2d
+from ._rowvec import first_max, vector_row
 from ._vmath import vexp, vlog, vlog1p
 
 __all__ = ["backward", "backward_pass", "batch_loss", "check_workspace", "dropout_uniform",
@@ -413,7 +414,7 @@ def count_rows(a, t, loss_code):
     """Rows of the (n, m) outputs ``a`` that match the targets ``t`` (``count_correct``)."""
     n, m = a.shape
     correct = 0
-    if loss_code == CROSS_ENTROPY and m <= 64 // a.itemsize:  # a row in one vector
+    if loss_code == CROSS_ENTROPY and vector_row(a):
         a, t = np.ascontiguousarray(a), np.ascontiguousarray(t)  # (no copy when they are)
         for i in range(n):
             correct += first_max(a, i) == first_max(t, i)
