@@ -21,7 +21,7 @@ from ._network import (
     _view,
     backward_pass,
     check_workspace,
-    count_rows,
+    count_correct,
     forward_pass,
     inference_buffers,
     no_dropout_buffers,
@@ -297,16 +297,6 @@ def loss_and_gradient(X, T, net, ws):
         The mean loss (float64).
     """
     return loss_and_gradient_weighted(X, T, net.params[:0], net, ws, rt(False))
-
-
-@njit(cache=True, nogil=True, entry=True)
-def count_correct(a, t, loss_code):
-    """Rows of the (n, m) outputs ``a`` that match the targets ``t``.
-
-    Cross-entropy: ``argmax a == argmax t``. Binary cross-entropy: every label right at the
-    0.5 threshold (exact match, as scikit-learn's multi-label accuracy). Other losses: 0.
-    """
-    return count_rows(a, t, loss_code)
 
 
 @njit(cache=True, nogil=True)

@@ -22,15 +22,15 @@ from ._cache import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, IDENTITY, POISSON, SOFTMAX
 from ._dense import OP_BACKWARD, OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op, row_ops
 from ._flat import c_array, flat
+from ._llvm import as_array, rt, stack, wide_vectors
 from ._llvm import borrowed as _borrowed
-from ._llvm import rt, stack, wide_vectors
 from ._llvm import view2d as _view2d
 from ._rowvec import first_max, vector_row
 from ._vmath import vexp, vlog, vlog1p
 
-__all__ = ["backward", "backward_pass", "batch_loss", "check_workspace", "dropout_uniform",
-           "forward", "forward_pass", "inference_buffers", "no_dropout_buffers", "output_delta",
-           "output_delta_weighted", "train_buffers"]
+__all__ = ["backward", "backward_pass", "batch_loss", "check_workspace", "count_correct",
+           "dropout_uniform", "forward", "forward_pass", "inference_buffers",
+           "no_dropout_buffers", "output_delta", "output_delta_weighted", "train_buffers"]
 
 
 @njit(inline="always", cache=True)
@@ -397,7 +397,7 @@ def output_delta_counted(z, a, t, w, loss_code, out_code, scale, delta, row_scal
                                   row_scaled)
     if block:
         total = _ce_total(z, t, w, scale, row_scaled)
-    correct = count_rows(a, t, loss_code) if count else 0
+    correct = count_correct(as_array(a), as_array(t), loss_code) if count else 0
     return (total if weighted and row_scaled else total * scale), correct
 
 
@@ -409,9 +409,14 @@ output_delta_flat = flat(output_delta_counted, lambda dtype: types.Tuple(
     types.int64, types.float64, c_array(dtype, 2), types.boolean, types.boolean))
 
 
-@njit(inline="always", cache=True, nogil=True)
-def count_rows(a, t, loss_code):
-    """Rows of the (n, m) outputs ``a`` that match the targets ``t`` (``count_correct``)."""
+@njit(cache=True, nogil=True, entry=True)
+def count_correct(a, t, loss_code):
+    """Rows of the (n, m) outputs ``a`` that match the targets ``t``.
+
+    Cross-entropy: ``argmax a == argmax t`` (the first maximum of each). Binary
+    cross-entropy: every label right at the 0.5 threshold (exact match, as scikit-learn's
+    multi-label accuracy). Other losses: 0.
+    """
     n, m = a.shape
     correct = 0
     if loss_code == CROSS_ENTROPY and vector_row(a):
