@@ -35,6 +35,7 @@ from ._flat import c_array, deref, flat
 from ._gemm import (
     MR,
     Operand,
+    a_packed,
     gemm_tile,
     mc_rows,
     nr_cols,
@@ -384,7 +385,8 @@ def _layer_op(op, lay_ref, p, n, accumulate):
     if n == 1 or (op == OP_FORWARD and N == 1):  # the softmax included
         row_ops(op, lay, p, p + 1, n, accumulate)
         return
-    mc = mc_rows(elem_bytes(act))
+    # (forward: A is a_in; delta: delta; gradient: delta.T, its steps n_out apart)
+    mc = mc_rows(elem_bytes(act), op == OP_GRAD and a_packed(sizes[p + 1], elem_bytes(act)))
     work = M * N * K
     whole_rows = True  # each tile's epilogue had whole rows (the softmax included)
     if work < PARALLEL_MIN_WORK or threads() == 1:

@@ -57,9 +57,16 @@ MR = 4
 #: reduction steps per packed chunk (a float32 wide panel of B is then 32 KiB: L1-resident)
 KC = 128
 
-#: bytes of a tile's rows of A for one chunk (``MC`` rows x ``KC`` steps): sets ``mc_rows``,
-#: and the stack buffer of a packed A
+#: bytes of a tile's rows of A for one chunk (``MC`` rows x ``KC`` steps) when A is packed:
+#: sets ``mc_rows``, and the stack buffer of a packed A
 A_PACK_BYTES = 1 << 16
+
+#: the same when A is read in place (its rows contiguous): a taller tile, its chunk of A
+#: still in L2 while each packed panel of B passes over all its rows, so that a product
+#: of many rows (predict) packs B a quarter as often as with 128 rows; measured on one
+#: core: the forward products of predict 0.89-0.91x -> 0.96-1.03x OpenBLAS (784 -> 256,
+#: 1,024 rows), a wide (1024-2048-2048-10) training step 6% faster
+A_INPLACE_BYTES = 1 << 19
 
 #: largest step (bytes) between a column-contiguous A's reduction steps read in place: wider
 #: steps put a chunk's cache lines in few L1 sets, and A is packed
@@ -84,10 +91,20 @@ _acc_stack = stack(MR * WIDE_BYTES)  # also the narrow kernel's 2 MR x 1 vector
 
 
 @njit(cache=True, nogil=True)
-def mc_rows(itemsize):
-    """Most rows of C per tile (a tile's rows of A, one chunk of steps, fill
-    ``A_PACK_BYTES``: they stay in L2 while the tile's panels pass)."""
-    return A_PACK_BYTES // (KC * itemsize)
+def mc_rows(itemsize, packed):
+    """Most rows of C per tile: a tile's rows of A, one chunk of steps, fill
+    ``A_PACK_BYTES`` (A ``packed``) or ``A_INPLACE_BYTES`` (read in place); they stay in L2
+    while the tile's panels pass."""
+    return (A_PACK_BYTES if packed else A_INPLACE_BYTES) // (KC * itemsize)
+
+
+@njit(inline="always", cache=True, nogil=True)
+def a_packed(cs, itemsize):
+    """Whether ``gemm_tile`` packs an A whose reduction steps are ``cs`` elements apart: A
+    is read in place when its rows are contiguous (``cs == 1``), or its columns (delta.T)
+    with steps close enough that a chunk's cache lines stay apart in L1 (and not exactly
+    ``MR`` apart, the packed layout); else packed, MR-interleaved."""
+    return cs != 1 and (cs == MR or cs * itemsize > A_INPLACE_STRIDE)
 
 
 @njit(cache=True, nogil=True)
@@ -325,8 +342,8 @@ class Operand(NamedTuple):
 @njit(error_model="numpy", cache=True, nogil=True)
 def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, width):
     """``C[i, j] (+)= sum_k A[i, k] * B[k, j]`` for ``i0 <= i < i1`` (at most ``mc_rows``
-    rows) and ``j0 <= j < j1``, with ``A``, ``B`` and ``C`` the ``Operand`` s ``a``, ``b``,
-    ``c`` (``C``'s rows contiguous: ``c.cs`` is 1)."""
+    rows, as A is packed or not: ``a_packed``) and ``j0 <= j < j1``, with ``A``, ``B`` and
+    ``C`` the ``Operand`` s ``a``, ``b``, ``c`` (``C``'s rows contiguous: ``c.cs`` is 1)."""
     wide_vectors()
     A, B, C = borrowed(a.buf), borrowed(b.buf), borrowed(c.buf)  # no reference counting
     # (borrowed as A is: one signature of the micro-kernel and the packing routines)
@@ -338,10 +355,7 @@ def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, width):
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         acc = accumulate or k0 > 0
-        # A is read in place when its rows are contiguous, or its columns (delta.T) with
-        # steps close enough that a chunk's cache lines stay apart in L1 (and not exactly
-        # MR apart, the packed layout); else packed, MR-interleaved
-        packed = a.cs != 1 and (a.cs == MR or a.cs * elem_bytes(C) > A_INPLACE_STRIDE)
+        packed = a_packed(a.cs, elem_bytes(C))
         if packed:
             pack_a(A, a.off, a.rs, a.cs, i0, mc, k0, kc, Ap)
         for j in range(j0, j1, nr):

@@ -255,8 +255,9 @@ def test_an_internal_kernel_from_python_is_a_clear_error_and_runs_from_compiled_
     from fastbp.kernels import _gemm
 
     with pytest.raises(TypeError, match=r"_gemm\.mc_rows is an internal compiled kernel"):
-        _gemm.mc_rows(4)
-    assert from_python(_gemm.mc_rows)(4) == from_python(_gemm.mc_rows)(np.int64(4)) > 0
+        _gemm.mc_rows(4, True)
+    assert from_python(_gemm.mc_rows)(4, True) == from_python(_gemm.mc_rows)(np.int64(4),
+                                                                           True) > 0
 
 
 _SAVER = """

@@ -118,7 +118,7 @@ def test_every_tiling_gives_the_same_bits(dtype, shape):
     nr = 256 // np.dtype(dtype).itemsize if n_out >= 256 // np.dtype(dtype).itemsize else \
         64 // np.dtype(dtype).itemsize
     results = {}
-    mc = from_python(_gemm.mc_rows)(np.dtype(dtype).itemsize)
+    mc = from_python(_gemm.mc_rows)(np.dtype(dtype).itemsize, True)  # (any A: packed)
     for op in (_dense.OP_FORWARD, _dense.OP_DELTA, _dense.OP_GRAD):
         outs = []
         for tm, tn in ((mr, nr), (3 * mr, 2 * nr), (mc, 10**6)):
