@@ -78,8 +78,14 @@ def _borrowed_to_array(context, builder, fromty, toty, val):
 @lower_cast(types.Array, BorrowedArray)
 def _array_to_borrowed(context, builder, fromty, toty, val):
     # an argument of a flat kernel: the caller keeps the array (and its owner) alive
-    # during the call, and the kernel counts no reference on it
-    return val
+    # during the call, and the kernel counts no reference on it. The owner is cleared, as
+    # ``borrowed`` clears it: a borrowed array never has one, so that ``as_array`` can hand
+    # it on as an ordinary array whose reference counting does nothing (with the owner
+    # kept, the callee's count of that "new" reference freed the caller's array)
+    arr = make_array(fromty)(context, builder, val)
+    arr.meminfo = cgutils.get_null_value(arr.meminfo.type)
+    arr.parent = cgutils.get_null_value(arr.parent.type)
+    return arr._getvalue()
 
 
 def borrowed_type(arr):

@@ -109,6 +109,29 @@ def test_borrowed_bundles_and_as_array_keep_reference_counts():
     assert sys.getrefcount(out) == ro
 
 
+def test_a_plain_array_passed_to_a_flat_kernel_arrives_without_its_owner():
+    """A flat kernel's array argument is borrowed: the cast from the caller's ordinary array
+    clears its owner, so that ``as_array`` of it in the kernel counts nothing. With the
+    owner kept, the loss kernel's call of ``count_correct`` freed a reference of the
+    distributed step's workspace views each step: heap corruption (``malloc(): unaligned
+    tcache chunk``) within a few steps."""
+    import fastbp
+    from fastbp.kernels._drivers import local_step_gradient
+
+    m = fastbp.Model([3, 4, 2], loss="cross_entropy", dtype="float32", seed=0, dropout=0.5)
+    net = m.kernel_args()._replace(drop_seed=1)
+    ws = m.network.workspace(2).arrays()
+    X, T = np.zeros((2, 3), np.float32), np.eye(2, dtype=np.float32)
+    order, totals = np.arange(2, dtype=np.int64), np.zeros(3)
+    arrays = (ws.act, ws.delta, ws.t_buf, X, T, m.params)
+    refs = [sys.getrefcount(a) for a in arrays]
+    for _ in range(200):
+        local_step_gradient(X, T, np.zeros(0, np.float32), order, 0, 2, 0.5, net, ws,
+                            np.int64(1), totals)
+    assert [sys.getrefcount(a) for a in arrays] == refs
+    assert totals[1] == 400 and np.isfinite(totals[0])
+
+
 def test_an_entry_kernel_refuses_a_borrowed_array_by_name():
     """Numba would convert a NumPy array from Python to a borrowed signature of a kernel
     with an entry point and never release what unboxing acquired: such a signature is
