@@ -70,7 +70,7 @@ from fastbp.kernels._llvm import rt  # noqa: E402
 def _run_op(op, reps, params, grads, act, delta, sizes, w_off, b_off, a_off, codes, z_out,
             p, n):
     lay = (params, grads, act, delta, act, z_out, sizes, w_off, b_off, a_off, codes,
-           np.empty(0), n * 0, n * 0)
+           np.empty(0), n * 0, n * 0, act, a_off[0])
     for _ in range(reps):
         layer_op(op, lay, p, n, rt(False))
 

@@ -59,8 +59,10 @@ def loop_gather(X, T, SW, order, sizes, act, a_off, t_buf, w_buf, bs, nb):
     for b in range(nb):
         start = b * bs
         m = min(bs, n - start)
-        t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf)
-        s += wsum
+        # (consecutive rows, unshuffled: only the targets are copied, as train_steps does)
+        t, w, wsum, row0 = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf,
+                                         w_buf)
+        s += wsum + row0
     return s
 
 

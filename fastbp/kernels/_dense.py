@@ -133,7 +133,7 @@ _dropout = flat(_dropout_kernel, lambda dtype: types.none(
 def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
     """Bias, kept ``z`` (output layer), activation and dropout on the block of a^(p+1)."""
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
-        step = lay
+        step, x, x0 = lay
     L = sizes.shape[0] - 1
     n_out = sizes[p + 1]
     Z = view2d(act, a_off[p + 1], n, n_out)
@@ -170,7 +170,7 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
 def _delta_epilogue(lay, p, n, i0, i1, j0, j1):
     """``* f'`` (and the dropout mask) on the block of delta^p (``p >= 1``)."""
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
-        step = lay
+        step, x, x0 = lay
     n_in = sizes[p]
     D = view2d(delta, a_off[p], n, n_in)
     dropped = p - 1 < drop.shape[0] and drop[p - 1] > 0
@@ -190,7 +190,7 @@ def _delta_epilogue(lay, p, n, i0, i1, j0, j1):
 def _bias_grad(lay, p, n, j0, j1, accumulate):
     """``gb[j] (+)= sum_i delta^(p+1)[i, j]`` for ``j0 <= j < j1``, rows summed in order."""
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
-        step = lay
+        step, x, x0 = lay
     n_out = sizes[p + 1]
     D = view2d(delta, a_off[p + 1], n, n_out)
     gb = carray(ptr_at(grads, b_off[p]), (n_out,))
@@ -237,11 +237,13 @@ def tile_grid(M, N, K, target, mc, nr):
 
 def lay_type(dtype):
     """The type of ``layer_op``'s buffer tuple for a float dtype, as the kernels receive it
-    (by reference: its arrays borrowed, see ``_llvm.BorrowedArray``)."""
+    (by reference: its arrays borrowed, see ``_llvm.BorrowedArray``). Its last two members,
+    ``x`` and ``x0``, give the layer-0 input: row ``i`` at ``x[x0 + i * sizes[0]:]``
+    (``act`` and ``a_off[0]``, or the rows of a batch read in place)."""
     f = BorrowedArray(dtype, 1, "C")
     i = BorrowedArray(types.int64, 1, "C")
     return types.Tuple((f, f, f, f, f, f, i, i, i, i, i, BorrowedArray(types.float64, 1, "C"),
-                        types.int64, types.int64))
+                        types.int64, types.int64, f, types.int64))
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
@@ -273,7 +275,7 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
     lay = deref(lay_ref)  # the caller's tuple, passed by reference (see ``_flat``)
     wide_vectors()
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
-        step = lay
+        step, x, x0 = lay
     M, N, K = op_shape(op, p, n, sizes)
     n_out = sizes[p + 1]
     add = accumulate and op == OP_GRAD
@@ -283,8 +285,9 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
     j0 = (t - ti * n_tn) * tn
     i1 = min(M, i0 + tm)
     j1 = min(N, j0 + tn)
+    a_in, i0_in = (x, x0) if p == 0 else (act, a_off[p])  # (layer 0: the input rows)
     if op == OP_FORWARD:  # a_out = a_in @ W.T: B = W.T, transposed while packed
-        gemm_tile(Operand(act, a_off[p], K, rt(1)), Operand(params, w_off[p], rt(1), K),
+        gemm_tile(Operand(a_in, i0_in, K, rt(1)), Operand(params, w_off[p], rt(1), K),
                   Operand(act, a_off[p + 1], N, rt(1)), i0, i1, j0, j1, K, rt(False),
                   panel_width(N, elem_bytes(act)))
     else:
@@ -295,7 +298,7 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
             C, c0 = delta, a_off[p]
         else:
             A, a0, ars, acs = delta, a_off[p + 1], 1, n_out
-            B, b0 = act, a_off[p]
+            B, b0 = a_in, i0_in
             C, c0 = grads, w_off[p]
         gemm_tile(Operand(A, a0, ars, acs), Operand(B, b0, N, rt(1)), Operand(C, c0, N, rt(1)),
                   i0, i1, j0, j1, K, add, panel_width(N, elem_bytes(act)))
@@ -316,24 +319,27 @@ def _row_kernel(op, lay_ref, p0, p1, n, accumulate):
     few calls, not a few per layer."""
     lay = deref(lay_ref)
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
-        step = lay
+        step, x, x0 = lay
     if n > 1:  # C[i] = sum_k w[k] * a[i, k]: the rows of a are the "matrix"
         n_in = sizes[p0]
-        row_times_transposed(params, w_off[p0], act, a_off[p0], n_in, act, a_off[p0 + 1], n,
+        a_in, i0_in = (x, x0) if p0 == 0 else (act, a_off[p0])  # (layer 0: the input rows)
+        row_times_transposed(params, w_off[p0], a_in, i0_in, n_in, act, a_off[p0 + 1], n,
                              n_in)
         _forward_epilogue(lay, p0, n, rt(0), n, rt(0), rt(1))
         return
     if op == OP_FORWARD:
         for p in range(p0, p1):
             n_in, n_out = sizes[p], sizes[p + 1]
-            row_times_transposed(act, a_off[p], params, w_off[p], n_in, act, a_off[p + 1],
+            a_in, i0_in = (x, x0) if p == 0 else (act, a_off[p])
+            row_times_transposed(a_in, i0_in, params, w_off[p], n_in, act, a_off[p + 1],
                                  n_out, n_in)
             _forward_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_out)
         return
     for p in range(p1 - 1, p0 - 1, -1):
         n_in, n_out = sizes[p], sizes[p + 1]
         if op != OP_DELTA:
-            outer(delta, a_off[p + 1], n_out, act, a_off[p], n_in, grads, w_off[p], accumulate)
+            a_in, i0_in = (x, x0) if p == 0 else (act, a_off[p])
+            outer(delta, a_off[p + 1], n_out, a_in, i0_in, n_in, grads, w_off[p], accumulate)
             _bias_grad(lay, p, rt(1), rt(0), n_out, accumulate)
         if op == OP_DELTA or (op == OP_BACKWARD and p > 0):
             row_times(delta, a_off[p + 1], params, w_off[p], n_in, delta, a_off[p], n_in, n_out)
@@ -380,7 +386,7 @@ def _layer_op(op, lay_ref, p, n, accumulate):
     """
     lay = deref(lay_ref)  # the caller's tuple, passed by reference (see ``_flat``)
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
-        step = lay
+        step, x, x0 = lay
     M, N, K = op_shape(op, p, n, sizes)
     if n == 1 or (op == OP_FORWARD and N == 1):  # the softmax included
         row_ops(op, lay, p, p + 1, n, accumulate)

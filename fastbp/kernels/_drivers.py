@@ -28,6 +28,7 @@ from ._network import (
     output_delta,
     output_delta_flat,
     train_buffers,
+    with_input,
 )
 from ._updates import _sgd_step, clip_grad_norm_flat, optimizer_step_flat, plain_sgd, sgd_step
 
@@ -239,8 +240,12 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
     correct = 0
     for start in range(0, n, cap):
         m = min(cap, n - start)
-        _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
-        forward_pass(lay, m)
+        if X.flags.c_contiguous:  # the chunk's inputs read where they are
+            lay_m = with_input(lay, X, start)
+        else:
+            _copy_rows(X, start, rt(0), m, _block(act, sizes, a_off, 0, m))
+            lay_m = lay
+        forward_pass(lay_m, m)
         a_out = _block(act, sizes, a_off, L, m)
         if T.shape[0] == n and mode != PASS_GRADIENT:
             correct += count_correct(as_array(a_out), T[start : start + m], net.loss_code)
@@ -256,7 +261,7 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
                 _block(delta, sizes, a_off, L, m), row_scaled, rt(False),
             )[0]
             if mode == PASS_GRADIENT:
-                backward_pass(lay, m, start > 0)
+                backward_pass(lay_m, m, start > 0)
     if mode == PASS_LOSS and not weighted:
         total /= n
     return total, correct
@@ -307,15 +312,36 @@ def _gather_vec(src, order, start, m, dst):
 
 @njit(inline="always", cache=True, nogil=True)
 def _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf):
-    """Copy the batch ``order[start : start + m]`` into the workspace.
+    """The batch ``order[start : start + m]``, into the workspace where it must be copied.
 
-    Inputs go to the layer-0 block of ``act``, targets to ``t_buf``, sample weights (if
-    ``SW`` is not empty) to ``w_buf``. Returns ``(t, w, wsum)``: views of the batch's
-    targets ``(m, n_out)`` and weights (``(m,)``, or empty for unit weights) and the sum of
-    the weights (``m`` for unit weights). No allocation.
+    Inputs: consecutive rows of a C-contiguous ``X`` (no shuffle, or an order that keeps
+    runs) are read in place; others are copied to the layer-0 block of ``act``. Targets go
+    to ``t_buf``, sample weights (if ``SW`` is not empty) to ``w_buf``. Returns
+    ``(t, w, wsum, row0)``: views of the batch's targets ``(m, n_out)`` and weights
+    (``(m,)``, or empty for unit weights), the sum of the weights (``m`` for unit weights),
+    and the first row of the inputs read in place (``with_input``), or -1 when they were
+    copied. No allocation.
     """
-    _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
-    return gather_targets(T, SW, order, start, m, sizes[sizes.shape[0] - 1], t_buf, w_buf)
+    row0 = _consecutive_rows(X, order, start, m)
+    if row0 < 0:
+        _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
+    t, w, wsum = gather_targets(T, SW, order, start, m, sizes[sizes.shape[0] - 1], t_buf,
+                                w_buf)
+    return t, w, wsum, row0
+
+
+@njit(inline="always", cache=True, nogil=True)
+def _consecutive_rows(X, order, start, m):
+    """``order[start]`` when ``order[start : start + m]`` are consecutive rows of a
+    C-contiguous ``X`` (a block the products can read in place), else -1. A shuffled order
+    is told at its second row."""
+    if m < 1 or not X.flags.c_contiguous:
+        return -1
+    row0 = order[start]
+    for r in range(1, m):
+        if order[start + r] != row0 + r:
+            return -1
+    return row0
 
 
 @njit(inline="always", cache=True, nogil=True)
@@ -490,13 +516,15 @@ def train_steps(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size, no
     for b in range(start_batch, stop_batch):
         start = b * batch_size
         m = min(batch_size, n - start)
-        t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, ws.t_buf,
-                                   ws.w_buf)
+        t, w, wsum, row0 = _gather_batch(X, T, SW, order, start, m, sizes, act, a_off,
+                                         ws.t_buf, ws.w_buf)
         if b + 1 < stop_batch:  # the next batch's rows load while this one trains
             _prefetch_rows(X, order, start + batch_size, batch_size)
             _prefetch_rows(T, order, start + batch_size, batch_size)
         step = opt.counters[0] + 1
         lay = train_buffers(net, ws, step)
+        if row0 >= 0:  # the batch's inputs read where they are
+            lay = with_input(lay, X, row0)
         forward_pass(lay, m)
         a_out = _block(act, sizes, a_off, L, m)
         scale = 1.0 / wsum if norm_weights else 1.0 / m
@@ -566,9 +594,11 @@ def local_step_gradient(X, T, SW, order, start, m, scale, net, ws, step, totals)
     sizes = net.sizes
     L = sizes.shape[0] - 1
     n_out = sizes[L]
-    t, w, wsum = _gather_batch(X, T, SW, order, start, m, sizes, ws.act, ws.a_off, ws.t_buf,
-                               ws.w_buf)
+    t, w, wsum, row0 = _gather_batch(X, T, SW, order, start, m, sizes, ws.act, ws.a_off,
+                                     ws.t_buf, ws.w_buf)
     lay = train_buffers(net, ws, step)
+    if row0 >= 0:
+        lay = with_input(lay, X, row0)
     forward_pass(lay, m)
     a_out = _block(ws.act, sizes, ws.a_off, L, m)
     e, correct = output_delta_flat(

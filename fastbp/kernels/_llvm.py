@@ -18,6 +18,7 @@
 - ``borrowed(arr)``: ``arr`` without its reference-counted owner (no atomic reference
   counting when it is passed on); ``view2d(flat, start, rows, cols)``: a C-contiguous 2-D
   view of a 1-D array, without Numba's reshape helper.
+- ``flat_rows(arr)``: the elements of a C-contiguous 2-D array as a borrowed 1-D one.
 - ``prefetch(arr, i, j)``: a hint to load the cache line of element ``(i, j)`` (the next
   batch's rows, while this one trains).
 - ``outer_rows(d, d0, M, a, a0, N, C, c0, accumulate)``: one row's weight gradient (an
@@ -219,6 +220,30 @@ def view2d(typingctx, flat, start, n_rows, n_cols):
             itemsize=itemsize, meminfo=src.meminfo, parent=src.parent,
         )
         return impl_ret_borrowed(context, builder, ret, dst._getvalue())
+
+    return sig, codegen
+
+
+@intrinsic
+def flat_rows(typingctx, arr):
+    """The rows of the 2-D ``arr`` as one borrowed 1-D C-contiguous array of its elements
+    (unchecked: only for an ``arr`` that is C-contiguous at run time, whatever its type's
+    layout; Numba's ``reshape`` is typed for the layout, this for any)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2):
+        return None
+    ret = BorrowedArray(arr.dtype, 1, "C")
+    sig = ret(arr)
+
+    def codegen(context, builder, signature, args):
+        src = make_array(arr)(context, builder, args[0])
+        dst = make_array(ret)(context, builder)
+        shape = cgutils.unpack_tuple(builder, src.shape)
+        populate_array(
+            dst, data=src.data, shape=cgutils.pack_array(builder, [builder.mul(*shape)]),
+            strides=cgutils.pack_array(builder, [src.itemsize]), itemsize=src.itemsize,
+            meminfo=None, parent=None,
+        )
+        return dst._getvalue()
 
     return sig, codegen
 

@@ -22,7 +22,7 @@ from ._cache import njit
 from ._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, IDENTITY, POISSON, SOFTMAX
 from ._dense import OP_BACKWARD, OP_DELTA, OP_FORWARD, OP_GRAD, dropout_uniform, layer_op, row_ops
 from ._flat import c_array, flat
-from ._llvm import as_array, rt, stack, wide_vectors
+from ._llvm import as_array, flat_rows, rt, stack, wide_vectors
 from ._llvm import borrowed as _borrowed
 from ._llvm import view2d as _view2d
 from ._rowvec import first_max, vector_row
@@ -30,7 +30,8 @@ from ._vmath import vexp, vlog, vlog1p
 
 __all__ = ["backward", "backward_pass", "batch_loss", "check_workspace", "count_correct",
            "dropout_uniform", "forward", "forward_pass", "inference_buffers",
-           "no_dropout_buffers", "output_delta", "output_delta_weighted", "train_buffers"]
+           "no_dropout_buffers", "output_delta", "output_delta_weighted", "train_buffers",
+           "with_input"]
 
 
 @njit(inline="always", cache=True)
@@ -79,7 +80,8 @@ def train_buffers(net, ws, step):
     ``net.drop_rates`` says, with the masks of ``(net.drop_seed, step)`` (``ws.raw`` keeps
     the undropped activations; it may be ``ws.act`` when no rate is positive)."""
     return (net.params, net.grads, ws.act, ws.delta, ws.raw, ws.z_out, net.sizes, net.w_off,
-            net.b_off, ws.a_off, net.act_codes, net.drop_rates, net.drop_seed, step)
+            net.b_off, ws.a_off, net.act_codes, net.drop_rates, net.drop_seed, step, ws.act,
+            ws.a_off[0])
 
 
 @njit(inline="always", cache=True, nogil=True)
@@ -87,7 +89,17 @@ def no_dropout_buffers(net, ws):
     """``layer_op``'s buffers without dropout (no check: see ``inference_buffers``)."""
     zero = net.sizes[0] * 0
     return (net.params, net.grads, ws.act, ws.delta, ws.act, ws.z_out, net.sizes, net.w_off,
-            net.b_off, ws.a_off, net.act_codes, _borrowed(net.drop_rates[:0]), zero, zero)
+            net.b_off, ws.a_off, net.act_codes, _borrowed(net.drop_rates[:0]), zero, zero,
+            ws.act, ws.a_off[0])
+
+
+@njit(inline="always", cache=True, nogil=True)
+def with_input(lay, X, row0):
+    """``lay`` with the layer-0 input read in place: rows ``row0 ..`` of the 2-D ``X``,
+    C-contiguous (``X.flags.c_contiguous``: unchecked), a batch of consecutive rows or a
+    chunk of a pass, instead of the workspace's input block (no copy)."""
+    return (lay[0], lay[1], lay[2], lay[3], lay[4], lay[5], lay[6], lay[7], lay[8], lay[9],
+            lay[10], lay[11], lay[12], lay[13], flat_rows(X), row0 * X.shape[1])
 
 
 @njit(cache=True, nogil=True)

@@ -109,7 +109,7 @@ def _forward_units(Xd, Xi, Xp, order, row0, lay, n, o0, o1):
     """``z[r, o] = sum_k x_k W[o, j_k]`` for units ``o0 <= o < o1``, one row of ``W`` at a
     time for all batch rows (it stays in cache while they read it)."""
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
-        step = lay
+        step, x, x0 = lay
     n_in, n_out = sizes[0], sizes[1]
     Z = view2d(act, a_off[1], n, n_out)
     W = view2d(params, w_off[0], n_out, n_in)
@@ -128,7 +128,7 @@ def _grad_units(Xd, Xi, Xp, order, row0, lay, n, accumulate, o0, o1):
     """``gW[o, j_k] (+)= delta[r, o] * x_k`` for units ``o0 <= o < o1``: row ``o`` of
     ``gW`` (zeroed first unless ``accumulate``), batch rows in order."""
     params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drop, seed, \
-        step = lay
+        step, x, x0 = lay
     n_in, n_out = sizes[0], sizes[1]
     D = view2d(delta, a_off[1], n, n_out)
     for o in range(o0, o1):

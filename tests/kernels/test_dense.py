@@ -48,7 +48,7 @@ def _network(rng, dtype, n, n_in, n_out, code=_codes.TANH, out_code=_codes.TANH,
     codes = np.array([code, out_code], np.int64)
     drops = np.array([drop], np.float64)
     lay = (params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off, codes, drops,
-           np.int64(7), np.int64(3))
+           np.int64(7), np.int64(3), act, a_off[0])  # (layer-0 input: the workspace's)
     W = params[w_off[1]:w_off[1] + n_in * n_out].reshape(n_out, n_in)
     b = params[b_off[1]:b_off[1] + n_out]
     a_in = act[a_off[1]:a_off[1] + n * n_in].reshape(n, n_in)

@@ -384,6 +384,27 @@ def test_train_epoch_matches_fit_with_optimizers(name, config):
     np.testing.assert_array_equal(model.params, reference.params)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_consecutive_rows_are_read_in_place_with_the_bits_of_copied_rows(dtype):
+    """A batch of consecutive rows of a C-contiguous X is read where it is, any other batch
+    is copied into the workspace first: the same batches in either form train to the same
+    bits (loss, accuracy, parameters, optimizer state)."""
+    case = CASES[1]  # cross-entropy: the accuracy count too
+    X, T = _data(case[0], case[2], dtype, n=23)
+    perm = np.random.default_rng(1).permutation(X.shape[0])
+    Xp, Tp = X[perm], T[perm]  # row i of X is row inv[i] of Xp
+    inv = np.argsort(perm)
+    runs = []
+    for XX, TT, order in ((X, T, np.arange(X.shape[0])), (Xp, Tp, inv)):
+        model = _model(case, dtype)
+        o = model.optimizer_args(_optimizer("adam", {}))
+        got = K.train_epoch(XX, TT, XX[:0, 0], order, model.kernel_args(),
+                            model.allocate_workspace(5), o, 0.01, 0.0, 0.0, 5)
+        runs.append((np.float64(got[0]).tobytes(), np.float64(got[1]).tobytes(),
+                     model.params.tobytes(), model.optimizer_state.tobytes()))
+    assert runs[0] == runs[1]
+
+
 @pytest.mark.parametrize("name,config", OPTIMIZERS, ids=[o[0] for o in OPTIMIZERS])
 def test_named_optimizer_steps_match_fit(name, config):
     case = CASES[0]
