@@ -14,8 +14,9 @@ from ._codes import (
     STATUS_OK,
 )
 from ._layout import KernelArgs, OptimizerArgs, WorkspaceArrays
-from ._llvm import as_array, prefetch, rt
+from ._llvm import as_array, flat_rows, prefetch, rt
 from ._llvm import borrowed as _borrowed
+from ._llvm import view2d as _view2d
 from ._network import (
     _block,
     _view,
@@ -346,9 +347,10 @@ def _consecutive_rows(X, order, start, m):
 
 @njit(inline="always", cache=True, nogil=True)
 def gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf):
-    """Copy the batch's targets to ``t_buf`` and weights (if ``SW`` is not empty) to
-    ``w_buf``; returns ``(t, w, wsum)`` as ``_gather_batch`` does (the CSR driver, whose
-    inputs are read in place, uses this alone)."""
+    """The batch's targets, copied to ``t_buf`` unless its rows are consecutive (then read in
+    place), and weights (if ``SW`` is not empty) copied to ``w_buf``; returns
+    ``(t, w, wsum)`` as ``_gather_batch`` does (the CSR driver, whose inputs are read in
+    place, uses this alone)."""
     if SW.shape[0] > 0:
         w = w_buf[:m]
         _gather_vec(SW, order, start, m, w)
@@ -358,8 +360,12 @@ def gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf):
     else:
         w = w_buf[:0]
         wsum = np.float64(m)
-    t = _view(t_buf, 0, m, n_out)
-    _gather(T, order, start, m, t)
+    if T.flags.c_contiguous and m > 0 and _consecutive_rows(T, order, start, m) >= 0:
+        # consecutive rows: the targets read where they are (rows checked by _check_order)
+        t = _view2d(flat_rows(T), order[start] * n_out, m, n_out)
+    else:
+        t = _view(t_buf, 0, m, n_out)
+        _gather(T, order, start, m, t)
     return t, w, wsum
 
 
