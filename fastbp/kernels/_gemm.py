@@ -360,15 +360,21 @@ def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, width):
             pack_a(A, a.off, a.rs, a.cs, i0, mc, k0, kc, Ap)
         for j in range(j0, j1, nr):
             nc = min(nr, j1 - j)
-            pack_b(B, b.off, b.rs, b.cs, k0, kc, j, nc, nr, Bp)
+            if b.cs == 1 and b.rs == nr and nc == nr:
+                # B's rows are exactly a panel's (a product of one panel's columns): the
+                # panel is B itself, read in place
+                Bk = borrowed(carray(ptr_at(B, b.off + k0 * nr + j), (kc * nr,)))
+            else:
+                pack_b(B, b.off, b.rs, b.cs, k0, kc, j, nc, nr, Bp)
+                Bk = Bp
             step = 2 * MR if width == NARROW else MR  # rows per register block
             for ib in range(0, mc, step):
                 rows = min(step, mc - ib)
                 c0 = c.off + (i0 + ib) * ldc + j
                 if packed:
-                    micro(Ap, ib * kc, rt(1), rt(MR), Bp, kc, C, c0, ldc, rows, nc, acc, width)
+                    micro(Ap, ib * kc, rt(1), rt(MR), Bk, kc, C, c0, ldc, rows, nc, acc, width)
                 else:
-                    micro(A, a.off + (i0 + ib) * a.rs + k0 * a.cs, a.rs, a.cs, Bp, kc, C,
+                    micro(A, a.off + (i0 + ib) * a.rs + k0 * a.cs, a.rs, a.cs, Bk, kc, C,
                           c0, ldc, rows, nc, acc, width)
 
 

@@ -23,6 +23,7 @@ SHAPES = [
     (150, 70, 90),  # more rows than one float64 tile
     (64, 300, 200),  # parallel tiles
     (260, 70, 40),  # parallel, gradient reduction over 260 rows (> KC)
+    (150, 32, 64),  # B's rows exactly one panel (read in place), over 150 rows (> KC)
     (45, 20, 60),  # mid panels (4 x 2 vectors) with edges: float32 all three products
     (33, 30, 16),  # mid panels in float64, an 8-row narrow forward in float32
 ]
