@@ -15,7 +15,7 @@ zero-padded at the edges) and runs the ``MR x NR`` register-blocked micro-kernel
 and ``A``: read in place when its rows are contiguous, or its columns (``delta.T``: a
 block's ``MR`` values of a step are adjacent) with steps at most ``A_INPLACE_STRIDE``
 bytes apart; otherwise its rows are first copied ``MR`` rows interleaved (``pack_a``).
-The accumulators are a fixed-size stack array that LLVM keeps in vector registers:
+The micro-kernels (``_micro``) are vector IR: accumulator vectors in registers,
 ``4 x 64`` float32 (``4 x 32`` float64), sixteen 512-bit registers, for wide products;
 ``4 x 32`` (``4 x 16``) or ``8 x 16`` (``8 x 8``) for narrower ones (``panel_width``).
 The packing buffers live on the stack of the calling thread, so nothing is allocated.
@@ -31,7 +31,7 @@ no reassociation, so the rounding does not depend on how LLVM optimises a caller
 from typing import NamedTuple
 
 import numpy as np
-from numba import carray, types
+from numba import carray
 from numba.extending import overload
 
 from ._cache import njit
@@ -47,6 +47,7 @@ from ._llvm import (
     transpose_block,
     wide_vectors,
 )
+from ._micro import micro_kernel
 
 #: fused multiply-adds only: the micro-kernel's ``acc += a * b`` has one possible fusion
 FMA = {"contract"}
@@ -86,7 +87,6 @@ NARROW, MID, WIDE = 0, 1, 2
 
 _a_stack = stack(A_PACK_BYTES)
 _b_stack = stack(B_PACK_BYTES)
-_acc_stack = stack(MR * WIDE_BYTES)  # also the narrow kernel's 2 MR x 1 vector
 
 
 
@@ -130,145 +130,62 @@ def panel_width(N, itemsize):
     return NARROW
 
 
-@njit(inline="always", error_model="numpy", cache=True, nogil=True)
-def _store_block(acc, c_, rows, cols, accumulate):
-    """``c_[r, j] (+)= acc[r, j]`` for the ``rows x cols`` valid part of a register block
-    (padded rows and columns are computed, not stored). Loops to the run-time column count
-    vectorise; LLVM unrolled a constant 64-column loop and did not (256 scalar moves)."""
-    if accumulate:
-        for r in range(rows):
-            for j in range(np.uint64(cols)):
-                c_[r, j] += acc[r, j]
-    else:
-        for r in range(rows):
-            for j in range(np.uint64(cols)):
-                c_[r, j] = acc[r, j]
-
-
-def _make_micro(nr):
-    """The ``MR x nr`` micro-kernel (``nr`` a compile-time constant: the accumulators then
-    stay in registers). Row ``r`` of the A block, step ``k``, is
-    ``Ap[ap0 + r * a_rs + k * a_ks]`` (A itself, its rows or its columns contiguous).
-    Rows past ``rows`` repeat the last valid row (computed, never stored), so nothing past
-    A's last row is read."""
-
-    @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
-    def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate):
-        wide_vectors()
-        acc = carray(_acc_stack(C.dtype), (MR, nr))
-        a_ = carray(ptr_at(Ap, ap0), ((rows - 1) * a_rs + (kc - 1) * a_ks + 1,))
-        b_ = carray(ptr_at(Bp, 0), (kc, nr))
-        c_ = carray(ptr_at(C, c0), (MR, ldc))
-        z = C.dtype.type(0)
-        for j in range(nr):
-            acc[0, j] = z
-            acc[1, j] = z
-            acc[2, j] = z
-            acc[3, j] = z
-        # unsigned indices: no negative-index wraparound code in the loop (it doubled the
-        # integer instructions beside the 16 fused multiply-adds of each step)
-        ks, last = np.uint64(a_ks), rows - 1
-        r1 = np.uint64(min(1, last) * a_rs)
-        r2 = np.uint64(min(2, last) * a_rs)
-        r3 = np.uint64(min(3, last) * a_rs)
-        for k in range(np.uint64(kc)):
-            o = k * ks
-            a0 = a_[o]
-            a1 = a_[r1 + o]
-            a2 = a_[r2 + o]
-            a3 = a_[r3 + o]
-            for j in range(nr):
-                q = b_[k, j]
-                acc[0, j] += a0 * q
-                acc[1, j] += a1 * q
-                acc[2, j] += a2 * q
-                acc[3, j] += a3 * q
-        _store_block(acc, c_, rows, cols, accumulate)
-
-    return micro
-
-
 @njit(inline="always", cache=True, nogil=True)
 def _row_offset(r, last, block_stride, a_rs):
     """Offset of row ``r`` (at most ``last``) of a two-block register block."""
     q = min(r, last)
-    return np.uint64((q // MR) * block_stride + (q % MR) * a_rs)
+    return np.int64((q // MR) * block_stride + (q % MR) * a_rs)
 
 
-def _make_narrow(nr):
-    """The ``2 MR x nr`` micro-kernel for panels of one vector (``nr`` values): two blocks
-    of ``MR`` rows at once (the second ``MR`` rows after the first), so that
-    eight independent sums keep both fused multiply-add units busy (a single block's four
-    sums wait on each other's latency). Each sum is formed as in ``micro``."""
-
-    @njit(fastmath=FMA, error_model="numpy", cache=True, nogil=True)
-    def narrow(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate):
-        wide_vectors()
-        acc = carray(_acc_stack(C.dtype), (2 * MR, nr))
-        b_ = carray(ptr_at(Bp, 0), (kc, nr))
-        c_ = carray(ptr_at(C, c0), (2 * MR, ldc))
-        z = C.dtype.type(0)
-        for r in range(2 * MR):
-            for j in range(nr):
-                acc[r, j] = z
-        # row r of the block: (r // MR) blocks of MR rows on, row r % MR within its block;
-        # rows past ``rows`` repeat the last valid one (computed, never stored)
-        # block b's rows start b * MR rows on: MR * kc values on when packed MR-interleaved
-        # (``pack_a``: rows 1 apart, steps MR apart), MR rows on when read in place
-        bs = MR * kc if a_rs == 1 and a_ks == MR else MR * a_rs
-        last = rows - 1
-        u0 = np.uint64(0)
-        u1 = _row_offset(1, last, bs, a_rs)
-        u2 = _row_offset(2, last, bs, a_rs)
-        u3 = _row_offset(3, last, bs, a_rs)
-        u4 = _row_offset(4, last, bs, a_rs)
-        u5 = _row_offset(5, last, bs, a_rs)
-        u6 = _row_offset(6, last, bs, a_rs)
-        u7 = _row_offset(7, last, bs, a_rs)
-        a_ = carray(ptr_at(Ap, ap0), (np.int64(u7) + (kc - 1) * a_ks + 1,))
-        ks = np.uint64(a_ks)
-        for k in range(np.uint64(kc)):
-            o = k * ks
-            a0, a1, a2, a3 = a_[u0 + o], a_[u1 + o], a_[u2 + o], a_[u3 + o]
-            a4, a5, a6, a7 = a_[u4 + o], a_[u5 + o], a_[u6 + o], a_[u7 + o]
-            for j in range(nr):
-                q = b_[k, j]
-                acc[0, j] += a0 * q
-                acc[1, j] += a1 * q
-                acc[2, j] += a2 * q
-                acc[3, j] += a3 * q
-                acc[4, j] += a4 * q
-                acc[5, j] += a5 * q
-                acc[6, j] += a6 * q
-                acc[7, j] += a7 * q
-        _store_block(acc, c_, rows, cols, accumulate)
-
-    return narrow
+@njit(cache=True, nogil=True)
+def _two_block_rows(last, kc, a_rs, a_ks):
+    """Offsets of the ``2 MR`` rows of a two-block register block: the second block ``MR``
+    rows on, i.e. ``MR * kc`` values on when A is packed MR-interleaved (rows 1 apart,
+    steps ``MR`` apart), ``MR`` rows on when read in place; rows past ``last`` repeat it."""
+    bs = MR * kc if a_rs == 1 and a_ks == MR else MR * a_rs
+    return (_row_offset(0, last, bs, a_rs), _row_offset(1, last, bs, a_rs),
+            _row_offset(2, last, bs, a_rs), _row_offset(3, last, bs, a_rs),
+            _row_offset(4, last, bs, a_rs), _row_offset(5, last, bs, a_rs),
+            _row_offset(6, last, bs, a_rs), _row_offset(7, last, bs, a_rs))
 
 
-_micro32_wide, _micro64_wide = _make_micro(64), _make_micro(32)
-_micro32_mid, _micro64_mid = _make_micro(32), _make_micro(16)
-_micro32_narrow, _micro64_narrow = _make_narrow(16), _make_narrow(8)
+@njit(inline="always", cache=True, nogil=True)
+def _block_rows(last, a_rs):
+    """Offsets of the ``MR`` rows of a one-block register block (rows past ``last``
+    repeat it)."""
+    return (np.int64(0), np.int64(min(1, last) * a_rs), np.int64(min(2, last) * a_rs),
+            np.int64(min(3, last) * a_rs))
+
+
+#: the register blocks (``_micro``): ``MR`` rows x 4 vectors (wide), x 2 vectors (mid), and
+#: ``2 MR`` rows x 1 vector (narrow: eight independent sums keep both fused multiply-add
+#: units busy, where one block's four would wait on each other's latency)
+_wide_k, _mid_k, _narrow_k = micro_kernel(MR, 4), micro_kernel(MR, 2), micro_kernel(2 * MR, 1)
 
 
 def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, width):
     """``C[c0 + r * ldc + j] (+)= sum_k A[r, k] * Bp[k * NR + j]`` for the ``rows x cols``
-    valid part of one register block (the kernel for C's dtype and panel width)."""
+    valid part of one register block of width ``width``. Row ``r`` of the A block, step
+    ``k``, is ``Ap[ap0 + r * a_rs + k * a_ks]`` (A itself, its rows or its columns
+    contiguous); the narrow block's second ``MR`` rows start ``MR`` rows on (``MR * kc``
+    values on when packed MR-interleaved: rows 1 apart, steps ``MR`` apart). Rows past
+    ``rows`` repeat the last valid row (computed, never stored), so nothing past A's last
+    row is read."""
 
 
 @overload(micro, inline="always")
-def _micro_for_dtype(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, width):
-    wide_k, mid_k, narrow_k = (
-        (_micro32_wide, _micro32_mid, _micro32_narrow) if C.dtype == types.float32
-        else (_micro64_wide, _micro64_mid, _micro64_narrow))
-
+def _micro_for_width(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, width):
     def impl(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, width):
-        if width == WIDE:
-            wide_k(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate)
-        elif width == MID:
-            mid_k(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate)
+        last = rows - 1
+        if width == NARROW:
+            _narrow_k(Ap, ap0, _two_block_rows(last, kc, a_rs, a_ks), a_ks, Bp, kc, C, c0, ldc,
+                      rows, cols, accumulate)
+        elif width == WIDE:
+            _wide_k(Ap, ap0, _block_rows(last, a_rs), a_ks, Bp, kc, C, c0, ldc, rows, cols,
+                    accumulate)
         else:
-            narrow_k(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate)
+            _mid_k(Ap, ap0, _block_rows(last, a_rs), a_ks, Bp, kc, C, c0, ldc, rows, cols,
+                   accumulate)
 
     return impl
 
