@@ -399,6 +399,14 @@ def elem_bytes(typingctx, arr):
     return sig, codegen
 
 
+def vector_type(context, dtype):
+    """``(size, lanes, vty)``: the element size in bytes of the float ``dtype``, the lanes of
+    a 512-bit vector of it, and that vector's LLVM type."""
+    fty = context.get_data_type(dtype)
+    size = context.get_abi_sizeof(fty)
+    return size, 64 // size, ir.VectorType(fty, 64 // size)
+
+
 def _splat(builder, x, v):
     """The ``v``-lane vector with ``x`` in every lane (a broadcast)."""
     t = ir.VectorType(x.type, v)
@@ -506,10 +514,7 @@ def outer_rows(typingctx, d, d0, M, a, a0, N, C, c0, accumulate):
                      types.boolean)
 
     def codegen(context, builder, signature, args):
-        fty = context.get_data_type(C.dtype)
-        size = context.get_abi_sizeof(fty)
-        v = 64 // size
-        vty = ir.VectorType(fty, v)
+        size, v, vty = vector_type(context, C.dtype)
         i64, i32 = ir.IntType(64), ir.IntType(32)
         da = make_array(d)(context, builder, args[0])
         aa = make_array(a)(context, builder, args[3])

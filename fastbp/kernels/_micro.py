@@ -19,7 +19,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
-from ._llvm import _masked, _splat
+from ._llvm import _masked, _splat, vector_type
 
 
 def _fma(builder, vty, size):
@@ -47,17 +47,13 @@ def micro_kernel(R, V):
         sig = types.none(Ap, I, offs, I, Bp, I, C, I, I, I, I, types.boolean)
 
         def codegen(context, builder, signature, args):
-            fty = context.get_data_type(C.dtype)
-            size = context.get_abi_sizeof(fty)
-            lanes = 64 // size
-            vty = ir.VectorType(fty, lanes)
+            size, lanes, vty = vector_type(context, C.dtype)
+            a_data, b_data, c_data = (make_array(t)(context, builder, args[i]).data
+                                      for t, i in ((Ap, 0), (Bp, 4), (C, 6)))
+            ap0, ks, kc, c0, ldc, rows, cols, acc_flag = (args[i] for i in (1, 3, 5, 7, 8, 9,
+                                                                             10, 11))
             i64, i32 = ir.IntType(64), ir.IntType(32)
-            a_arr = make_array(Ap)(context, builder, args[0])
-            b_arr = make_array(Bp)(context, builder, args[4])
-            c_arr = make_array(C)(context, builder, args[6])
-            ap0, ks, kc, c0, ldc, rows, cols, acc_flag = (
-                args[1], args[3], args[5], args[7], args[8], args[9], args[10], args[11])
-            a_base = builder.gep(a_arr.data, [ap0])
+            a_base = builder.gep(a_data, [ap0])
             offs_v = [builder.extract_value(args[2], r) for r in range(R)]
             zero = ir.Constant(vty, [0.0] * lanes)
             accs = [cgutils.alloca_once_value(builder, zero) for _ in range(R * V)]
@@ -65,7 +61,7 @@ def micro_kernel(R, V):
             nr = ir.Constant(i64, V * lanes)
             with cgutils.for_range(builder, kc) as loop:
                 k = loop.index
-                b_row = builder.gep(b_arr.data, [builder.mul(k, nr)])
+                b_row = builder.gep(b_data, [builder.mul(k, nr)])
                 b_vecs = [builder.load(builder.bitcast(
                     builder.gep(b_row, [ir.Constant(i64, v * lanes)]), vty.as_pointer()),
                     align=size) for v in range(V)]
@@ -84,7 +80,7 @@ def micro_kernel(R, V):
             masks = [builder.icmp_signed("<", iota, _splat(
                 builder, builder.sub(cols, ir.Constant(i64, v * lanes)), lanes))
                 for v in range(V)]
-            c_base = builder.gep(c_arr.data, [c0])
+            c_base = builder.gep(c_data, [c0])
             for r in range(R):
                 with builder.if_then(builder.icmp_signed("<", ir.Constant(i64, r), rows)):
                     c_row = builder.gep(c_base, [builder.mul(ir.Constant(i64, r), ldc)])
