@@ -246,6 +246,13 @@ def lay_type(dtype):
                         types.int64, types.int64, f, types.int64))
 
 
+@njit(inline="always", cache=True, nogil=True)
+def _layer_input(lay, p):
+    """The buffer and offset of weight layer ``p``'s input rows: the layer-0 input (``x``,
+    ``x0``: the workspace's block, or a batch read in place) or activations ``p``."""
+    return (lay[14], lay[15]) if p == 0 else (lay[2], lay[9][p])
+
+
 @njit(error_model="numpy", cache=True, nogil=True)
 def _epilogue_kernel(op, lay_ref, p, n, i0, i1, j0, j1, accumulate):
     """The elementwise work on the block ``i0 .. i1`` x ``j0 .. j1`` of product ``op``'s
@@ -285,7 +292,7 @@ def _tile_kernel(op, t, tm, tn, lay_ref, p, n, accumulate):
     j0 = (t - ti * n_tn) * tn
     i1 = min(M, i0 + tm)
     j1 = min(N, j0 + tn)
-    a_in, i0_in = (x, x0) if p == 0 else (act, a_off[p])  # (layer 0: the input rows)
+    a_in, i0_in = _layer_input(lay, p)
     if op == OP_FORWARD:  # a_out = a_in @ W.T: B = W.T, transposed while packed
         gemm_tile(Operand(a_in, i0_in, K, rt(1)), Operand(params, w_off[p], rt(1), K),
                   Operand(act, a_off[p + 1], N, rt(1)), i0, i1, j0, j1, K, rt(False),
@@ -322,7 +329,7 @@ def _row_kernel(op, lay_ref, p0, p1, n, accumulate):
         step, x, x0 = lay
     if n > 1:  # C[i] = sum_k w[k] * a[i, k]: the rows of a are the "matrix"
         n_in = sizes[p0]
-        a_in, i0_in = (x, x0) if p0 == 0 else (act, a_off[p0])  # (layer 0: the input rows)
+        a_in, i0_in = _layer_input(lay, p0)
         row_times_transposed(params, w_off[p0], a_in, i0_in, n_in, act, a_off[p0 + 1], n,
                              n_in)
         _forward_epilogue(lay, p0, n, rt(0), n, rt(0), rt(1))
@@ -330,7 +337,7 @@ def _row_kernel(op, lay_ref, p0, p1, n, accumulate):
     if op == OP_FORWARD:
         for p in range(p0, p1):
             n_in, n_out = sizes[p], sizes[p + 1]
-            a_in, i0_in = (x, x0) if p == 0 else (act, a_off[p])
+            a_in, i0_in = _layer_input(lay, p)
             row_times_transposed(a_in, i0_in, params, w_off[p], n_in, act, a_off[p + 1],
                                  n_out, n_in)
             _forward_epilogue(lay, p, rt(1), rt(0), rt(1), rt(0), n_out)
@@ -338,7 +345,7 @@ def _row_kernel(op, lay_ref, p0, p1, n, accumulate):
     for p in range(p1 - 1, p0 - 1, -1):
         n_in, n_out = sizes[p], sizes[p + 1]
         if op != OP_DELTA:
-            a_in, i0_in = (x, x0) if p == 0 else (act, a_off[p])
+            a_in, i0_in = _layer_input(lay, p)
             outer(delta, a_off[p + 1], n_out, a_in, i0_in, n_in, grads, w_off[p], accumulate)
             _bias_grad(lay, p, rt(1), rt(0), n_out, accumulate)
         if op == OP_DELTA or (op == OP_BACKWARD and p > 0):

@@ -323,20 +323,21 @@ def _gather_batch(X, T, SW, order, start, m, sizes, act, a_off, t_buf, w_buf):
     and the first row of the inputs read in place (``with_input``), or -1 when they were
     copied. No allocation.
     """
-    row0 = _consecutive_rows(X, order, start, m)
-    if row0 < 0:
-        _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
+    run0 = consecutive_run(order, start, m)
     t, w, wsum = gather_targets(T, SW, order, start, m, sizes[sizes.shape[0] - 1], t_buf,
-                                w_buf)
-    return t, w, wsum, row0
+                                w_buf, run0)
+    if run0 >= 0 and X.flags.c_contiguous:
+        return t, w, wsum, run0
+    _gather(X, order, start, m, _block(act, sizes, a_off, 0, m))
+    return t, w, wsum, np.int64(-1)
 
 
 @njit(inline="always", cache=True, nogil=True)
-def _consecutive_rows(X, order, start, m):
-    """``order[start]`` when ``order[start : start + m]`` are consecutive rows of a
-    C-contiguous ``X`` (a block the products can read in place), else -1. A shuffled order
-    is told at its second row."""
-    if m < 1 or not X.flags.c_contiguous:
+def consecutive_run(order, start, m):
+    """``order[start]`` when ``order[start : start + m]`` are consecutive rows (a block of
+    a C-contiguous array that can be read in place), else -1. A shuffled order is told at
+    its second row."""
+    if m < 1:
         return -1
     row0 = order[start]
     for r in range(1, m):
@@ -346,11 +347,11 @@ def _consecutive_rows(X, order, start, m):
 
 
 @njit(inline="always", cache=True, nogil=True)
-def gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf):
-    """The batch's targets, copied to ``t_buf`` unless its rows are consecutive (then read in
-    place), and weights (if ``SW`` is not empty) copied to ``w_buf``; returns
-    ``(t, w, wsum)`` as ``_gather_batch`` does (the CSR driver, whose inputs are read in
-    place, uses this alone)."""
+def gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf, run0):
+    """The batch's targets, copied to ``t_buf`` unless its rows are consecutive (``run0``,
+    ``consecutive_run``'s answer, at least 0: then read in place), and weights (if ``SW``
+    is not empty) copied to ``w_buf``; returns ``(t, w, wsum)`` as ``_gather_batch`` does
+    (the CSR driver, whose inputs are read in place, uses this alone)."""
     if SW.shape[0] > 0:
         w = w_buf[:m]
         _gather_vec(SW, order, start, m, w)
@@ -360,9 +361,9 @@ def gather_targets(T, SW, order, start, m, n_out, t_buf, w_buf):
     else:
         w = w_buf[:0]
         wsum = np.float64(m)
-    if T.flags.c_contiguous and m > 0 and _consecutive_rows(T, order, start, m) >= 0:
+    if run0 >= 0 and T.flags.c_contiguous:
         # consecutive rows: the targets read where they are (rows checked by _check_order)
-        t = _view2d(flat_rows(T), order[start] * n_out, m, n_out)
+        t = _view2d(flat_rows(T), run0 * n_out, m, n_out)
     else:
         t = _view(t_buf, 0, m, n_out)
         _gather(T, order, start, m, t)

@@ -38,10 +38,9 @@ from numba import types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
-from numba.np.arrayobj import make_array
 
 from ._cache import EntryDispatcher
-from ._llvm import BorrowedArray, plain_type
+from ._llvm import BorrowedArray, plain_type, without_owner
 
 #: the resolver's symbol (versioned: a cached caller of another version never finds it)
 RESOLVER = "fastbp_flat_resolve_v1"
@@ -242,10 +241,9 @@ def _without_owners(context, builder, ty, value):
         return value
     for i, member in enumerate(ty):
         if isinstance(member, types.Array):
-            arr = make_array(member)(context, builder, builder.extract_value(value, i))
-            arr.meminfo = cgutils.get_null_value(arr.meminfo.type)
-            arr.parent = cgutils.get_null_value(arr.parent.type)
-            value = builder.insert_value(value, arr._getvalue(), i)
+            value = builder.insert_value(
+                value, without_owner(context, builder, member, builder.extract_value(value, i)),
+                i)
     return value
 
 

@@ -76,17 +76,23 @@ def _borrowed_to_array(context, builder, fromty, toty, val):
     return val
 
 
+def without_owner(context, builder, arrty, val):
+    """The array value ``val`` (of type ``arrty``) with its owner (meminfo and parent)
+    cleared: what every borrowed array holds, so that ``as_array`` can hand one on as an
+    ordinary array whose reference counting does nothing."""
+    arr = make_array(arrty)(context, builder, val)
+    arr.meminfo = cgutils.get_null_value(arr.meminfo.type)
+    arr.parent = cgutils.get_null_value(arr.parent.type)
+    return arr._getvalue()
+
+
 @lower_cast(types.Array, BorrowedArray)
 def _array_to_borrowed(context, builder, fromty, toty, val):
     # an argument of a flat kernel: the caller keeps the array (and its owner) alive
     # during the call, and the kernel counts no reference on it. The owner is cleared, as
-    # ``borrowed`` clears it: a borrowed array never has one, so that ``as_array`` can hand
-    # it on as an ordinary array whose reference counting does nothing (with the owner
-    # kept, the callee's count of that "new" reference freed the caller's array)
-    arr = make_array(fromty)(context, builder, val)
-    arr.meminfo = cgutils.get_null_value(arr.meminfo.type)
-    arr.parent = cgutils.get_null_value(arr.parent.type)
-    return arr._getvalue()
+    # ``borrowed`` clears it (with the owner kept, a callee's count of ``as_array`` of it,
+    # a "new" reference, freed the caller's array)
+    return without_owner(context, builder, fromty, val)
 
 
 def borrowed_type(arr):
@@ -278,13 +284,7 @@ def borrowed(typingctx, arr):
     sig = ret(arr)
 
     def codegen(context, builder, signature, args):
-        src = make_array(arr)(context, builder, args[0])
-        dst = make_array(ret)(context, builder)
-        populate_array(
-            dst, data=src.data, shape=src.shape, strides=src.strides, itemsize=src.itemsize,
-            meminfo=None, parent=None,
-        )
-        return dst._getvalue()
+        return without_owner(context, builder, arr, args[0])  # (the same data model)
 
     return sig, codegen
 
@@ -407,6 +407,21 @@ def vector_type(context, dtype):
     return size, 64 // size, ir.VectorType(fty, 64 // size)
 
 
+def vector_fma(builder, vty, size):
+    """``llvm.fma`` of the vector type ``vty`` (elements of ``size`` bytes), declared once
+    per module."""
+    name = f"llvm.fma.v{vty.count}f{8 * size}"
+    return builder.module.globals.get(name) or ir.Function(
+        builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
+
+
+def lane_mask(builder, n, v):
+    """The ``v``-lane mask of the lanes below ``n`` (an i64, any sign: none when
+    ``n <= 0``)."""
+    iota = ir.Constant(ir.VectorType(ir.IntType(64), v), list(range(v)))
+    return builder.icmp_signed("<", iota, _splat(builder, n, v))
+
+
 def _splat(builder, x, v):
     """The ``v``-lane vector with ``x`` in every lane (a broadcast)."""
     t = ir.VectorType(x.type, v)
@@ -421,19 +436,14 @@ def _panel_fma_codegen(n_panels):
 
     def codegen(context, builder, signature, args):
         P, x, out = signature.args[0], signature.args[-5], signature.args[-2]
-        fty = context.get_data_type(P.dtype)
-        size = context.get_abi_sizeof(fty)
-        v = 64 // size
-        vty = ir.VectorType(fty, v)
+        size, v, vty = vector_type(context, P.dtype)
         i64 = ir.IntType(64)
         p = make_array(P)(context, builder, args[0])
         xa = make_array(x)(context, builder, args[-5])
         o = make_array(out)(context, builder, args[-2])
         x0, kc, o0 = args[-4], args[-3], args[-1]
         p1 = args[1] if n_panels == 2 else None  # the second panel's offset in P
-        name = f"llvm.fma.v{v}f{8 * size}"
-        fma = builder.module.globals.get(name) or ir.Function(
-            builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
+        fma = vector_fma(builder, vty, size)
         accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, None))
                 for _ in range(n_panels)]
         with cgutils.for_range(builder, kc) as loop:
@@ -523,7 +533,6 @@ def outer_rows(typingctx, d, d0, M, a, a0, N, C, c0, accumulate):
         load, store = _masked(builder, "load", vty, size), _masked(builder, "store", vty, size)
         align = ir.Constant(i32, size)
         zero_v = ir.Constant(vty, [0.0] * v)
-        iota = ir.Constant(ir.VectorType(i64, v), list(range(v)))
         nv = builder.udiv(builder.add(N, ir.Constant(i64, v - 1)), ir.Constant(i64, v))
 
         def row(i, x, mask, j):
@@ -537,7 +546,7 @@ def outer_rows(typingctx, d, d0, M, a, a0, N, C, c0, accumulate):
                                  mask])
 
         def columns(j):
-            mask = builder.icmp_unsigned("<", iota, _splat(builder, builder.sub(N, j), v))
+            mask = lane_mask(builder, builder.sub(N, j), v)
             src = builder.bitcast(builder.gep(aa.data, [builder.add(a0, j)]),
                                   vty.as_pointer())
             return builder.call(load, [src, align, mask, zero_v]), mask

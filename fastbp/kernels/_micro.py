@@ -19,13 +19,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
-from ._llvm import _masked, _splat, vector_type
-
-
-def _fma(builder, vty, size):
-    name = f"llvm.fma.v{vty.count}f{8 * size}"
-    return builder.module.globals.get(name) or ir.Function(
-        builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
+from ._llvm import _masked, _splat, lane_mask, vector_fma, vector_type
 
 
 def micro_kernel(R, V):
@@ -57,7 +51,7 @@ def micro_kernel(R, V):
             offs_v = [builder.extract_value(args[2], r) for r in range(R)]
             zero = ir.Constant(vty, [0.0] * lanes)
             accs = [cgutils.alloca_once_value(builder, zero) for _ in range(R * V)]
-            fma = _fma(builder, vty, size)
+            fma = vector_fma(builder, vty, size)
             nr = ir.Constant(i64, V * lanes)
             with cgutils.for_range(builder, kc) as loop:
                 k = loop.index
@@ -76,10 +70,8 @@ def micro_kernel(R, V):
             load, store = _masked(builder, "load", vty, size), _masked(builder, "store", vty,
                                                                          size)
             align = ir.Constant(i32, size)
-            iota = ir.Constant(ir.VectorType(i64, lanes), list(range(lanes)))
-            masks = [builder.icmp_signed("<", iota, _splat(
-                builder, builder.sub(cols, ir.Constant(i64, v * lanes)), lanes))
-                for v in range(V)]
+            masks = [lane_mask(builder, builder.sub(cols, ir.Constant(i64, v * lanes)), lanes)
+                     for v in range(V)]
             c_base = builder.gep(c_data, [c0])
             for r in range(R):
                 with builder.if_then(builder.icmp_signed("<", ir.Constant(i64, r), rows)):

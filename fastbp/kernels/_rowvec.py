@@ -22,7 +22,7 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
 from ._cache import njit
-from ._llvm import _masked, _splat
+from ._llvm import _masked, lane_mask, vector_type
 
 _I32, _I64 = ir.IntType(32), ir.IntType(64)
 
@@ -38,16 +38,12 @@ class _Row:
 
     def __init__(self, context, builder, aty, val, i):
         self.builder = builder
-        fty = context.get_data_type(aty.dtype)
-        self.size = context.get_abi_sizeof(fty)
-        self.v = 64 // self.size
-        self.vty = ir.VectorType(fty, self.v)
+        self.size, self.v, self.vty = vector_type(context, aty.dtype)
         arr = make_array(aty)(context, builder, val)
         m = builder.extract_value(arr.shape, 1)
         self.first = builder.gep(arr.data, [builder.mul(i, m)])
         self.ptr = builder.bitcast(self.first, self.vty.as_pointer())
-        iota = ir.Constant(ir.VectorType(_I64, self.v), list(range(self.v)))
-        self.mask = builder.icmp_unsigned("<", iota, _splat(builder, m, self.v))
+        self.mask = lane_mask(builder, m, self.v)
 
     def splat(self, value):
         return ir.Constant(self.vty, [value] * self.v)

@@ -52,6 +52,7 @@ from ._drivers import (
     borrow,
     borrow_opt,
     check_batch,
+    consecutive_run,
     counts_correct,
     gather_targets,
     weights_scale,
@@ -266,7 +267,8 @@ def train_steps_csr(X, T, SW, order, net, ws, opt, lr, l2, clip_norm, batch_size
     for b in range(start_batch, stop_batch):
         start = b * batch_size
         m = min(batch_size, n - start)
-        t, w, wsum = gather_targets(T, SW, order, start, m, n_out, ws.t_buf, ws.w_buf)
+        t, w, wsum = gather_targets(T, SW, order, start, m, n_out, ws.t_buf, ws.w_buf,
+                                    consecutive_run(order, start, m))
         step = opt.counters[0] + 1
         lay = train_buffers(net, ws, step)
         csr_forward(Xd, Xi, Xp, order, start, lay, m)
