@@ -40,11 +40,21 @@ from ._gemm import (
     mc_rows,
     nr_cols,
     outer,
+    pack_a,
     panel_width,
     row_times,
     row_times_transposed,
 )
-from ._llvm import BorrowedArray, elem_bytes, ptr_at, rt, threads, view2d, wide_vectors
+from ._llvm import (
+    BorrowedArray,
+    elem_bytes,
+    flat_rows,
+    ptr_at,
+    rt,
+    threads,
+    view2d,
+    wide_vectors,
+)
 
 OP_FORWARD = 0
 OP_DELTA = 1
@@ -399,7 +409,8 @@ def _layer_op(op, lay_ref, p, n, accumulate):
         row_ops(op, lay, p, p + 1, n, accumulate)
         return
     # (forward: A is a_in; delta: delta; gradient: delta.T, its steps n_out apart)
-    mc = mc_rows(elem_bytes(act), op == OP_GRAD and a_packed(sizes[p + 1], elem_bytes(act)))
+    a_pack = op == OP_GRAD and a_packed(sizes[p + 1], elem_bytes(act), M)
+    mc = mc_rows(elem_bytes(act), a_pack)
     work = M * N * K
     whole_rows = True  # each tile's epilogue had whole rows (the softmax included)
     if work < PARALLEL_MIN_WORK or threads() == 1:
@@ -415,6 +426,9 @@ def _layer_op(op, lay_ref, p, n, accumulate):
         empty = view2d(act, rt(0), rt(0), rt(1))
         if op == OP_FORWARD:
             activate(empty, rt(0), rt(0), rt(0), rt(0), codes[p])
+        if a_pack:  # (lazy: see ``_gemm.pack_a``)
+            pack_a(flat_rows(empty), rt(0), rt(1), rt(1), rt(0), rt(0), rt(0), rt(0),
+                   flat_rows(empty))
         for q in range(drop.shape[0]):
             if drop[q] > 0:
                 _dropout(empty, empty, rt(False), rt(0), rt(0), rt(0), rt(0), rt(0.0), rt(0),

@@ -31,10 +31,11 @@ no reassociation, so the rounding does not depend on how LLVM optimises a caller
 from typing import NamedTuple
 
 import numpy as np
-from numba import carray
+from numba import carray, types
 from numba.extending import overload
 
 from ._cache import njit
+from ._flat import c_array, flat
 from ._llvm import (
     borrowed,
     elem_bytes,
@@ -99,12 +100,15 @@ def mc_rows(itemsize, packed):
 
 
 @njit(inline="always", cache=True, nogil=True)
-def a_packed(cs, itemsize):
-    """Whether ``gemm_tile`` packs an A whose reduction steps are ``cs`` elements apart: A
-    is read in place when its rows are contiguous (``cs == 1``), or its columns (delta.T)
-    with steps close enough that a chunk's cache lines stay apart in L1 (and not exactly
-    ``MR`` apart, the packed layout); else packed, MR-interleaved."""
-    return cs != 1 and (cs == MR or cs * itemsize > A_INPLACE_STRIDE)
+def a_packed(cs, itemsize, rows):
+    """Whether ``gemm_tile`` packs an A of ``rows`` rows whose reduction steps are ``cs``
+    elements apart: A is read in place when its rows are contiguous (``cs == 1``), or its
+    columns (delta.T) with steps close enough that a chunk's cache lines stay apart in L1;
+    else packed, MR-interleaved. Steps exactly ``MR`` apart are the packed layout, which a
+    register block tells by its strides alone: such an A is packed unless it has at most
+    ``MR`` rows (one block: then no row of a second block is ever addressed; the weight
+    gradient of a layer of ``MR`` units)."""
+    return cs != 1 and ((cs == MR and rows > MR) or cs * itemsize > A_INPLACE_STRIDE)
 
 
 @njit(cache=True, nogil=True)
@@ -191,7 +195,7 @@ def _micro_for_width(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumu
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
-def pack_a(A, off, rs, cs, i0, mc, k0, kc, Ap):
+def _pack_a_kernel(A, off, rs, cs, i0, mc, k0, kc, Ap):
     """Rows ``i0 .. i0 + mc`` of ``A`` (element ``(i, k)`` at ``A[off + i*rs + k*cs]``, the
     columns contiguous, e.g. ``delta.T``), reduction steps ``k0 .. k0 + kc``, into ``Ap`` in
     blocks of ``MR`` rows (block ``b`` at ``b * MR * kc``, rows past ``mc`` zero),
@@ -209,6 +213,15 @@ def pack_a(A, off, rs, cs, i0, mc, k0, kc, Ap):
             for r in range(MR):
                 dst[k, r] = src[k * cs + min(r, n_valid - 1) * rs] if r < n_valid else z
     return 1, MR
+
+
+#: compiled at the first product that packs A (``_flat``, lazy): only the weight gradient of
+#: a layer of more than 256 float32 (128 float64) units, or of exactly ``MR``, packs A, so
+#: most networks never compile it. ``_dense._layer_op`` makes the first call before a
+#: product's tiles run on threads.
+pack_a = flat(_pack_a_kernel, lambda dtype: types.UniTuple(types.int64, 2)(
+    c_array(dtype, 1), types.int64, types.int64, types.int64, types.int64, types.int64,
+    types.int64, types.int64, c_array(dtype, 1)), lazy=True)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
@@ -272,7 +285,7 @@ def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, width):
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         acc = accumulate or k0 > 0
-        packed = a_packed(a.cs, elem_bytes(C))
+        packed = a_packed(a.cs, elem_bytes(C), mc)
         if packed:
             pack_a(A, a.off, a.rs, a.cs, i0, mc, k0, kc, Ap)
         for j in range(j0, j1, nr):

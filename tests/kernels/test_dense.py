@@ -26,6 +26,8 @@ SHAPES = [
     (150, 32, 64),  # B's rows exactly one panel (read in place), over 150 rows (> KC)
     (45, 20, 60),  # mid panels (4 x 2 vectors) with edges: float32 all three products
     (33, 30, 16),  # mid panels in float64, an 8-row narrow forward in float32
+    (300, 20, 4),  # gradient: A's steps MR apart, one register block, read in place
+    (40, 24, 300),  # gradient: A's steps 300 apart, packed (lazy pack_a) in both dtypes
 ]
 
 
