@@ -50,6 +50,7 @@ from numba import njit  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 import fastbp  # noqa: E402, F401  (starts the threading layer)
+from fastbp.kernels._codes import IDENTITY, RELU  # noqa: E402
 from fastbp.kernels._dense import (  # noqa: E402
     OP_DELTA,
     OP_FORWARD,
@@ -102,7 +103,9 @@ class Layers:
         self.act = rng.standard_normal(total).astype(dtype)
         self.delta = rng.standard_normal(total).astype(dtype)
         L = len(sizes) - 1
-        self.codes = np.array([1] * (L - 1) + [0], np.int64)  # relu hidden, identity out
+        # ReLU hidden layers, an identity output (the benchmark workloads' hidden
+        # activation; the codes by name: 1 is the logistic function)
+        self.codes = np.array([RELU] * (L - 1) + [IDENTITY], np.int64)
         self.z_out = np.zeros(n * int(sizes[-1]), dtype)
         self.n = n
 
