@@ -13,7 +13,8 @@ shapes and transposes:
   activation fused in; OpenBLAS: ``np.matmul(a, W.T, out=)`` alone)
 - ``delta``: ``delta^p = (delta^(p+1) @ W) * f'`` (layers ``p >= 1``)
 - ``grad``: ``gW = delta^(p+1).T @ a^p`` (fastbp adds the bias gradient)
-- ``pred``: the forward product at predict's chunk size (``chunk_rows``)
+- ``pred``: the forward product at predict's chunk size (``chunk_rows``), keeping no ``z``
+  of the output layer, as predict
 
 in GFLOP/s (2 x multiply-adds per second; medians of ``--repeats`` timings of a compiled
 loop of calls), at each thread count. fastbp's side includes its fused epilogues, so the
@@ -94,7 +95,7 @@ def _time(fn, reps, repeats):
 class Layers:
     """The buffers of one network and batch size, as the training step holds them."""
 
-    def __init__(self, sizes, n, dtype=np.float32, seed=0):
+    def __init__(self, sizes, n, dtype=np.float32, seed=0, keep_z=True):
         rng = np.random.default_rng(seed)
         self.sizes = np.asarray(sizes, np.int64)
         self.w_off, self.b_off, n_params = param_offsets(self.sizes)
@@ -107,7 +108,8 @@ class Layers:
         # ReLU hidden layers, an identity output (the benchmark workloads' hidden
         # activation; the codes by name: 1 is the logistic function)
         self.codes = np.array([RELU] * (L - 1) + [IDENTITY], np.int64)
-        self.z_out = np.zeros(n * int(sizes[-1]), dtype)
+        # the output layer's z, kept for the loss; predict keeps none (an empty z_out)
+        self.z_out = np.zeros(n * int(sizes[-1]) if keep_z else 0, dtype)
         self.n = n
 
     def W(self, p):
@@ -165,9 +167,10 @@ def measure(names, thread_counts, repeats, target_s=0.02):
         w = WORKLOADS[name]
         bufs = {}
         for label, op, p, n in products(w.sizes, w.batch):
-            if n not in bufs:
-                bufs[n] = Layers(w.sizes, n)
-            lay = bufs[n]
+            predict = label.endswith("pred")
+            if (n, predict) not in bufs:
+                bufs[n, predict] = Layers(w.sizes, n, keep_z=not predict)
+            lay = bufs[n, predict]
             M, N, K = op_shape.py_func(op, p, n, lay.sizes)  # an internal kernel
             flops = 2.0 * M * N * K
             reps = max(1, int(target_s * 50e9 / flops))

@@ -150,16 +150,16 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
     b = carray(ptr_at(params, b_off[p]), (n_out,))
     code = codes[p]
     zero = Z.dtype.type(0)
-    # the bias, in the same pass as the kept z of the output layer or a hidden ReLU;
-    # other activations after it
-    if p == L - 1:
+    # the bias, in the same pass as the kept z of the output layer (unless ``z_out`` is
+    # empty: predict keeps none) or a hidden ReLU; other activations after it
+    if p == L - 1 and z_out.shape[0] > 0:
         Zk = view2d(z_out, 0, n, n_out)
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
                 x = Z[i, j] + b[j]
                 Zk[i, j] = x
                 Z[i, j] = x
-    elif code == RELU:
+    elif code == RELU and p < L - 1:
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
                 Z[i, j] = relu(Z[i, j] + b[j], zero)

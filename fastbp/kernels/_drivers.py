@@ -30,6 +30,7 @@ from ._network import (
     output_delta_flat,
     train_buffers,
     with_input,
+    without_kept_z,
 )
 from ._updates import _sgd_step, clip_grad_norm_flat, optimizer_step_flat, plain_sgd, sgd_step
 
@@ -235,6 +236,8 @@ def data_pass(mode, X, T, SW, net, ws, out, row_scaled):
     # are already, a strided array from user code is copied
     T, SW = np.ascontiguousarray(T), np.ascontiguousarray(SW)
     lay = inference_buffers(net, ws, n, rt(0))
+    if mode == PASS_PREDICT:  # no loss: the output layer's z is not kept
+        lay = without_kept_z(lay)
     act, delta, a_off, cap = ws.act, ws.delta, ws.a_off, ws.capacity
     weighted, scale = weights_scale(SW, n)
     total = 0.0

@@ -102,6 +102,14 @@ def with_input(lay, X, row0):
             lay[10], lay[11], lay[12], lay[13], flat_rows(X), row0 * X.shape[1])
 
 
+@njit(inline="always", cache=True, nogil=True)
+def without_kept_z(lay):
+    """``lay`` with an empty ``z_out``: the output layer's epilogue keeps no ``z`` (a pass
+    that computes no loss, as predict, has no use for it)."""
+    return (lay[0], lay[1], lay[2], lay[3], lay[4], lay[5][:0], lay[6], lay[7], lay[8],
+            lay[9], lay[10], lay[11], lay[12], lay[13], lay[14], lay[15])
+
+
 @njit(cache=True, nogil=True)
 def inference_buffers(net, ws, n, first):
     """``layer_op``'s buffers (no dropout) for a whole-data-set pass over ``n`` rows in

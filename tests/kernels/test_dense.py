@@ -233,3 +233,23 @@ def test_one_row_gradient_bitwise_and_in_bounds(dtype):
         assert np.isnan(C[:c0]).all() and np.isnan(C[c0 + M * N:]).all(), (M, N)
         _outer(d, M, a, N, C, c0, True)
         assert block.tobytes() == (want + (dtype(0) + prod).ravel()).tobytes(), (M, N)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_code", [_codes.IDENTITY, _codes.RELU, _codes.SOFTMAX])
+@pytest.mark.parametrize("n", [1, 37])
+def test_an_output_layer_without_kept_z_gives_the_same_bits(dtype, out_code, n):
+    """Predict keeps no ``z`` of the output layer (an empty ``z_out``): the activations are
+    the bits of a pass that keeps it, and the kept ``z`` is the pre-activation."""
+    outs = []
+    for keep in (True, False):
+        lay, v = _network(np.random.default_rng(8), dtype, n, 20, 6, code=_codes.RELU,
+                          out_code=out_code)
+        if not keep:
+            lay = lay[:5] + (lay[5][:0],) + lay[6:]
+        _op(_dense.OP_FORWARD, lay, 1, n, False)
+        outs.append(v["a_out"].copy())
+        if keep:
+            z = v["a_in"].astype(float) @ v["W"].T.astype(float) + v["b"]
+            np.testing.assert_allclose(v["z"], z, **TOL[dtype])
+    assert outs[0].tobytes() == outs[1].tobytes()
