@@ -216,8 +216,8 @@ def _pack_a_kernel(A, off, rs, cs, i0, mc, k0, kc, Ap):
 
 
 #: compiled at the first product that packs A (``_flat``, lazy): only the weight gradient of
-#: a layer of more than 256 float32 (128 float64) units, or of exactly ``MR``, packs A, so
-#: most networks never compile it. ``_dense._layer_op`` makes the first call before a
+#: a layer of more than 256 float32 (128 float64) units packs A (``a_packed``), so most
+#: networks never compile it. ``_dense._layer_op`` makes the first call before a
 #: product's tiles run on threads.
 pack_a = flat(_pack_a_kernel, lambda dtype: types.UniTuple(types.int64, 2)(
     c_array(dtype, 1), types.int64, types.int64, types.int64, types.int64, types.int64,
