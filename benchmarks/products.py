@@ -9,8 +9,8 @@ For each workload of ``_workloads.py`` and each weight layer ``p`` it times, on 
 shapes and transposes:
 
 - ``fwd``: ``a^(p+1) = f(a^p @ W.T + b)``, ``f`` ReLU (identity for the output layer)
-  (fastbp: ``layer_op(OP_FORWARD)``, bias and
-  activation fused in; OpenBLAS: ``np.matmul(a, W.T, out=)`` alone)
+  (fastbp: ``layer_op(OP_FORWARD)``, bias and activation fused in; OpenBLAS:
+  ``np.matmul(a, W.T, out=)`` alone)
 - ``delta``: ``delta^p = (delta^(p+1) @ W) * f'`` (layers ``p >= 1``)
 - ``grad``: ``gW = delta^(p+1).T @ a^p`` (fastbp adds the bias gradient)
 - ``pred``: the forward product at predict's chunk size (``chunk_rows``), keeping no ``z``

@@ -152,6 +152,7 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
     zero = Z.dtype.type(0)
     # the bias, in the same pass as the kept z of the output layer (unless ``z_out`` is
     # empty: predict keeps none) or a hidden ReLU; other activations after it
+    # (a ReLU output without it takes the ReLU twice: the same bits)
     if p == L - 1 and z_out.shape[0] > 0:
         Zk = view2d(z_out, 0, n, n_out)
         for i in range(i0, i1):
@@ -159,7 +160,7 @@ def _forward_epilogue(lay, p, n, i0, i1, j0, j1):
                 x = Z[i, j] + b[j]
                 Zk[i, j] = x
                 Z[i, j] = x
-    elif code == RELU and p < L - 1:
+    elif code == RELU:
         for i in range(i0, i1):
             for j in range(np.uint64(j0), np.uint64(j1)):
                 Z[i, j] = relu(Z[i, j] + b[j], zero)
@@ -395,8 +396,10 @@ def _layer_op(op, lay_ref, p, n, accumulate):
     ----------
     op : int, ``OP_FORWARD``, ``OP_DELTA`` (``p >= 1``) or ``OP_GRAD``
     lay : tuple ``(params, grads, act, delta, raw, z_out, sizes, w_off, b_off, a_off,
-        act_codes, drop_rates, drop_seed, step)``: the flat buffers, layout and dropout
-        (``drop_rates`` may be empty: no dropout; ``raw`` may be ``act`` then)
+        act_codes, drop_rates, drop_seed, step, x, x0)`` (``lay_type``): the flat buffers,
+        layout and dropout (``drop_rates`` may be empty: no dropout; ``raw`` may be ``act``
+        then; ``z_out`` may be empty: the output layer's ``z`` is not kept), and the
+        layer-0 input (``x``, ``x0``: the workspace's block or rows read in place)
     p : int, the weight layer
     n : int, rows in the batch
     accumulate : bool, ``OP_GRAD`` adds to ``grads`` instead of overwriting
