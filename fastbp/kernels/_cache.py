@@ -1,7 +1,7 @@
 """fastbp's on-disk compile cache, and the ``njit`` every kernel is defined with.
 
 ``njit`` is Numba's ``njit`` whose ``cache=True`` uses fastbp's cache instead of Numba's
-``FunctionCache``. It differs from Numba's in five ways, all local to fastbp's functions
+``FunctionCache``. It differs from Numba's in six ways, all local to fastbp's functions
 (Numba's own cache and other packages' functions are untouched):
 
 **One stamp for the package.** Numba stamps a cached function with a hash of *its own*
@@ -34,6 +34,16 @@ code only (no Python wrapper, no C callback: each costs about as much compile ti
 small kernel), and calling it from Python is a ``TypeError`` naming it, unless it is
 declared ``njit(..., entry=True)``: the public kernels and the drivers the facade calls.
 
+**Machine code only where it is called.** Numba links a callee's LLVM module into each
+caller's and optimises and emits the merged module again, yet also gives every callee
+machine code of its own and caches it. An internal kernel that is neither a flat kernel
+(``_flat``: called through a pointer) nor parallel is only ever linked: it is lowered and
+optimised but gets no machine code and no cache entry (its cached callers hold its code),
+and ``njit(..., optimised_by_callers=True)`` also skips its own module passes, which its
+callers run on the merged module anyway (the product machinery: ``gemm_tile``, ``pack_b``,
+``tile_grid``). A process that compiles a new caller of it compiles it again, without
+machine code.
+
 **Says so.** When a kernel is about to be compiled rather than loaded, fastbp prints one
 line on stderr per dtype and process -- ``fastbp: compiling kernels for float32, once;
 cached in ...``, naming the directory the compiled code is actually saved in -- and nothing
@@ -55,7 +65,8 @@ import threading
 from contextlib import contextmanager
 
 import numba
-from numba.core import caching, types
+from numba.core import caching, compiler, types
+from numba.core.codegen import JITCodeLibrary
 from numba.core.registry import CPUDispatcher
 
 try:  # the lock that serialises saves across processes (POSIX)
@@ -429,10 +440,87 @@ class Cache(caching.FunctionCache):
             self._record_unsaved(f"saving to {self.cache_path} failed: {exc}")
 
 
+class _NoEnvironment:
+    """The JIT codegen, as a ``_LinkOnlyLibrary`` shows it to Numba: its function has no
+    machine code, so no environment pointer to set (its linked copies are in the callers'
+    modules, as when a cached caller is loaded)."""
+
+    def __init__(self, codegen):
+        self._codegen = codegen
+
+    def set_env(self, env_name, env):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._codegen, name)
+
+
+class _LinkOnlyLibrary(JITCodeLibrary):
+    """The code library of a kernel that is only ever linked into its callers: lowered and
+    optimised, but not turned into machine code. Numba links a callee's module into each
+    caller and optimises and emits the caller's merged module again, so the callee's own
+    machine code (0.37 CPU-s of a first fit's compile: ``gemm_tile`` 0.21) was work no
+    call used. (Numba's emitter also rewrote the module in place, so callers used to link
+    IR already prepared for the emitter; now they link the optimised IR.)"""
+
+    @property
+    def codegen(self):
+        return _NoEnvironment(self._codegen)
+
+    def _finalize_final_module(self):
+        self._finalize_dynamic_globals()
+        self._verify_declare_only_symbols()
+        self._finalized = True  # (not added to the JIT: no machine code, no address)
+
+
+class _CallerOptimisedLibrary(_LinkOnlyLibrary):
+    """A ``_LinkOnlyLibrary`` whose module is optimised only in its callers' modules (its
+    functions get the per-function passes): ``gemm_tile``'s own module passes took 0.44
+    CPU-s, and its caller's speed did not change without them."""
+
+    def _optimize_final_module(self):
+        pass
+
+
+class _LinkOnlyCompiler(compiler.Compiler):
+    """Numba's pipeline, lowering into a ``_LinkOnlyLibrary``."""
+
+    library_class = _LinkOnlyLibrary
+
+    def compile_extra(self, func):
+        if self.state.library is None:
+            library = self.state.targetctx.codegen().create_library(func.__qualname__)
+            library.__class__ = self.library_class
+            self.state.library = library
+        return super().compile_extra(func)
+
+
+class _CallerOptimisedCompiler(_LinkOnlyCompiler):
+    library_class = _CallerOptimisedLibrary
+
+
 class InternalDispatcher(CPUDispatcher):
     """A dispatcher compiled without a Python entry point (``njit`` without ``entry``):
     callable from compiled code as any other, refused with a clear error from Python
-    (where Numba alone would jump to the missing wrapper and crash the interpreter)."""
+    (where Numba alone would jump to the missing wrapper and crash the interpreter).
+
+    Unless it is called through a pointer (a flat kernel: ``_flat.flat`` sets
+    ``by_pointer``) or runs a parallel region, its code is only ever linked into callers,
+    which are cached with it inside: it is compiled link-only (``_LinkOnlyLibrary``), and
+    not cached itself (a cache holds machine code, which it has none of). A process that
+    compiles a new caller of it compiles its front end again (no machine code).
+    """
+
+    by_pointer = False
+    optimised_by_callers = False
+
+    def compile(self, sig):
+        if not self.by_pointer and not self.targetoptions.get("parallel") \
+                and self._compiler.pipeline_class is compiler.Compiler:
+            self._compiler.pipeline_class = _CallerOptimisedCompiler \
+                if self.optimised_by_callers else _LinkOnlyCompiler
+            self._cache = caching.NullCache()
+        return super().compile(sig)
 
     def __call__(self, *args, **kwargs):
         func = self.py_func
@@ -475,7 +563,8 @@ def jit_for_package(package_dir: str):
     cache_cls = type("PackageCache", (Cache,), {"_impl_class": impl,
                                                  "_writable_class": writable_cls})
 
-    def njit(*args, cache: bool = False, entry: bool = False, **options):
+    def njit(*args, cache: bool = False, entry: bool = False,
+             optimised_by_callers: bool = False, **options):
         """``numba.njit`` whose ``cache=True`` uses the package's ``Cache``.
 
         Without ``entry``, the function is an internal kernel: compiled for calls from
@@ -483,7 +572,10 @@ def jit_for_package(package_dir: str):
         each signature (the wrapper that unboxes Python arguments and the C callback), which
         cost about as much compile time as a small kernel itself. Calling it from Python
         raises ``TypeError``. ``entry=True``: the function can also be called from Python
-        (the public kernels, the drivers the facade calls).
+        (the public kernels, the drivers the facade calls). An internal kernel that is not
+        made a flat kernel gets no machine code of its own (``InternalDispatcher``);
+        ``optimised_by_callers=True``: nor module passes of its own (for kernels linked
+        into few callers whose speed was measured unchanged by it).
         """
         def decorate(func):
             if not entry:
@@ -491,6 +583,8 @@ def jit_for_package(package_dir: str):
                 options.setdefault("no_cfunc_wrapper", True)
             dispatcher = numba.njit(**options)(func)
             dispatcher.__class__ = EntryDispatcher if entry else InternalDispatcher
+            if optimised_by_callers:
+                dispatcher.optimised_by_callers = True
             if cache:
                 dispatcher._cache = cache_cls(dispatcher.py_func)
             return dispatcher

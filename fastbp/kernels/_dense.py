@@ -225,7 +225,7 @@ def op_shape(op, p, n, sizes):
     return n_out, n_in, n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, optimised_by_callers=True)
 def tile_grid(M, N, K, target, mc, nr):
     """Tile height and width ``(tm, tn)`` for about ``target`` tiles of an ``M x N x K``
     product (``tm`` a multiple of ``MR`` up to ``mc``, ``tn`` of ``nr``), chosen to pack the

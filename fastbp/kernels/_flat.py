@@ -150,6 +150,7 @@ def flat(kernel, signature_of, lazy=False, fallback=False):
         raise ValueError(f"a flat kernel named {ident} is already defined: name each "
                          "kernel's function uniquely in its module")
     _KERNELS[ident] = (kernel, signature_of)
+    kernel.by_pointer = True  # compiled to machine code (``_cache.InternalDispatcher``)
 
     def dtype_of(args):
         for a in args:

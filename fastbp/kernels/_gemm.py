@@ -141,7 +141,7 @@ def _row_offset(r, last, block_stride, a_rs):
     return np.int64((q // MR) * block_stride + (q % MR) * a_rs)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, optimised_by_callers=True)
 def _two_block_rows(last, kc, a_rs, a_ks):
     """Offsets of the ``2 MR`` rows of a two-block register block: the second block ``MR``
     rows on, i.e. ``MR * kc`` values on when A is packed MR-interleaved (rows 1 apart,
@@ -224,7 +224,7 @@ pack_a = flat(_pack_a_kernel, lambda dtype: types.UniTuple(types.int64, 2)(
     types.int64, types.int64, c_array(dtype, 1)), lazy=True)
 
 
-@njit(error_model="numpy", cache=True, nogil=True)
+@njit(error_model="numpy", cache=True, nogil=True, optimised_by_callers=True)
 def pack_b(B, off, rs, cs, k0, kc, j0, nc, nr, Bp):
     """Steps ``k0 .. k0 + kc`` x columns ``j0 .. j0 + nc`` of ``B`` (element ``(k, j)`` at
     ``B[off + k*rs + j*cs]``) into the ``(kc, nr)`` panel ``Bp``, zero past ``nc``."""
@@ -269,7 +269,7 @@ class Operand(NamedTuple):
     cs: int
 
 
-@njit(error_model="numpy", cache=True, nogil=True)
+@njit(error_model="numpy", cache=True, nogil=True, optimised_by_callers=True)
 def gemm_tile(a, b, c, i0, i1, j0, j1, K, accumulate, width):
     """``C[i, j] (+)= sum_k A[i, k] * B[k, j]`` for ``i0 <= i < i1`` (at most ``mc_rows``
     rows, as A is packed or not: ``a_packed``) and ``j0 <= j < j1``, with ``A``, ``B`` and

@@ -260,6 +260,55 @@ def test_an_internal_kernel_from_python_is_a_clear_error_and_runs_from_compiled_
                                                                            True) > 0
 
 
+_LINKED = JIT + textwrap.dedent("""
+    import numpy as np
+
+    @njit(cache=True)
+    def f(x):  # internal, called only from compiled code: linked into callers
+        return np.sqrt(x) + 1.0
+
+    @njit(cache=True, optimised_by_callers=True)
+    def h(x):
+        return x * 3.0
+
+    @njit(cache=True, entry=True)
+    def g(x):
+        return f(x) + h(x)
+
+    @njit(cache=True, entry=True)
+    def g2(x):
+        return f(x) - h(x)
+""")
+_LINKED_RUN = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from pkgl.mod import f, g, g2, h
+    print(g(4.0), g2(4.0), sum(g.stats.cache_hits.values()),
+          *(type(k.overloads[s].library).__name__ for k in (f, h) for s in k.overloads))
+""")
+
+
+def test_an_internal_kernel_is_compiled_only_into_its_callers(tmp_path):
+    """An internal kernel that is not a flat kernel is only ever linked into callers: it
+    is lowered and optimised (``optimised_by_callers``: only in its callers' modules) but
+    gets no machine code and no cache entry of its own; its cached callers, which hold its
+    code, run from a new process, and a process that compiles a new caller compiles it
+    again."""
+    pkg = tmp_path / "pkgl"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mod.py").write_text(_LINKED)
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    run = _LINKED_RUN.format(root=str(tmp_path))
+    cold = _child(run, env).stdout.split()
+    assert cold == ["15.0", "-9.0", "0", "_LinkOnlyLibrary", "_CallerOptimisedLibrary"]
+    saved = [n for _, _, names in os.walk(tmp_path / "cache") for n in names]
+    assert not any(".f-" in n or ".h-" in n for n in saved), saved  # no entries of their own
+    assert any(".g-" in n for n in saved) and any(".g2-" in n for n in saved), saved
+    # the callers loaded, with the callees' code inside: nothing compiled
+    assert _child(run, env).stdout.split() == ["15.0", "-9.0", "1"]
+
+
 _SAVER = """
 import os, sys, time
 from fastbp.kernels import _cache
