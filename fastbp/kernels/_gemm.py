@@ -32,7 +32,6 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import carray, types
-from numba.extending import overload
 
 from ._cache import njit
 from ._flat import c_array, flat
@@ -167,6 +166,7 @@ def _block_rows(last, a_rs):
 _wide_k, _mid_k, _narrow_k = micro_kernel(MR, 4), micro_kernel(MR, 2), micro_kernel(2 * MR, 1)
 
 
+@njit(inline="always", cache=True, nogil=True)
 def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, width):
     """``C[c0 + r * ldc + j] (+)= sum_k A[r, k] * Bp[k * NR + j]`` for the ``rows x cols``
     valid part of one register block of width ``width``. Row ``r`` of the A block, step
@@ -175,23 +175,16 @@ def micro(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, width
     values on when packed MR-interleaved: rows 1 apart, steps ``MR`` apart). Rows past
     ``rows`` repeat the last valid row (computed, never stored), so nothing past A's last
     row is read."""
-
-
-@overload(micro, inline="always")
-def _micro_for_width(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, width):
-    def impl(Ap, ap0, a_rs, a_ks, Bp, kc, C, c0, ldc, rows, cols, accumulate, width):
-        last = rows - 1
-        if width == NARROW:
-            _narrow_k(Ap, ap0, _two_block_rows(last, kc, a_rs, a_ks), a_ks, Bp, kc, C, c0, ldc,
-                      rows, cols, accumulate)
-        elif width == WIDE:
-            _wide_k(Ap, ap0, _block_rows(last, a_rs), a_ks, Bp, kc, C, c0, ldc, rows, cols,
-                    accumulate)
-        else:
-            _mid_k(Ap, ap0, _block_rows(last, a_rs), a_ks, Bp, kc, C, c0, ldc, rows, cols,
-                   accumulate)
-
-    return impl
+    last = rows - 1
+    if width == NARROW:
+        _narrow_k(Ap, ap0, _two_block_rows(last, kc, a_rs, a_ks), a_ks, Bp, kc, C, c0, ldc,
+                  rows, cols, accumulate)
+    elif width == WIDE:
+        _wide_k(Ap, ap0, _block_rows(last, a_rs), a_ks, Bp, kc, C, c0, ldc, rows, cols,
+                accumulate)
+    else:
+        _mid_k(Ap, ap0, _block_rows(last, a_rs), a_ks, Bp, kc, C, c0, ldc, rows, cols,
+               accumulate)
 
 
 @njit(error_model="numpy", cache=True, nogil=True)
