@@ -472,6 +472,11 @@ class _LinkOnlyLibrary(JITCodeLibrary):
         self._verify_declare_only_symbols()
         self._finalized = True  # (not added to the JIT: no machine code, no address)
 
+    def get_pointer_to_function(self, name):
+        # nothing here has an address (asking the JIT for a symbol it lacks is slow)
+        self._ensure_finalized()
+        return 0
+
 
 class _CallerOptimisedLibrary(_LinkOnlyLibrary):
     """A ``_LinkOnlyLibrary`` whose module is optimised only in its callers' modules (its
