@@ -337,3 +337,30 @@ def test_two_processes_saving_one_index_at_once_keep_every_entry(tmp_path):
     for tag in ("float32", "float64"):
         for i in range(n):
             assert f.load((tag, i)) == {"who": tag, "i": i, "pad": bytes(2000)}, (tag, i)
+
+
+def test_compiling_raises_the_collector_thresholds_and_restores_them(tmp_path):
+    """A compile runs with fewer cyclic collections (``few_collections``); the thresholds
+    a user set are back when it ends, and higher ones are never lowered."""
+    _pkgx(tmp_path)
+    code = textwrap.dedent(f"""
+        import gc, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from fastbp.kernels import _cache
+        seen = []
+        old = _cache.Cache.load_overload
+
+        def spy(self, sig, ctx):  # runs inside the compile
+            seen.append(gc.get_threshold())
+            return old(self, sig, ctx)
+
+        _cache.Cache.load_overload = spy
+        from pkgx.caller import g
+        gc.set_threshold(700, 10, 10)
+        print(g(1), gc.get_threshold(), seen[0])
+        gc.set_threshold(10**6, 5, 10)
+        print(g(1.5), gc.get_threshold(), seen[-1])
+    """)
+    out = _child(code, {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}).stdout.splitlines()
+    assert out[0] == "4 (700, 10, 10) (50000, 20, 100)"
+    assert out[1] == "5.0 (1000000, 5, 10) (1000000, 20, 100)"
