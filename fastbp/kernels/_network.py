@@ -47,27 +47,38 @@ def _block(ws, sizes, a_off, l, n):
     return _view(ws, a_off[l], n, sizes[l])
 
 
-@njit(cache=True, nogil=True)
+@njit(inline="always", cache=True, nogil=True)
 def check_workspace(net, ws, n, first):
     """Raise ``ValueError`` unless the network ``net`` (``KernelArgs``) and the workspace
     ``ws`` (``WorkspaceArrays``) describe the same layers and ``ws`` holds ``n`` rows, so
     that no kernel below reads or writes outside a buffer.
 
     ``first`` is the first unit layer with a block in ``ws``: 0, or 1 for a sparse
-    workspace (no input block: ``Network.workspace(cap, sparse=True)``).
+    workspace (no input block: ``Network.workspace(cap, sparse=True)``). The checks read
+    only the layout and the buffers' lengths (``_check_layout``: compiled once for every
+    dtype).
     """
-    sizes, w_off, b_off, a_off, act = net.sizes, net.w_off, net.b_off, ws.a_off, ws.act
+    _check_layout(as_array(net.sizes), as_array(net.w_off), as_array(net.b_off),
+                  as_array(net.act_codes), as_array(ws.a_off), net.params.shape[0],
+                  net.grads.shape[0], ws.act.shape[0], ws.delta.shape[0], ws.z_out.shape[0],
+                  np.int64(n), np.int64(first))
+
+
+@njit(cache=True, nogil=True)
+def _check_layout(sizes, w_off, b_off, act_codes, a_off, n_params, n_grads, n_act, n_delta,
+                  n_z, n, first):
+    """``check_workspace`` on the layout arrays and the lengths of ``params``, ``grads``,
+    ``act``, ``delta`` and ``z_out``."""
     L = sizes.shape[0] - 1
     if L < 1 or w_off.shape[0] != L or b_off.shape[0] != L or a_off.shape[0] != L + 1 or \
-            net.act_codes.shape[0] != L:
+            act_codes.shape[0] != L:
         raise ValueError("sizes, w_off, b_off, act_codes and a_off do not describe the same "
                          "layers")
-    if b_off[L - 1] + sizes[L] > net.params.shape[0]:
+    if b_off[L - 1] + sizes[L] > n_params:
         raise ValueError("params is shorter than the layout needs")
-    if net.grads.shape[0] != net.params.shape[0] or ws.delta.shape[0] < act.shape[0]:
+    if n_grads != n_params or n_delta < n_act:
         raise ValueError("grads must match params and delta must match act")
-    if n < 0 or a_off[first] < 0 or a_off[L] + n * sizes[L] > act.shape[0] or \
-            n * sizes[L] > ws.z_out.shape[0]:
+    if n < 0 or a_off[first] < 0 or a_off[L] + n * sizes[L] > n_act or n * sizes[L] > n_z:
         raise ValueError("the workspace holds fewer rows than the batch (n)")
     for l in range(first, L):
         if a_off[l] + n * sizes[l] > a_off[l + 1]:

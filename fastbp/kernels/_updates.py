@@ -71,7 +71,7 @@ from ._codes import (
     OPT_SKLEARN_SGD,
 )
 from ._flat import c_array, flat
-from ._llvm import borrowed, ptr_at, rt, stack, threads, wide_vectors
+from ._llvm import as_array, borrowed, ptr_at, rt, stack, threads, wide_vectors
 
 # No fast-math flags here: an update like ``momentum * b + (1 - dampening) * g`` could be
 # fused into a multiply-add in two ways, and which one LLVM picks depended on the code the
@@ -396,21 +396,30 @@ _sklearn_segment = flat(_sklearn_segment_kernel, lambda dtype: types.float64(
     fallback=True)
 
 
-@njit(cache=True, nogil=True)
+@njit(inline="always", cache=True, nogil=True)
 def _check_step(params, grads, state, kind, hyper, sizes, w_off, b_off):
-    """O(1) checks that keep ``optimizer_step`` inside its arrays."""
+    """O(1) checks that keep ``optimizer_step`` inside its arrays (``_check_step_shapes``:
+    they read only lengths and the layout, compiled once for every dtype)."""
+    _check_step_shapes(params.shape[0], grads.shape[0], state.shape[0], state.shape[1],
+                       np.int64(kind), as_array(hyper), as_array(sizes), as_array(w_off),
+                       as_array(b_off))
+
+
+@njit(cache=True, nogil=True)
+def _check_step_shapes(n_params, n_grads, state_rows, state_cols, kind, hyper, sizes, w_off,
+                       b_off):
     rows = 0 if kind == OPT_SGD and hyper.shape[0] > 0 and hyper[0] == 0 else (
         3 if kind == OPT_RMSPROP else 2 if kind == OPT_ADAM or kind == OPT_SKLEARN_ADAM else 1)
     if kind < 0 or kind > OPT_SKLEARN_ADAM:
         raise ValueError("kind is not an optimizer code (OPT_*)")
     if hyper.shape[0] < 4:
         raise ValueError("hyper must hold 4 hyperparameters")
-    if grads.shape[0] != params.shape[0]:
+    if n_grads != n_params:
         raise ValueError("grads must have the shape of params")
-    if state.shape[0] < rows or (rows > 0 and state.shape[1] != params.shape[0]):
+    if state_rows < rows or (rows > 0 and state_cols != n_params):
         raise ValueError("state must be (rows of this optimizer, n_params)")
     L = sizes.shape[0] - 1
-    if w_off.shape[0] != L or b_off.shape[0] != L or b_off[L - 1] + sizes[L] > params.shape[0]:
+    if w_off.shape[0] != L or b_off.shape[0] != L or b_off[L - 1] + sizes[L] > n_params:
         raise ValueError("sizes, w_off and b_off do not fit params")
 
 
