@@ -506,7 +506,7 @@ class _LinkOnlyLibrary(JITCodeLibrary):
         self._finalized = True  # (not added to the JIT: no machine code, no address)
 
     def get_pointer_to_function(self, name):
-        # nothing here has an address (asking the JIT for a symbol it lacks is slow)
+        # nothing here has an address: the module was never added to the JIT
         self._ensure_finalized()
         return 0
 
@@ -537,6 +537,13 @@ class _CallerOptimisedCompiler(_LinkOnlyCompiler):
     library_class = _CallerOptimisedLibrary
 
 
+#: the Numba internals a link-only library relies on (Numba 0.59-0.69 has them); without
+#: them internal kernels are compiled as Numba compiles any function
+LINK_ONLY = all(hasattr(JITCodeLibrary, name) for name in (
+    "_finalize_dynamic_globals", "_verify_declare_only_symbols", "_optimize_final_module",
+    "_ensure_finalized"))
+
+
 class InternalDispatcher(CPUDispatcher):
     """A dispatcher compiled without a Python entry point (``njit`` without ``entry``):
     callable from compiled code as any other, refused with a clear error from Python
@@ -553,7 +560,7 @@ class InternalDispatcher(CPUDispatcher):
     optimised_by_callers = False
 
     def compile(self, sig):
-        if not self.by_pointer and not self.targetoptions.get("parallel") \
+        if LINK_ONLY and not self.by_pointer and not self.targetoptions.get("parallel") \
                 and self._compiler.pipeline_class is compiler.Compiler:
             self._compiler.pipeline_class = _CallerOptimisedCompiler \
                 if self.optimised_by_callers else _LinkOnlyCompiler
