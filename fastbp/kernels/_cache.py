@@ -449,28 +449,28 @@ class Cache(caching.FunctionCache):
 COMPILE_GC_THRESHOLD = (50_000, 20, 100)
 _gc_lock = threading.Lock()
 _gc_depth = 0
-_gc_saved: tuple | None = None
+_gc_thresholds: tuple = ((), ())  # (the saved thresholds, the raised ones)
 
 
 @contextmanager
 def few_collections():
     """Raise the collector's thresholds to ``COMPILE_GC_THRESHOLD`` for the duration (nested:
     the outermost restores them, unless something else changed them meanwhile)."""
-    global _gc_depth, _gc_saved
+    global _gc_depth, _gc_thresholds
     with _gc_lock:
         if _gc_depth == 0:
-            _gc_saved = gc.get_threshold()
-            gc.set_threshold(*(max(a, b) for a, b in zip(_gc_saved, COMPILE_GC_THRESHOLD)))
+            saved = gc.get_threshold()
+            _gc_thresholds = saved, tuple(map(max, saved, COMPILE_GC_THRESHOLD))
+            gc.set_threshold(*_gc_thresholds[1])
         _gc_depth += 1
     try:
         yield
     finally:
         with _gc_lock:
             _gc_depth -= 1
-            if _gc_depth == 0:
-                raised = tuple(max(a, b) for a, b in zip(_gc_saved, COMPILE_GC_THRESHOLD))
-                if gc.get_threshold() == raised:
-                    gc.set_threshold(*_gc_saved)
+            saved, raised = _gc_thresholds
+            if _gc_depth == 0 and gc.get_threshold() == raised:
+                gc.set_threshold(*saved)
 
 
 class _NoEnvironment:

@@ -58,8 +58,8 @@ def check_workspace(net, ws, n, first):
     only the layout and the buffers' lengths (``_check_layout``: compiled once for every
     dtype).
     """
-    _check_layout(as_array(net.sizes), as_array(net.w_off), as_array(net.b_off),
-                  as_array(net.act_codes), as_array(ws.a_off), net.params.shape[0],
+    _check_layout(_borrowed(net.sizes), _borrowed(net.w_off), _borrowed(net.b_off),
+                  _borrowed(net.act_codes), _borrowed(ws.a_off), net.params.shape[0],
                   net.grads.shape[0], ws.act.shape[0], ws.delta.shape[0], ws.z_out.shape[0],
                   np.int64(n), np.int64(first))
 

@@ -71,7 +71,7 @@ from ._codes import (
     OPT_SKLEARN_SGD,
 )
 from ._flat import c_array, flat
-from ._llvm import as_array, borrowed, ptr_at, rt, stack, threads, wide_vectors
+from ._llvm import borrowed, ptr_at, rt, stack, threads, wide_vectors
 
 # No fast-math flags here: an update like ``momentum * b + (1 - dampening) * g`` could be
 # fused into a multiply-add in two ways, and which one LLVM picks depended on the code the
@@ -399,10 +399,11 @@ _sklearn_segment = flat(_sklearn_segment_kernel, lambda dtype: types.float64(
 @njit(inline="always", cache=True, nogil=True)
 def _check_step(params, grads, state, kind, hyper, sizes, w_off, b_off):
     """O(1) checks that keep ``optimizer_step`` inside its arrays (``_check_step_shapes``:
-    they read only lengths and the layout, compiled once for every dtype)."""
+    they read only lengths and the layout, compiled once for every dtype; the arrays
+    borrowed, so that a step counts no references for them)."""
     _check_step_shapes(params.shape[0], grads.shape[0], state.shape[0], state.shape[1],
-                       np.int64(kind), as_array(hyper), as_array(sizes), as_array(w_off),
-                       as_array(b_off))
+                       np.int64(kind), borrowed(hyper), borrowed(sizes), borrowed(w_off),
+                       borrowed(b_off))
 
 
 @njit(cache=True, nogil=True)

@@ -307,6 +307,16 @@ def test_an_internal_kernel_is_compiled_only_into_its_callers(tmp_path):
     assert any(".g-" in n for n in saved) and any(".g2-" in n for n in saved), saved
     # the callers loaded, with the callees' code inside: nothing compiled
     assert _child(run, env).stdout.split() == ["15.0", "-9.0", "1"]
+    # a new caller in a later process compiles the callee again, link-only
+    new_caller = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import numba
+        from pkgl.mod import f
+        print(numba.njit(lambda x: f(x) * 2.0)(9.0),
+              *(type(f.overloads[s].library).__name__ for s in f.overloads))
+    """)
+    assert _child(new_caller, env).stdout.split() == ["8.0", "_LinkOnlyLibrary"]
 
 
 _SAVER = """
